@@ -1,0 +1,117 @@
+"""Embedded competitions: real Kaggle data shipped in `pipelines/resources/`.
+
+Kaggle keeps its test labels private, so each embedded competition carves a seeded,
+stratified hidden test set out of the labelled rows and lays the rest out exactly like
+Kaggle does (train.csv, test.csv, sample_submission.csv). The hidden answers are never
+written to disk: `hidden_answers(name)` recomputes them for the offline leaderboard, so no
+training code can read them. The carving seed is fixed per dataset, independent of the
+pipeline's `seed`, so changing the training seed never changes the leaderboard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pipelines.errors import PipelineError
+
+CARVE_SEED = 20240601
+PUBLIC_FRACTION = 0.5  # share of the hidden test scored on the public leaderboard
+
+
+@dataclass(frozen=True)
+class Embedded:
+    load: Callable[[], pd.DataFrame]  # all labelled rows, Kaggle train.csv layout
+    id: str
+    target: str
+    task: str
+    test_size: float
+    make_ids: bool = False  # Kaggle numbers test rows 1..n (digit-recognizer's ImageId)
+
+
+def _resource(name: str):
+    return resources.files("pipelines.resources").joinpath(name)
+
+
+def _titanic() -> pd.DataFrame:
+    with _resource("titanic_train.csv").open("rb") as fh:
+        return pd.read_csv(fh)
+
+
+def _house_prices() -> pd.DataFrame:
+    with _resource("house_prices_train.csv").open("rb") as fh:
+        return pd.read_csv(fh)
+
+
+def _digits() -> pd.DataFrame:
+    with _resource("mnist_5000.npz").open("rb") as fh:
+        data = np.load(fh, allow_pickle=False)
+        images, labels = data["images"], data["labels"]
+    frame = pd.DataFrame(images.reshape(len(images), -1), columns=[f"pixel{i}" for i in range(784)])
+    frame.insert(0, "label", labels.astype(np.int64))
+    return frame
+
+
+EMBEDDED: dict[str, Embedded] = {
+    "titanic": Embedded(_titanic, "PassengerId", "Survived", "binary", test_size=0.3),
+    "house-prices-advanced-regression-techniques": Embedded(
+        _house_prices, "Id", "SalePrice", "regression", test_size=0.3
+    ),
+    "digit-recognizer": Embedded(_digits, "ImageId", "label", "multiclass", test_size=0.2, make_ids=True),
+}
+ALIASES = {"house-prices": "house-prices-advanced-regression-techniques"}
+
+
+def get_embedded(slug: str) -> Embedded:
+    slug = ALIASES.get(slug, slug)
+    if slug not in EMBEDDED:
+        known = ", ".join(sorted([*EMBEDDED, *ALIASES]))
+        raise PipelineError(f"no embedded competition {slug!r}; embedded ones: {known}")
+    return EMBEDDED[slug]
+
+
+def _stratify(frame: pd.DataFrame, ds: Embedded) -> pd.Series:
+    y = frame[ds.target]
+    if ds.task == "regression":
+        return pd.qcut(y.rank(method="first"), 10, labels=False)
+    return y
+
+
+def carve(slug: str) -> dict[str, pd.DataFrame]:
+    """Split the labelled rows into Kaggle's layout plus the hidden answers."""
+    ds = get_embedded(slug)
+    full = ds.load()
+    train, test = train_test_split(
+        full, test_size=ds.test_size, random_state=CARVE_SEED, stratify=_stratify(full, ds)
+    )
+    train = train.sort_index().reset_index(drop=True)
+    test = test.sort_index().reset_index(drop=True)
+    if ds.make_ids:
+        test.insert(0, ds.id, np.arange(1, len(test) + 1))
+    answers = test[[ds.id, ds.target]].copy()
+    filler = 0 if ds.task != "regression" else float(train[ds.target].mean())
+    sample = pd.DataFrame({ds.id: test[ds.id], ds.target: filler})
+    if ds.make_ids:  # Kaggle's digit-recognizer: test.csv has no id column, submission says "Label"
+        test = test.drop(columns=[ds.id])
+        sample = sample.rename(columns={ds.target: "Label"})
+        answers = answers.rename(columns={ds.target: "Label"})
+    return {
+        "train.csv": train,
+        "test.csv": test.drop(columns=[ds.target]),
+        "sample_submission.csv": sample,
+        "answers": answers,
+    }
+
+
+def hidden_answers(slug: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The hidden test labels and a boolean mask of the rows on the public leaderboard."""
+    answers = carve(slug)["answers"]
+    rng = np.random.default_rng(CARVE_SEED + 1)
+    public = np.zeros(len(answers), dtype=bool)
+    public[rng.permutation(len(answers))[: int(round(PUBLIC_FRACTION * len(answers)))]] = True
+    return answers, public

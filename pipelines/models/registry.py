@@ -1,0 +1,113 @@
+"""The model registry: name -> factory, like `timm.create_model`.
+
+A factory is registered with `@register_model(name, tasks=..., modality=...)`, optionally
+with a `search_space(trial) -> dict` for Optuna. `create_model(name, ctx, **params)` builds a
+fresh model for one fold; unknown names and parameters fail loudly.
+
+Every model honours one small contract (so train, tune, distill and ensemble treat them
+alike):
+
+    model.fit(X, y, eval_set=(X_val, y_val), soft_targets=None) -> model
+    model.predict_output(X) -> np.ndarray   # binary: P(class 1), (n,); multiclass: (n, k);
+                                            # regression: values, (n,)
+
+`X` is a pandas DataFrame for tabular competitions and a uint8 array (n, C, H, W) for image
+ones; `y` holds encoded classes 0..k-1 (or values). `soft_targets`, when given, are the
+teacher's outputs for the training rows, in the same form as `predict_output` returns.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pipelines.errors import PipelineError
+from pipelines.metrics import Metric
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What every factory may need to know about the competition and the machine."""
+
+    task: str
+    metric: Metric
+    n_classes: int = 1  # classes for classification, 1 for regression
+    roles: dict[str, list[str]] = field(default_factory=dict)  # tabular: numeric/categorical/key columns
+    image_shape: tuple[int, int, int] | None = None  # (channels, height, width)
+    seed: int = 42
+    threads: int = 2
+    epochs: int = 30  # upper bound for torch models
+    checkpoint_dir: Path | None = None  # torch models save/resume here
+    deterministic: bool = True
+    progress: bool = True  # tqdm bars for long loops
+    trial: object | None = None  # an optuna trial: torch models report per-epoch scores to it
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    factory: Callable
+    tasks: tuple[str, ...]
+    modality: str
+    search_space: Callable | None
+    accepts_soft_targets: bool
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    modality: str,
+    tasks: tuple[str, ...] = ("binary", "multiclass", "regression"),
+    search_space: Callable | None = None,
+    accepts_soft_targets: bool = False,
+):
+    def decorator(factory: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, factory, tasks, modality, search_space, accepts_soft_targets)
+        return factory
+
+    return decorator
+
+
+def _load_all() -> None:
+    # importing the modules fills the registry
+    from pipelines.models import tabular  # noqa: F401
+
+    try:
+        from pipelines.models import torch_models  # noqa: F401
+    except ImportError as err:  # pragma: no cover - torch is a core dependency
+        raise PipelineError(f"torch models unavailable: {err}") from err
+
+
+def list_models(modality: str | None = None, task: str | None = None) -> list[str]:
+    _load_all()
+    return sorted(
+        e.name
+        for e in _REGISTRY.values()
+        if (modality is None or e.modality == modality) and (task is None or task in e.tasks)
+    )
+
+
+def get_entry(name: str) -> ModelEntry:
+    _load_all()
+    if name not in _REGISTRY:
+        raise PipelineError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, ctx: ModelContext, **params):
+    entry = get_entry(name)
+    if ctx.task not in entry.tasks:
+        raise PipelineError(f"model {name!r} does not support task {ctx.task!r} (supports {entry.tasks})")
+    accepted = inspect.signature(entry.factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(params) - set(accepted) - {"ctx"})
+        if unknown:
+            raise PipelineError(f"model {name!r}: unknown parameter(s) {unknown}; accepted: {sorted(set(accepted) - {'ctx'})}")
+    return entry.factory(ctx, **params)

@@ -1,0 +1,142 @@
+"""Stage `clean`: typed, validated features and the competition's fixed folds.
+
+    python -m pipelines clean <name> --raw data/raw/<name> --out data/clean/<name>
+
+Writes into `--out`:
+- tabular: `train.parquet`, `test.parquet` (features only), image: `train_x.npy`,
+  `test_x.npy` (uint8, n x C x H x W);
+- `target.npy` (classes encoded 0..k-1, or values), `folds.npy` (fold index per train row,
+  computed once and shared by every model), `test_ids.csv`, `meta.json` (task, metric,
+  classes, feature roles, submission columns).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+from pipelines.errors import PipelineError
+from pipelines.features.tabular import build_features
+from pipelines.io import atomic_dir, load_array, read_json, save_array, write_json
+from pipelines.layout import read_layout
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--raw", type=Path, required=True, help="folder in Kaggle layout (download's output)")
+    parser.add_argument("--out", type=Path, required=True)
+
+
+def make_folds(y: np.ndarray, task: str, n_splits: int, seed: int, groups=None) -> np.ndarray:
+    """Fold index per row: grouped, stratified for classes, binned-stratified for regression."""
+    if groups is not None:
+        splitter, strata = GroupKFold(n_splits, shuffle=True, random_state=seed), None
+    elif task == "regression":
+        bins = min(10, max(2, len(y) // (n_splits * 5)))
+        strata = pd.qcut(pd.Series(y).rank(method="first"), bins, labels=False).to_numpy()
+        splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
+    else:
+        smallest = np.bincount(y).min()
+        if smallest < n_splits:
+            raise PipelineError(f"folds.n_splits={n_splits} exceeds the {smallest} row(s) of the rarest class")
+        splitter, strata = StratifiedKFold(n_splits, shuffle=True, random_state=seed), y
+    folds = np.full(len(y), -1, dtype=np.int64)
+    for k, (_, val) in enumerate(splitter.split(np.zeros(len(y)), strata, groups)):
+        folds[val] = k
+    return folds
+
+
+def encode_target(values: pd.Series, task: str) -> tuple[np.ndarray, list]:
+    if task == "regression":
+        return values.to_numpy(np.float64), []
+    classes = sorted(values.unique().tolist(), key=lambda v: (str(type(v)), v))
+    lookup = {c: i for i, c in enumerate(classes)}
+    return values.map(lookup).to_numpy(np.int64), classes
+
+
+def image_array(frame: pd.DataFrame, shape, path: str) -> np.ndarray:
+    """Pixel columns -> uint8 (n, C, H, W), checking row length and value range."""
+    c, h, w = shape.channels, shape.height, shape.width
+    if frame.shape[1] != c * h * w:
+        raise PipelineError(f"{path}: {frame.shape[1]} pixel columns, expected {c}x{h}x{w}={c * h * w}")
+    values = frame.to_numpy()
+    if not np.issubdtype(values.dtype, np.number):
+        raise PipelineError(f"{path}: pixel columns must be numbers")
+    if np.isnan(values).any() if values.dtype.kind == "f" else False:
+        raise PipelineError(f"{path}: pixel values missing")
+    lo, hi = values.min(), values.max()
+    if lo < 0 or hi > 255:
+        raise PipelineError(f"{path}: pixel values must lie in 0..255, found {lo}..{hi}")
+    # Kaggle's pixel CSVs are channel-last per pixel for colour images (h, w, c)
+    return values.astype(np.uint8).reshape(len(values), h, w, c).transpose(0, 3, 1, 2).copy()
+
+
+def main(args, params) -> None:
+    spec = params.competition(args.name)
+    layout = read_layout(args.raw, spec)
+    y, classes = encode_target(layout.train[spec.target], spec.task)
+    groups = None
+    if spec.group:
+        if spec.group not in layout.train:
+            raise PipelineError(f"{args.raw / 'train.csv'}: group column {spec.group!r} not found")
+        groups = layout.train[spec.group].to_numpy()
+    folds = make_folds(y, spec.task, params.folds.n_splits, params.seed, groups)
+    meta = {
+        "name": args.name,
+        "task": spec.task,
+        "metric": spec.metric,
+        "modality": spec.modality,
+        "classes": classes,
+        "n_classes": len(classes) if classes else 1,
+        "id": spec.id,
+        "submission_columns": list(layout.sample.columns),
+        "n_train": int(len(y)),
+        "n_test": int(len(layout.test)),
+    }
+    with atomic_dir(args.out) as tmp:
+        if spec.modality == "image":
+            drop = [c for c in (spec.target, spec.id) if c in layout.train]
+            save_array(tmp / "train_x.npy", image_array(layout.train.drop(columns=drop), spec.image, "train.csv"))
+            test = layout.test.drop(columns=[spec.id], errors="ignore")
+            save_array(tmp / "test_x.npy", image_array(test, spec.image, "test.csv"))
+            meta["image_shape"] = [spec.image.channels, spec.image.height, spec.image.width]
+        else:
+            train_x, test_x, roles = build_features(layout.train, layout.test, spec.id, spec.target)
+            train_x.to_parquet(tmp / "train.parquet")
+            test_x.to_parquet(tmp / "test.parquet")
+            meta["roles"] = roles
+        save_array(tmp / "target.npy", y)
+        save_array(tmp / "folds.npy", folds)
+        layout.test_ids.to_frame(spec.id).to_csv(tmp / "test_ids.csv", index=False)
+        write_json(tmp / "meta.json", meta)
+    print(f"{args.name}: {len(y)} train rows, {params.folds.n_splits} folds -> {args.out}")
+
+
+class CleanData:
+    """What later stages read from `clean`'s folder (loaded once, outside any loop)."""
+
+    def __init__(self, folder: Path):
+        folder = Path(folder)
+        self.meta = read_json(folder / "meta.json")
+        self.y = load_array(folder / "target.npy")
+        self.folds = load_array(folder / "folds.npy")
+        self.test_ids = pd.read_csv(folder / "test_ids.csv")[self.meta["id"]]
+        if self.meta["modality"] == "image":
+            self.X = load_array(folder / "train_x.npy")
+            self.X_test = load_array(folder / "test_x.npy")
+        else:
+            self.X = pd.read_parquet(folder / "train.parquet")
+            self.X_test = pd.read_parquet(folder / "test.parquet")
+
+    @property
+    def task(self) -> str:
+        return self.meta["task"]
+
+    @property
+    def n_splits(self) -> int:
+        return int(self.folds.max()) + 1
+
+    def rows(self, X, idx):
+        return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]

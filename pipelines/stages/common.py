@@ -1,0 +1,77 @@
+"""Small helpers shared by the stages that train models (tune, train, distill, ensemble)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.io import load_array, read_json
+from pipelines.metrics import get_metric
+from pipelines.models.registry import ModelContext
+
+
+def set_threads(n: int) -> None:
+    """Pin every thread pool we use to `n` threads (2-core machines oversubscribe easily)."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        pass
+
+
+def model_context(data, params, **overrides) -> ModelContext:
+    meta = data.meta
+    shape = tuple(meta["image_shape"]) if meta.get("image_shape") else None
+    kw = dict(
+        task=meta["task"],
+        metric=get_metric(meta["metric"]),
+        n_classes=meta["n_classes"],
+        roles=meta.get("roles", {}),
+        image_shape=shape,
+        seed=params.seed,
+        threads=params.train.threads,
+        epochs=params.train.epochs,
+        deterministic=params.train.deterministic,
+        progress=sys.stderr.isatty() or bool(os.environ.get("PIPELINES_PROGRESS")),
+    )
+    kw.update(overrides)
+    return ModelContext(**kw)
+
+
+def load_predictions(folder: Path, models: list[str]) -> dict[str, dict]:
+    """OOF and test predictions that `train` (or `distill`) wrote, by model name."""
+    out = {}
+    for name in models:
+        d = Path(folder) / name
+        out[name] = {
+            "oof": load_array(d / "oof.npy"),
+            "test": load_array(d / "test.npy"),
+            "scores": read_json(d / "scores.json"),
+        }
+    return out
+
+
+def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
+    from pipelines.io import save_array, write_json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_array(folder / "oof.npy", result.oof.astype(np.float64))
+    save_array(folder / "test.npy", result.test.astype(np.float64))
+    write_json(
+        folder / "scores.json",
+        {
+            "cv": result.score,
+            "folds": result.fold_scores,
+            "params": result.params,
+            "seconds": round(result.seconds, 2),
+            "rows_per_s": round(result.rows_per_s, 1),
+            **(extra or {}),
+        },
+    )

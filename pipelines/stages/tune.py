@@ -1,0 +1,97 @@
+"""Stage `tune`: Optuna search over each tunable model's space, on the shared folds.
+
+    python -m pipelines tune <name> --clean data/clean/<name> --out data/tune/<name>
+
+One study per model in a real storage (SQLite `study.db` in `--out` unless `tune.storage`
+names an RDB URL, so several machines can work on one study). Seeded TPE; a median pruner
+stops trials whose running fold mean is poor (torch models also report per epoch).
+Studies resume: `n_trials` is the study's total, so an interrupted run continues and a
+re-run adds nothing. Writes `best_params.json` (read by `train`) and `history.csv` (plots).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from pipelines.cv import cross_validate, fingerprint
+from pipelines.io import atomic_file, write_json
+from pipelines.models.registry import get_entry
+from pipelines.stages.clean import CleanData
+from pipelines.stages.common import model_context, set_threads
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--clean", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+
+
+def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: str) -> optuna.Study:
+    entry = get_entry(model)
+    direction = "maximize" if ctx.metric.greater_is_better else "minimize"
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        direction=direction,
+        sampler=optuna.samplers.TPESampler(seed=ctx.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        load_if_exists=True,
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        params = entry.search_space(trial)
+
+        def on_fold(k: int, running: float) -> None:
+            trial.report(running, k)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        result = cross_validate(model, params, data.X, data.y, data.X_test, data.folds, ctx, on_fold=on_fold)
+        return result.score
+
+    finished = [t for t in study.trials if t.state.is_finished()]
+    remaining = max(0, tp.n_trials - len(finished))
+    if remaining:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study.optimize(objective, n_trials=remaining, timeout=tp.timeout, show_progress_bar=ctx.progress)
+    return study
+
+
+def main(args, params) -> None:
+    spec = params.competition(args.name)
+    tp = params.tune
+    set_threads(params.train.threads)
+    data = CleanData(args.clean)
+    ctx = model_context(data, params, progress=False)
+    args.out.mkdir(parents=True, exist_ok=True)
+    storage = tp.storage or f"sqlite:///{(args.out / 'study.db').resolve()}"
+    # a new study whenever the data, folds or seed change; the same one when resuming
+    tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump())
+    models = [m for m in tp.models if m in params.models_for(args.name)]
+    best, history = {}, []
+    for model in models:
+        entry = get_entry(model)
+        if entry.search_space is None or ctx.task not in entry.tasks or entry.modality != spec.modality:
+            log.info("tune: skipping %s (no search space for this competition)", model)
+            continue
+        if tp.n_trials == 0:
+            continue
+        study = tune_model(model, data, ctx, tp, storage, f"{args.name}-{model}-{tag}")
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not done:
+            continue
+        best[model] = {"params": study.best_params, "cv": study.best_value, "trials": len(study.trials)}
+        running = None
+        for t in done:
+            better = running is None or ctx.metric.better(t.value, running)
+            running = t.value if better else running
+            history.append({"model": model, "trial": t.number, "value": t.value, "best": running})
+        print(f"{args.name}: tuned {model}: best cv {study.best_value:.5f} after {len(study.trials)} trials")
+    write_json(args.out / "best_params.json", best)
+    with atomic_file(args.out / "history.csv") as fh:
+        pd.DataFrame(history, columns=["model", "trial", "value", "best"]).to_csv(fh, index=False)

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny data in tmp_path, and a temporary git + DVC repo for end-to-end runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def run(cmd, cwd, check=True, env=None, **kw):
+    full_env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def tiny_params(**competitions) -> dict:
+    """Params for fast tests: few folds, trials and epochs."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["competitions"] = competitions
+    params["folds"] = {"n_splits": 3}
+    params["tune"] = {"models": ["lightgbm"], "n_trials": 2, "timeout": None, "storage": None}
+    params["train"]["models"] = {"tabular": ["lightgbm", "logreg", "mlp"], "image": ["cnn"]}
+    params["train"]["epochs"] = 3
+    params["distill"]["epochs"] = 3
+    params["ensemble"]["iterations"] = 10
+    return params
+
+
+@pytest.fixture
+def dvc_repo(tmp_path):
+    """A git + DVC repo holding this project's pipeline; write params, then run `dvc repro`."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copytree(ROOT / "pipelines", repo / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    run(["git", "init", "-q"], repo, env=env)
+    run(["dvc", "init", "-q"], repo, env=env)
+    run(["dvc", "config", "core.autostage", "false"], repo, env=env)
+    (repo / ".gitignore").write_text("__pycache__/\n/data/cache/\n")
+    return repo
+
+
+TITANIC = {
+    "source": "embedded",
+    "kaggle": "titanic",
+    "id": "PassengerId",
+    "target": "Survived",
+    "task": "binary",
+    "metric": "accuracy",
+}
