@@ -4,6 +4,10 @@
 per-fold scores), the nyaggle way. Each finished fold is saved in `cache_dir` under a key
 of the model, its params and the data, so an interrupted run resumes where it stopped
 and a finished fold is never trained twice. `on_fold(k, running_score)` lets Optuna prune.
+
+`fold_train` keeps each fold model's outputs on all training rows: distillation labels the
+student's fold-k training rows with the fold-k teachers, which never saw fold k's labels.
+`soft_targets` may be (n, ...) or per fold (n_splits, n, ...).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class CVResult:
     seconds: float = 0.0
     params: dict = field(default_factory=dict)
     rows_per_s: float = 0.0  # test-set prediction throughput of one fold model
+    fold_train: np.ndarray | None = None  # (n_splits, n, ...): fold model k's outputs on every train row
 
 
 def target_transform(metric: Metric, task: str):
@@ -60,14 +65,14 @@ def _rows(X, idx):
     return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
 
 
-def _save_fold(path: Path, val_pred: np.ndarray, test_pred: np.ndarray) -> None:
+def _save_fold(path: Path, val_pred: np.ndarray, test_pred: np.ndarray, train_pred: np.ndarray) -> None:
     with atomic_file(path, "wb") as fh:
-        np.savez(fh, val=val_pred, test=test_pred)
+        np.savez(fh, val=val_pred, test=test_pred, train=train_pred)
 
 
 def _load_fold(path: Path):
     with np.load(path, allow_pickle=False) as data:
-        return data["val"], data["test"]
+        return data["val"], data["test"], data["train"]
 
 
 def cross_validate(
@@ -93,28 +98,33 @@ def cross_validate(
         cache_dir = Path(cache_dir) / f"{model}-{key}"
         cache_dir.mkdir(parents=True, exist_ok=True)
 
-    oof, test_sum, scores, predict_s = None, None, [], []
+    oof, test_sum, scores, predict_s, fold_train = None, None, [], [], []
+    per_fold_soft = soft_targets is not None and soft_targets.shape[0] == n_splits and soft_targets.ndim > y.ndim
     for k in range(n_splits):
         tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         done = cache_dir / f"fold{k}.npz" if cache_dir else None
         if done is not None and done.exists():
-            val_pred, test_pred = _load_fold(done)
+            val_pred, test_pred, train_pred = _load_fold(done)
         else:
             fold_ctx = replace(ctx, seed=ctx.seed + k, checkpoint_dir=cache_dir / f"ckpt{k}" if cache_dir else None)
             est = create_model(model, fold_ctx, **params)
-            soft = None if soft_targets is None else forward(soft_targets[tr])
+            soft = None
+            if soft_targets is not None:
+                soft = forward((soft_targets[k] if per_fold_soft else soft_targets)[tr])
             est.fit(_rows(X, tr), forward(y[tr]), eval_set=(_rows(X, va), forward(y[va])), soft_targets=soft)
             val_pred = inverse(est.predict_output(_rows(X, va)))
             t0 = time.perf_counter()
             test_pred = inverse(est.predict_output(X_test))
             predict_s.append(time.perf_counter() - t0)
+            train_pred = inverse(est.predict_output(X))
             if done is not None:
-                _save_fold(done, val_pred, test_pred)
+                _save_fold(done, val_pred, test_pred, train_pred)
         if oof is None:
             oof = np.zeros((len(y), *val_pred.shape[1:]))
             test_sum = np.zeros_like(test_pred, dtype=np.float64)
         oof[va] = val_pred
         test_sum += test_pred
+        fold_train.append(train_pred)
         scores.append(metric(y[va], val_pred, task))
         if on_fold is not None:
             on_fold(k, float(np.mean(scores)))
@@ -126,4 +136,5 @@ def cross_validate(
         seconds=time.perf_counter() - start,
         params=dict(params),
         rows_per_s=len(X_test) / float(np.mean(predict_s)) if predict_s else 0.0,
+        fold_train=np.stack(fold_train),
     )

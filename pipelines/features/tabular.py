@@ -89,7 +89,7 @@ def build_features(
         if dates is not None:
             numeric(f"{col}__year", dates.dt.year)
             numeric(f"{col}__month", dates.dt.month)
-            numeric(f"{col}__dayofweek", dates.dt.dayofweek)
+            numeric(f"{col}__dayofweek", dates.dt.day_of_week)
             numeric(f"{col}__ordinal", (dates - pd.Timestamp("1970-01-01")).dt.days)
             continue
         n_levels = tr.nunique()

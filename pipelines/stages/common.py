@@ -53,6 +53,7 @@ def load_predictions(folder: Path, models: list[str]) -> dict[str, dict]:
         out[name] = {
             "oof": load_array(d / "oof.npy"),
             "test": load_array(d / "test.npy"),
+            "fold_train": load_array(d / "fold_train.npy"),
             "scores": read_json(d / "scores.json"),
         }
     return out
@@ -64,6 +65,7 @@ def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     save_array(folder / "oof.npy", result.oof.astype(np.float64))
     save_array(folder / "test.npy", result.test.astype(np.float64))
+    save_array(folder / "fold_train.npy", result.fold_train.astype(np.float32))
     write_json(
         folder / "scores.json",
         {

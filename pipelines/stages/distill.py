@@ -3,10 +3,10 @@
     python -m pipelines distill <name> --clean data/clean/<name> --train data/train/<name> \
         --cache data/cache/<name>/distill --out data/distill/<name>
 
-The teacher is the hill-climbing blend of the trained models. Its OOF predictions are the
-student's soft targets for the training rows, so no row's target comes from a model that
-saw that row. The student is cross-validated on the same folds (KD loss with temperature
-and alpha), giving `student/oof.npy`, `student/test.npy` and `student/scores.json` like
+The teacher is the hill-climbing blend of the trained models (weights chosen on their OOF
+predictions). The student is cross-validated on the same folds (KD loss with temperature
+and alpha); in fold k its soft targets come from the teachers' fold-k models, which never
+saw fold k's labels, so the student's CV is as honest as the teachers'. This gives `student/oof.npy`, `student/test.npy` and `student/scores.json` like
 any model, so `ensemble` may use it too. `speed.json` compares the student's prediction
 throughput and CV with the teachers'. The student refitted on all rows is exported to
 ONNX (`student.onnx`) and checked against torch for parity.
@@ -31,11 +31,15 @@ def add_arguments(parser) -> None:
 
 
 def teacher_targets(preds: dict, y: np.ndarray, metric, task: str, iterations: int):
+    """Blend weights, the blend's OOF predictions, and per-fold soft targets (n_splits, n, ...)."""
     names = list(preds)
     weights = hill_climb([preds[n]["oof"] for n in names], y, metric, task, iterations)
     oof = blend([preds[n]["oof"] for n in names], weights, metric, task)
-    test = blend([preds[n]["test"] for n in names], weights, metric, task)
-    return dict(zip(names, weights.round(4).tolist())), oof, test
+    n_splits = preds[names[0]]["fold_train"].shape[0]
+    soft = np.stack(
+        [blend([preds[n]["fold_train"][k] for n in names], weights, metric, task) for k in range(n_splits)]
+    )
+    return dict(zip(names, weights.round(4).tolist())), oof, soft
 
 
 def main(args, params) -> None:
@@ -45,10 +49,10 @@ def main(args, params) -> None:
     ctx = model_context(data, params, epochs=dp.epochs)
     student = dp.student[data.meta["modality"]]
     teachers = load_predictions(args.train, params.models_for(args.name))
-    weights, teacher_oof, _ = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
+    weights, teacher_oof, soft = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
     kd = {"temperature": dp.temperature, "alpha": dp.alpha}
     result = cross_validate(
-        student, kd, data.X, data.y, data.X_test, data.folds, ctx, soft_targets=teacher_oof, cache_dir=args.cache
+        student, kd, data.X, data.y, data.X_test, data.folds, ctx, soft_targets=soft, cache_dir=args.cache
     )
     used = [n for n, w in weights.items() if w > 0]
     # every teacher in the blend must run for each row: their times add up
