@@ -70,6 +70,7 @@ def main(args, params) -> None:
     ctx = model_context(data, params, progress=False)
     args.out.mkdir(parents=True, exist_ok=True)
     storage = tp.storage or f"sqlite:///{(args.out / 'study.db').resolve()}"
+    optuna.storages.RDBStorage(storage)  # creates the database even when nothing is tuned
     # a new study whenever the data, folds or seed change; the same one when resuming
     tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump())
     models = [m for m in tp.models if m in params.models_for(args.name)]
