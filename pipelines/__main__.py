@@ -1,9 +1,11 @@
 """Command line: `python -m pipelines <stage> <name> [paths...]`.
 
 Stages (run by `dvc repro`): download, clean, tune, train, distill, ensemble. Commands
-with side effects (not DVC stages): submit, leaderboard. A user error prints one line,
-`error: ...`, and exits 2 (`--debug` shows the traceback); Ctrl-C / SIGTERM exit 130 / 143
-after the stage's finished work has been saved.
+with side effects (not DVC stages): submit, leaderboard. A user error (a bad spec,
+parameter or file) prints one line, `error: ...`, naming the file, column or key, and exits
+2 (`--debug` shows the traceback). Ctrl-C / SIGTERM stop the stage after what it finished
+has been saved (fold files, checkpoints, Optuna trials; the output itself is written
+atomically or not at all) and exit 130 / 143; re-running the same command resumes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
 
 STAGES = ("download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard")
+MODEL_STAGES = ("tune", "train", "distill")  # they build models by name: check every name first
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,27 +44,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds like Ctrl-C (atomic outputs stay clean)."""
+
+
 def _terminate(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM while unwinding ends us at once
+    raise Stopped(f"signal {signum}")
+
+
+def _oserror_line(err: OSError) -> str:
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{err.strerror or err}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds like Ctrl-C: atomic outputs stay clean
-    from pipelines.config import load_params
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    from pipelines.config import check_models, load_params
 
     try:
         params = load_params(args.params)
+        if args.stage in MODEL_STAGES:
+            check_models(params, args.params)
         args.module.main(args, params)
     except PipelineError as err:
         if args.debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)  # one line, always
         return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: {args.stage} {args.name} stopped; finished work is kept, re-run to resume", file=sys.stderr)
-        return 143 if signal.getsignal(signal.SIGTERM) is _terminate else 130
+    except OSError as err:  # a path the user gave that cannot be read or written
+        if args.debug or err.errno is None:
+            raise
+        print(f"error: {_oserror_line(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        how = "SIGTERM" if isinstance(err, Stopped) else "Ctrl-C"
+        print(f"interrupted ({how}): {args.stage} {args.name} stopped; finished work is kept, re-run to resume",
+              file=sys.stderr)  # fmt: skip
+        return 143 if isinstance(err, Stopped) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

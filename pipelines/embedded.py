@@ -6,6 +6,10 @@ Kaggle does (train.csv, test.csv, sample_submission.csv). The hidden answers are
 written to disk: `hidden_answers(name)` recomputes them for the offline leaderboard, so no
 training code can read them. The carving seed is fixed per dataset, independent of the
 pipeline's `seed`, so changing the training seed never changes the leaderboard.
+
+`house-prices-kaggle-test` is House Prices as Kaggle serves it: all 1,460 labelled rows
+for training and Kaggle's real test.csv (1,459 rows, answers not public), to practise a
+real submission: its `submission.csv` is uploaded on Kaggle; there is no offline score.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class Embedded:
     task: str
     test_size: float
     make_ids: bool = False  # Kaggle numbers test rows 1..n (digit-recognizer's ImageId)
+    load_test: Callable[[], pd.DataFrame] | None = None  # Kaggle's own test.csv: nothing is carved
 
 
 def _resource(name: str):
@@ -45,6 +50,11 @@ def _titanic() -> pd.DataFrame:
 
 def _house_prices() -> pd.DataFrame:
     with _resource("house_prices_train.csv").open("rb") as fh:
+        return pd.read_csv(fh)
+
+
+def _house_prices_test() -> pd.DataFrame:
+    with _resource("house_prices_test.csv").open("rb") as fh:
         return pd.read_csv(fh)
 
 
@@ -63,6 +73,9 @@ EMBEDDED: dict[str, Embedded] = {
         _house_prices, "Id", "SalePrice", "regression", test_size=0.3
     ),
     "digit-recognizer": Embedded(_digits, "ImageId", "label", "multiclass", test_size=0.2, make_ids=True),
+    "house-prices-kaggle-test": Embedded(
+        _house_prices, "Id", "SalePrice", "regression", test_size=0.0, load_test=_house_prices_test
+    ),
 }
 ALIASES = {"house-prices": "house-prices-advanced-regression-techniques"}
 
@@ -86,6 +99,8 @@ def carve(slug: str) -> dict[str, pd.DataFrame]:
     """Split the labelled rows into Kaggle's layout plus the hidden answers."""
     ds = get_embedded(slug)
     full = ds.load()
+    if ds.load_test is not None:
+        return _kaggle_test(ds, full)
     train, test = train_test_split(
         full, test_size=ds.test_size, random_state=CARVE_SEED, stratify=_stratify(full, ds)
     )
@@ -108,9 +123,21 @@ def carve(slug: str) -> dict[str, pd.DataFrame]:
     }
 
 
+def _kaggle_test(ds: Embedded, full: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Kaggle's own files: every labelled row to train on, the real (unlabelled) test.csv."""
+    test = ds.load_test()
+    sample = pd.DataFrame({ds.id: test[ds.id], ds.target: float(full[ds.target].mean())})
+    return {"train.csv": full, "test.csv": test, "sample_submission.csv": sample, "answers": None}
+
+
 def hidden_answers(slug: str) -> tuple[pd.DataFrame, np.ndarray]:
     """The hidden test labels and a boolean mask of the rows on the public leaderboard."""
     answers = carve(slug)["answers"]
+    if answers is None:
+        raise PipelineError(
+            f"embedded competition {slug!r} uses Kaggle's real test set, whose answers are not public: "
+            "upload its submission.csv on Kaggle to score it"
+        )
     rng = np.random.default_rng(CARVE_SEED + 1)
     public = np.zeros(len(answers), dtype=bool)
     public[rng.permutation(len(answers))[: int(round(PUBLIC_FRACTION * len(answers)))]] = True

@@ -5,18 +5,21 @@
 - `Stacker`: a linear model (logistic / ridge) over the models' OOF outputs.
 - `nested_oof`: honest OOF of a method: fitted on the other folds, applied to each fold,
   so methods are compared on equal terms.
+- `with_thresholds`: for metrics scored on labels cut from an ordered score (`qwk`, binary
+  `f1`), a method whose blend is followed by thresholds fitted on the same OOF rows; its
+  blend weights then minimise the squared error of that score (a smooth stand-in).
 Regression outputs are blended in the metric's space (log1p for rmsle).
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression, RidgeCV
 
 from pipelines.cv import target_transform
-from pipelines.metrics import Metric
+from pipelines.metrics import Metric, apply_thresholds, as_outputs, decision_score, fit_thresholds, threshold_levels
 
 
 def blend(preds: list[np.ndarray], weights: np.ndarray, metric: Metric, task: str) -> np.ndarray:
@@ -45,6 +48,20 @@ def hill_climb(preds: list[np.ndarray], y: np.ndarray, metric: Metric, task: str
         current = (current * n + space[i]) / (n + 1)
         best_score = trial[i]
     return counts / counts.sum()
+
+
+def bagged_hill_climb(
+    preds: list[np.ndarray], y: np.ndarray, metric: Metric, task: str, iterations: int = 50, bags: int = 20, seed: int = 0
+) -> np.ndarray:
+    """Caruana's bagged ensemble selection: hill climbing on bootstrap samples of the rows,
+    weights averaged over the bags. Much less prone than one greedy pass to betting
+    everything on the model that happened to do best on these OOF rows."""
+    rng = np.random.default_rng(seed)
+    total = np.zeros(len(preds))
+    for _ in range(bags):
+        idx = rng.choice(len(y), len(y), replace=True)
+        total += hill_climb([p[idx] for p in preds], y[idx], metric, task, iterations)
+    return total / bags
 
 
 def _features(preds: list[np.ndarray], task: str) -> np.ndarray:
@@ -105,3 +122,38 @@ def methods(metric: Metric, task: str, iterations: int, seed: int) -> dict[str, 
         return blend(apply, w, metric, task), {"weights": w.round(4).tolist()}
 
     return {"hill_climb": hill, "stacking": stack, "mean": mean}
+
+
+def score_error(task: str) -> Metric:
+    """Squared error of the decision score (expected class, P(class 1), value): what blends
+    minimise when thresholds turn the score into labels afterwards."""
+
+    def fn(y, p, t):
+        return float(np.mean((decision_score(p, t) - np.asarray(y, dtype=np.float64)) ** 2))
+
+    return Metric("score_error", fn, False, (task,), "values")
+
+
+def with_thresholds(fit_apply: Callable, metric: Metric, task: str) -> Callable:
+    """`fit_apply` followed by thresholds fitted on its own output for the training rows."""
+
+    def fit_apply_cut(train, y, apply):
+        levels = threshold_levels(y, train[0], task)
+        fitted, _ = fit_apply(train, y, train)
+        out, detail = fit_apply(train, y, apply)
+        cuts = fit_thresholds(y, decision_score(fitted, task), levels, metric, task)
+        labels = apply_thresholds(decision_score(out, task), cuts, levels)
+        return as_outputs(labels, task, len(levels)), {**detail, "thresholds": cuts.round(4).tolist()}
+
+    return fit_apply_cut
+
+
+def candidate_methods(names: list[str], metric: Metric, task: str, iterations: int, seed: int) -> dict[str, Callable]:
+    """The methods named in params; with thresholds where the metric wants them, each method
+    also comes as `<method>+thresholds` (blend weights chosen on `score_error`)."""
+    plain = methods(metric, task, iterations, seed)
+    out = {name: plain[name] for name in names}
+    if task in metric.thresholds:
+        smooth = methods(score_error(task), task, iterations, seed)
+        out.update({f"{name}+thresholds": with_thresholds(smooth[name], metric, task) for name in names})
+    return out

@@ -1,20 +1,29 @@
 """Safe reading and atomic writing.
 
 Every stage writes into a temporary sibling of its output and renames it into place only on
-success (`atomic_dir`, `atomic_file`), so an interrupted or failed stage never leaves a
-half-written output that DVC or the next stage could mistake for a good one. Arrays are
-saved with `np.save` and loaded with `allow_pickle=False`: nothing we read is unpickled.
+success (`atomic_dir`, `atomic_file`, and `save_array`/`write_json` through them), so an
+interrupted or failed stage never leaves a half-written output that DVC or the next stage
+could mistake for a good one. A temporary carries its writer's pid; one left behind by a
+killed process (SIGKILL skips all cleanup) is removed by the next writer of the same path.
+
+Nothing we read is unpickled: arrays are loaded with `allow_pickle=False`, archives are
+extracted member by member after checking that no path escapes the target folder
+(`safe_extract_zip`), and CSVs are checked for what pandas lets through silently (a binary
+or zipped file, a line cut short at the end of a truncated file).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import shutil
 import tempfile
-from pathlib import Path
-from typing import Iterator
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -22,22 +31,67 @@ import pandas as pd
 from pipelines.errors import PipelineError
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporaries of `path` left by a process that was killed before it could clean up."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}."
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _plain_mode(path: Path | str, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; outputs get the usual permissions."""
+    os.chmod(path, mode & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_dir(path: Path | str) -> Iterator[Path]:
     """Yield an empty temporary folder that replaces `path` when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     try:
+        _plain_mode(tmp, 0o777)
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     old = path.with_name(f".{path.name}.old")
     shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        path.rename(old)
-    tmp.rename(path)
+    try:
+        if path.exists():
+            path.rename(old)
+        tmp.rename(path)
+    except BaseException:  # e.g. a signal between the two renames: put the old output back
+        if not path.exists() and old.exists():
+            old.rename(path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -46,10 +100,12 @@ def atomic_file(path: Path | str, mode: str = "w") -> Iterator:
     """Open a temporary file that replaces `path` (atomically, by rename) when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode) as fh:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
             yield fh
+        _plain_mode(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -82,7 +138,8 @@ def read_json(path: Path | str) -> dict:
 
 
 def save_array(path: Path | str, arr: np.ndarray) -> None:
-    np.save(path, np.ascontiguousarray(arr), allow_pickle=False)
+    with atomic_file(path, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
 def load_array(path: Path | str) -> np.ndarray:
@@ -91,31 +148,110 @@ def load_array(path: Path | str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise PipelineError(f"{path}: file not found (run the stage that writes it first)") from None
-    except ValueError as err:
-        raise PipelineError(f"{path}: not a plain numpy array ({err})") from None
+    except (ValueError, EOFError, OSError) as err:  # pickled objects, torn or foreign files
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise PipelineError(f"{path}: not a plain numpy array ({detail})") from None
 
 
-def read_csv(path: Path | str, **kwargs) -> pd.DataFrame:
-    """Read a Kaggle CSV, turning parser failures into one-line errors that name the file."""
+def read_csv(path: Path | str, where: Path | str | None = None, **kwargs) -> pd.DataFrame:
+    """Read a Kaggle CSV, turning parser failures into one-line errors that name the file
+    (`where`: the name to show instead of `path`, e.g. the user's file a temporary copy came from)."""
     path = Path(path)
+    where = where or path
     if not path.is_file():
-        raise PipelineError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise PipelineError(f"{path}: file is empty")
+        raise PipelineError(f"{where}: file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise PipelineError(f"{where}: file is empty")
+    with open(path, "rb") as fh:
+        header = fh.readline(1 << 20)
+        fh.seek(0)
+        head = fh.read(4096)
+        fh.seek(max(0, size - 65536))
+        tail = fh.read()
+    if head.startswith(b"PK\x03\x04"):
+        raise PipelineError(f"{where}: is a zip archive, not CSV text (extract it first)")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise PipelineError(f"{where}: UTF-16 text; expected UTF-8 (re-save the file as UTF-8)")
+    if b"\x00" in head:
+        raise PipelineError(f"{where}: binary data, not CSV text")
     try:
         df = pd.read_csv(path, low_memory=False, **kwargs)
-    except UnicodeDecodeError as err:
-        raise PipelineError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except UnicodeDecodeError:
+        raise PipelineError(f"{where}: not UTF-8 text ({_first_non_utf8(path)}); re-save it as UTF-8") from None
     except pd.errors.EmptyDataError:
-        raise PipelineError(f"{path}: no columns to read (empty file?)") from None
+        raise PipelineError(f"{where}: no columns to read (empty file?)") from None
     except pd.errors.ParserError as err:
         detail = str(err).strip().splitlines()[-1]
-        raise PipelineError(f"{path}: malformed CSV ({detail})") from None
+        raise PipelineError(f"{where}: malformed CSV ({detail})") from None
     if df.shape[1] == 1 and any(sep in df.columns[0] for sep in (";", "\t", "|")):
-        raise PipelineError(f"{path}: only one column {df.columns[0][:40]!r}; expected comma-separated values")
+        raise PipelineError(f"{where}: only one column {df.columns[0][:40]!r}; expected comma-separated values")
     if len(df) == 0:
-        raise PipelineError(f"{path}: header only, no rows")
-    dup = df.columns[df.columns.duplicated()].tolist()
+        raise PipelineError(f"{where}: header only, no rows")
+    names = next(csv.reader(io.StringIO(header.decode("utf-8", errors="replace"))), [])
+    dup = sorted({n for n in names if names.count(n) > 1})  # pandas would rename them 'x.1'
     if dup:
-        raise PipelineError(f"{path}: duplicate column names {dup}")
+        raise PipelineError(f"{where}: duplicate column names {dup}")
+    unnamed = [c for c in df.columns if str(c).startswith("Unnamed: ")]
+    if unnamed:
+        raise PipelineError(
+            f"{where}: {len(unnamed)} column(s) without a name in the header (a trailing comma, or a saved index?)"
+        )
+    _check_last_line(where, tail, df.shape[1])
     return df
+
+
+def _first_non_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        return f"byte {data[err.start]:#04x} at line {line}: {err.reason}"
+    return "undecodable bytes"
+
+
+def _check_last_line(where: Path | str, tail: bytes, n_columns: int) -> None:
+    """A file cut off mid-row (an interrupted download or copy) ends in a short last line;
+    pandas would quietly fill the missing fields with NaN."""
+    if tail.endswith((b"\n", b"\r")):
+        return  # a cut exactly at a line end cannot be told from a whole file
+    last = tail.rsplit(b"\n", 1)[-1]
+    if b'"' in last:  # a quoted field may span lines; pandas rejects an unclosed quote itself
+        return
+    fields = next(csv.reader(io.StringIO(last.decode("utf-8", errors="replace"))), [])
+    if 0 < len(fields) < n_columns:
+        raise PipelineError(
+            f"{where}: last line has {len(fields)} of {n_columns} fields and no line end (truncated file?)"
+        )
+
+
+def safe_extract_zip(archive: Path | str, dest: Path | str) -> list[Path]:
+    """Extract a zip into `dest` and return the files, refusing any member whose path would land
+    outside `dest` (absolute, `..`, a drive letter, a symbolic link) before writing anything."""
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            for info in members:
+                name = PurePosixPath(info.filename.replace("\\", "/"))
+                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                target = (root / name).resolve()
+                if (
+                    name.is_absolute()
+                    or ".." in name.parts
+                    or ":" in info.filename
+                    or is_link
+                    or root not in target.parents
+                ):
+                    raise PipelineError(f"{archive}: unsafe member {info.filename!r} (path escapes the folder)")
+            zf.extractall(root)  # checks each member's CRC as it goes
+    except zipfile.BadZipFile as err:
+        if "CRC" in str(err):
+            raise PipelineError(f"{archive}: corrupt member ({err}); download it again") from None
+        raise PipelineError(f"{archive}: not a valid zip archive ({err}; truncated download?)") from None
+    except (EOFError, zipfile.LargeZipFile) as err:
+        raise PipelineError(f"{archive}: unreadable zip archive ({err or type(err).__name__})") from None
+    return [root / info.filename for info in members if not info.is_dir()]

@@ -1,106 +1,179 @@
 """Talking to Kaggle through the official `kaggle` client: download data, submit.
 
+    download_competition(slug, dest)     # train.csv, test.csv, sample_submission.csv into dest
+    submit(slug, csv, message)           # -> {"ref", "status", "public", "private"}
+
 Credentials come from where the client looks (`~/.kaggle/kaggle.json`, `KAGGLE_USERNAME` /
-`KAGGLE_KEY`, `KAGGLE_API_TOKEN`). Archives are extracted safely: a member whose path would
-escape the target folder (absolute, `..`, links) is refused. Known failure modes (rules not
-accepted, bad credentials, rate limits) become one-line `PipelineError`s saying what to do.
+`KAGGLE_KEY`, `KAGGLE_API_TOKEN`). Archives are extracted safely (`io.safe_extract_zip`):
+a member whose path would escape the target folder is refused before anything is written.
+What users run into becomes one line saying what to do: no credentials, 401 (rejected
+credentials), 403 (competition rules not accepted: only a browser can accept them), 404,
+a submission Kaggle did not accept or could not score. Rate limits (429) and transient
+server errors are retried with backoff, honouring `Retry-After`; a submission is retried
+only on 429, which guarantees it was not recorded (a 5xx might have been).
 """
 
 from __future__ import annotations
 
-import shutil
+import contextlib
+import io
+import logging
 import tempfile
 import time
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pipelines.errors import PipelineError
-from pipelines.layout import FILES
+from pipelines.io import safe_extract_zip
+from pipelines.layout import copy_layout
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (429, 500, 502, 503, 504)
+ATTEMPTS = 5
+BACKOFF = 2.0  # seconds before the first retry; doubles each time (unless Retry-After says otherwise)
+MAX_DELAY = 120.0
+CREDENTIALS_HELP = (
+    "put kaggle.json (from kaggle.com/settings, 'Create New Token') in ~/.kaggle, "
+    "or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN"
+)
 
 
 def _api():
+    """An authenticated `KaggleApi`; the client's own help text (printed on stdout) is kept out."""
+    quiet = io.StringIO()
     try:
-        from kaggle.api.kaggle_api_extended import KaggleApi
-    except Exception as err:  # the client raises on import when credentials are missing
-        raise PipelineError(f"kaggle client unavailable: {err}") from None
+        with contextlib.redirect_stdout(quiet):  # `import kaggle` authenticates and may print help
+            from kaggle.api.kaggle_api_extended import KaggleApi
+    except Exception as err:
+        raise PipelineError(f"kaggle: client unavailable ({_first_line(err)})") from None
     api = KaggleApi()
     try:
-        api.authenticate()
+        with contextlib.redirect_stdout(quiet):
+            api.authenticate()
+    except SystemExit:  # the client calls exit(1) when it finds no credentials at all
+        raise PipelineError(f"kaggle: no credentials found; {CREDENTIALS_HELP}") from None
     except Exception as err:
-        raise PipelineError(
-            f"kaggle: authentication failed ({err}); put kaggle.json in ~/.kaggle or set KAGGLE_API_TOKEN"
-        ) from None
+        raise PipelineError(_explain(err, "authentication")) from None
     return api
 
 
-def _explain(err: Exception, slug: str) -> str:
-    text = str(err)
-    status = getattr(getattr(err, "response", None), "status_code", None)
-    if status == 403 or "403" in text:
-        return f"kaggle: access to {slug!r} denied (403); accept the competition rules at kaggle.com/c/{slug}/rules"
-    if status == 401 or "401" in text:
-        return "kaggle: credentials rejected (401); check kaggle.json / KAGGLE_API_TOKEN"
-    if status == 404 or "404" in text:
-        return f"kaggle: competition {slug!r} not found (404); check the slug"
-    return f"kaggle: {slug}: {text.splitlines()[0] if text else type(err).__name__}"
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
-def _with_retry(call, slug: str, attempts: int = 4, wait: float = 2.0):
-    for attempt in range(attempts):
+def _status(err: BaseException) -> int | None:
+    return getattr(getattr(err, "response", None), "status_code", None)
+
+
+def _retry_after(err: BaseException) -> float | None:
+    headers = getattr(getattr(err, "response", None), "headers", None) or {}
+    try:
+        return max(0.0, float(headers.get("Retry-After")))
+    except (TypeError, ValueError):
+        return None
+
+
+def _explain(err: BaseException, slug: str) -> str:
+    status, detail = _status(err), _first_line(err)
+    if status == 401:
+        return f"kaggle: credentials rejected (HTTP 401: {detail}); {CREDENTIALS_HELP}"
+    if status == 403:
+        return (
+            f"kaggle: {slug}: access denied (HTTP 403: {detail}); accept the competition's rules at "
+            f"https://www.kaggle.com/c/{slug}/rules (only a browser can), then re-run"
+        )
+    if status == 404:
+        return f"kaggle: {slug}: not found (HTTP 404); check the competition slug"
+    if status == 429:
+        return f"kaggle: {slug}: rate limited (HTTP 429) {ATTEMPTS} times in a row; wait a while and re-run"
+    if status is not None:
+        return f"kaggle: {slug}: HTTP {status}: {detail}"
+    return f"kaggle: {slug}: {type(err).__name__}: {detail}"
+
+
+def _is_network_error(err: BaseException) -> bool:
+    import requests
+
+    return isinstance(err, (requests.ConnectionError, requests.Timeout))
+
+
+def with_retry(call, slug: str, retry_on: tuple[int, ...] = TRANSIENT, network: bool = True):
+    """`call()`, retried on the given HTTP statuses (and network errors); failures become one line."""
+    for attempt in range(1, ATTEMPTS + 1):
         try:
             return call()
+        except PipelineError:
+            raise
         except Exception as err:
-            status = getattr(getattr(err, "response", None), "status_code", None)
-            retriable = status in (429, 500, 502, 503) or "429" in str(err)
-            if not retriable or attempt == attempts - 1:
+            transient = _status(err) in retry_on or (network and _is_network_error(err))
+            if not transient or attempt == ATTEMPTS:
                 raise PipelineError(_explain(err, slug)) from None
-            time.sleep(wait * 2**attempt)
+            delay = _retry_after(err)
+            delay = min(MAX_DELAY, BACKOFF * 2 ** (attempt - 1) if delay is None else delay)
+            log.warning("kaggle: %s: %s; retry %d/%d in %.0fs", slug, _first_line(err), attempt, ATTEMPTS - 1, delay)
+            time.sleep(delay)
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Extract a zip into `dest`, refusing members that would land outside it."""
-    dest = dest.resolve()
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                name = PurePosixPath(info.filename)
-                target = (dest / name).resolve()
-                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                if name.is_absolute() or ".." in name.parts or is_link or dest not in target.parents:
-                    raise PipelineError(f"{archive}: unsafe member {info.filename!r} (path escapes the folder)")
-            zf.extractall(dest)
-    except zipfile.BadZipFile:
-        raise PipelineError(f"{archive}: not a valid zip archive (truncated download?)") from None
+def _archives_unpacked(folder: Path) -> list[Path]:
+    """Files of the download, with zips (and zips inside them, one level) extracted safely."""
+    files = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() == ".zip":
+            for inner in safe_extract_zip(path, folder / f"{path.stem}.files"):
+                if inner.suffix.lower() == ".zip":  # large files come zipped inside the archive
+                    files += safe_extract_zip(inner, inner.with_name(f"{inner.stem}.files"))
+                else:
+                    files.append(inner)
+        elif path.is_file() and not path.name.startswith("."):
+            files.append(path)
+    return files
 
 
 def download_competition(slug: str, dest: Path) -> None:
-    """Download and extract `slug`'s files; keep the three Kaggle layout files in `dest`."""
+    """Download `slug`'s files and put its three Kaggle layout files into `dest`."""
     api = _api()
-    with tempfile.TemporaryDirectory() as tmp:
+    dest = Path(dest)
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".download.") as tmp:  # inside the atomic folder
         tmp = Path(tmp)
-        _with_retry(lambda: api.competition_download_files(slug, path=str(tmp), quiet=True), slug)
-        for archive in tmp.glob("*.zip"):
-            safe_extract(archive, tmp / "files")
-            archive.unlink()
-        found = {p.name: p for p in tmp.rglob("*.csv")}
-        missing = [f for f in FILES if f not in found]
-        if missing:
-            raise PipelineError(f"kaggle: {slug}: download lacks {', '.join(missing)} (found {sorted(found)})")
-        for file in FILES:
-            shutil.copyfile(found[file], dest / file)
+        with contextlib.redirect_stdout(io.StringIO()):
+            with_retry(lambda: api.competition_download_files(slug, path=str(tmp), force=True, quiet=True), slug)
+        copy_layout(_archives_unpacked(tmp), f"kaggle: {slug}: download", dest)
 
 
-def submit(slug: str, csv: Path, message: str) -> dict:
-    """Submit `csv` to Kaggle and return the newest submission's record."""
+def _score(value) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def submit(slug: str, csv: Path, message: str, wait: float = 120.0, poll: float = 5.0) -> dict:
+    """Submit `csv` to Kaggle, wait up to `wait` seconds for its score, and return its record
+    (`status` "complete" or "pending"; `public`/`private` floats or None while hidden)."""
     api = _api()
-    _with_retry(lambda: api.competition_submit(str(csv), message, slug, quiet=True), slug)
-    subs = _with_retry(lambda: api.competition_submissions(slug), slug) or []
-    if not subs:
-        raise PipelineError(f"kaggle: {slug}: submitted, but Kaggle lists no submission")
-    latest = subs[0]
+    with contextlib.redirect_stdout(io.StringIO()):
+        created = with_retry(
+            lambda: api.competition_submit(str(csv), message, slug, quiet=True), slug, retry_on=(429,), network=False
+        )
+    ref = getattr(created, "ref", 0)
+    if not ref:  # e.g. the daily limit, or an upload that failed ("Could not submit to competition")
+        reason = (getattr(created, "message", "") or "no reason given").strip().splitlines()[0]
+        raise PipelineError(f"kaggle: {slug}: submission not accepted: {reason}")
+    deadline = time.monotonic() + wait
+    while True:
+        subs = with_retry(lambda: api.competition_submissions(slug), slug) or []
+        sub = next((s for s in subs if s is not None and str(s.ref) == str(ref)), None)
+        status = sub.status.name if sub is not None else "PENDING"
+        if status == "ERROR":
+            reason = (sub.error_description or "").strip() or "Kaggle gave no reason"
+            raise PipelineError(f"kaggle: {slug}: submission {ref} failed to score: {reason}")
+        if status == "COMPLETE" or time.monotonic() + poll > deadline:
+            break
+        time.sleep(poll)
     return {
-        "ref": str(getattr(latest, "ref", "")),
-        "status": str(getattr(latest, "status", "")),
-        "public": getattr(latest, "public_score", None),
-        "private": getattr(latest, "private_score", None),
+        "ref": str(ref),
+        "status": status.lower(),
+        "public": _score(getattr(sub, "public_score", None)),
+        "private": _score(getattr(sub, "private_score", None)),
     }

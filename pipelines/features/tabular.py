@@ -5,14 +5,20 @@ frames plus the *roles* the models use:
 
 - numeric: numbers as float32, with a `<col>__missing` flag where values are missing;
 - categorical: low-cardinality text/booleans as pandas `category` with the training levels,
-  rare levels (and levels unseen in train) grouped into `__rare__`;
+  rare levels (and levels unseen in train) grouped into `__rare__`; each also yields
+  `<col>__freq`, how common its level is;
+- ordinal scales: a categorical whose levels all belong to a known ordered scale (quality
+  `Po < Fa < TA < Gd < Ex`, `low < medium < high`, ...) also becomes the number
+  `<col>__ord` (1..k along the scale, 0 where missing: "no garage" sits below "poor");
+  the scale is recognised by its level set, never by the column's name;
 - key: high-cardinality identifiers (a ticket, a surname); each also yields a frequency
   count, and the models target-encode keys inside each fold (no leakage);
 - dates become year/month/day-of-week/ordinal numbers; free text becomes length and word
   counts (the text itself is dropped).
 
 Competition-aware features are added first by hooks chosen by the columns they need
-(`HOOKS`); they only ever look at features, never at labels.
+(`HOOKS`); they only ever look at features, never at labels. Frequencies are counted over
+train and test rows together, which uses no label (as on Kaggle, test features are known).
 """
 
 from __future__ import annotations
@@ -28,6 +34,39 @@ HOOKS = [titanic]
 MAX_CATEGORIES = 50  # more distinct values than this (and > 5% of rows): a key, not a category
 RARE_COUNT = 10  # levels seen fewer times in train are grouped into __rare__
 RARE = "__rare__"
+
+# Ordered scales seen in Kaggle data, lowest first. A categorical column whose training
+# levels (case-insensitive) all lie in one scale, with at least 3 of them present, gets its
+# position on the smallest such scale as a number.
+ORDINAL_SCALES: list[tuple[str, ...]] = [
+    ("po", "fa", "ta", "gd", "ex"),  # poor, fair, typical, good, excellent
+    ("poor", "fair", "average", "good", "excellent"),
+    ("poor", "fair", "good", "very good", "excellent"),
+    ("fair", "good", "very good", "premium", "ideal"),  # cut grades
+    ("no", "mn", "av", "gd"),  # none, minimum, average, good (exposure)
+    ("unf", "lwq", "rec", "blq", "alq", "glq"),  # finish quality
+    ("unf", "rfn", "fin"),  # unfinished, rough, finished
+    ("sal", "sev", "maj2", "maj1", "mod", "min2", "min1", "typ"),  # damage: salvage .. typical
+    ("n", "p", "y"),  # no, partial, yes
+    ("i1", "si2", "si1", "vs2", "vs1", "vvs2", "vvs1", "if"),  # clarity grades
+    ("very low", "low", "medium", "high", "very high"),
+    ("very low", "low", "moderate", "high", "very high"),
+    ("none", "low", "medium", "high"),
+    ("low", "mid", "high"),
+    ("l", "m", "h"),
+    ("xxs", "xs", "s", "m", "l", "xl", "xxl", "xxxl"),
+    ("never", "rarely", "sometimes", "often", "always"),
+    ("strongly disagree", "disagree", "neutral", "agree", "strongly agree"),
+    ("very unlikely", "unlikely", "neutral", "likely", "very likely"),
+    ("very dissatisfied", "dissatisfied", "neutral", "satisfied", "very satisfied"),
+    ("first", "second", "third", "fourth", "fifth"),
+    ("freshman", "sophomore", "junior", "senior"),
+    ("novice", "beginner", "intermediate", "advanced", "expert"),
+    ("elementary", "middle", "high", "college", "graduate"),
+    ("a", "b", "c", "d", "e", "f", "g"),  # letter grades (loan grade, diamond colour D..J below)
+    ("d", "e", "f", "g", "h", "i", "j"),
+]
+MIN_ORDINAL_LEVELS = 3
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -45,6 +84,21 @@ def _as_dates(values: pd.Series) -> pd.Series | None:
     return parsed if parsed.notna().mean() > 0.9 * values.notna().mean() else None
 
 
+def ordinal_scale(levels) -> tuple[str, ...] | None:
+    """The smallest known ordered scale holding every level (case-insensitive), if any."""
+    norm = {str(v).strip().lower() for v in levels}
+    if len(norm) < MIN_ORDINAL_LEVELS:
+        return None
+    fits = [s for s in ORDINAL_SCALES if norm <= set(s)]
+    return min(fits, key=len) if fits else None
+
+
+def _ordinal(values: pd.Series, scale: tuple[str, ...]) -> pd.Series:
+    rank = {level: i + 1 for i, level in enumerate(scale)}
+    codes = values.astype("string").str.strip().str.lower().map(rank)
+    return pd.to_numeric(codes, errors="coerce").fillna(0)  # missing / unknown: below the scale
+
+
 def _categorical(train: pd.Series, test: pd.Series) -> tuple[pd.Series, pd.Series]:
     train, test = train.astype("string"), test.astype("string")
     counts = train.value_counts()
@@ -55,6 +109,12 @@ def _categorical(train: pd.Series, test: pd.Series) -> tuple[pd.Series, pd.Serie
         return pd.Categorical(s, categories=[*keep, RARE])
 
     return pd.Series(encode(train), index=train.index), pd.Series(encode(test), index=test.index)
+
+
+def _frequency(values: pd.Series) -> pd.Series:
+    """Share of rows (train and test) holding each row's value; missing values count too."""
+    keys = values.astype("string").fillna("__missing__")
+    return keys.map(keys.value_counts(normalize=True)).astype(np.float32)
 
 
 def build_features(
@@ -78,8 +138,8 @@ def build_features(
     for col in both.columns:
         values = both[col]
         tr = values.iloc[:n_train]
-        if tr.isna().all():
-            continue  # nothing to learn from a column that is empty in train
+        if tr.isna().all() or tr.nunique(dropna=False) < 2:
+            continue  # nothing to learn from a column that is empty or constant in train
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
             numeric(col, pd.to_numeric(values, errors="coerce").replace([np.inf, -np.inf], np.nan))
             if values.isna().any():
@@ -97,6 +157,11 @@ def build_features(
             cat_tr, cat_te = _categorical(tr, values.iloc[n_train:])
             features[col] = pd.concat([cat_tr, cat_te], ignore_index=True).astype(cat_tr.dtype)
             roles["categorical"].append(col)
+            scale = ordinal_scale(tr.dropna().unique())
+            if scale is not None:
+                numeric(f"{col}__ord", _ordinal(values, scale))
+            if n_levels > 2:
+                numeric(f"{col}__freq", _frequency(values))
         elif _is_text(tr):
             text = values.astype("string").fillna("")
             numeric(f"{col}__len", text.str.len())

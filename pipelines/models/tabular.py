@@ -9,14 +9,21 @@ training rows, and on all training rows for validation and test rows.
 
 from __future__ import annotations
 
+import inspect
+import warnings
+
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -92,11 +99,60 @@ class GroupTargetEncoder(TransformerMixin, BaseEstimator):
         return np.array([f"{c}__te{j}" for c in self.columns_ for j in range(k)] + [f"{c}__n" for c in self.columns_])
 
 
+class NumericCleaner(TransformerMixin, BaseEstimator):
+    """Numbers for models that are sensitive to scale and tails (linear models, nets).
+
+    Fitted on the training rows: missing values become the column's median, right-skewed
+    non-negative columns (skewness above `skew`) become log1p(x), and every column is
+    clipped to its training quantiles [`clip`, 1 - `clip`] so one extreme test row cannot
+    extrapolate a linear model far away.
+    """
+
+    def __init__(self, skew: float = 0.75, clip: float = 0.001):
+        self.skew = skew
+        self.clip = clip
+
+    def fit(self, X, y=None):
+        x = np.asarray(X, dtype=np.float64)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: median 0
+            median = np.nanmedian(x, axis=0) if len(x) else np.zeros(x.shape[1])
+        self.median_ = np.nan_to_num(median)
+        x = np.where(np.isnan(x), self.median_, x)
+        distinct = np.array([len(np.unique(col[:1000])) > 2 for col in x.T], dtype=bool)
+        self.log_ = (x.min(axis=0, initial=0) >= 0) & distinct & (_skewness(x) > self.skew)
+        x = np.where(self.log_, np.log1p(np.maximum(x, 0)), x)
+        self.low_, self.high_ = np.quantile(x, [self.clip, 1 - self.clip], axis=0) if len(x) else (0, 0)
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        x = np.asarray(X, dtype=np.float64)
+        x = np.where(np.isnan(x), self.median_, x)
+        x = np.where(self.log_, np.log1p(np.maximum(x, 0)), x)
+        return np.clip(x, self.low_, self.high_)
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(input_features, dtype=object)
+
+
+def _skewness(x: np.ndarray) -> np.ndarray:
+    centred = x - x.mean(axis=0)
+    var = (centred**2).mean(axis=0)
+    with np.errstate(all="ignore"):
+        skew = (centred**3).mean(axis=0) / var**1.5
+    return np.nan_to_num(skew)
+
+
 def make_preprocessor(ctx: ModelContext, *, scale: bool = True, onehot: bool = True) -> ColumnTransformer:
-    """Dense float features from the cleaned frame: numeric (imputed, optionally scaled),
-    categorical (one-hot, or ordinal codes for trees), keys (out-of-fold target encoding)."""
+    """Dense float features from the cleaned frame: numeric (imputed; with `scale`, also
+    log1p of skewed columns, clipped tails and standardised), categorical (one-hot, or
+    ordinal codes for trees), keys (out-of-fold target encoding)."""
     roles = ctx.roles
-    numeric = make_pipeline(SimpleImputer(strategy="median"), *([StandardScaler()] if scale else []))
+    if scale:
+        numeric = make_pipeline(NumericCleaner(), StandardScaler())
+    else:
+        numeric = SimpleImputer(strategy="median", keep_empty_features=True)
     if onehot:
         categorical = OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False)
     else:
@@ -113,12 +169,17 @@ def make_preprocessor(ctx: ModelContext, *, scale: bool = True, onehot: bool = T
 
 
 class SklearnModel:
-    """Adapter: an sklearn pipeline behind the registry contract."""
+    """Adapter: an sklearn pipeline behind the registry contract.
 
-    def __init__(self, pipeline: Pipeline, task: str, eval_kwargs: bool = False):
+    Multiclass outputs always have `n_classes` columns, also when a fold's training rows
+    lack a rare class (its probability is then 0).
+    """
+
+    def __init__(self, pipeline: Pipeline, task: str, eval_kwargs: bool = False, n_classes: int = 0):
         self.pipeline = pipeline
         self.task = task
         self.eval_kwargs = eval_kwargs
+        self.n_classes = n_classes
 
     def fit(self, X, y, eval_set=None, soft_targets=None):
         self.pipeline.fit(X, np.asarray(y))
@@ -128,7 +189,18 @@ class SklearnModel:
         if self.task == "regression":
             return self.pipeline.predict(X).astype(np.float64)
         proba = self.pipeline.predict_proba(X)
-        return proba[:, 1] if self.task == "binary" else proba
+        if self.task == "binary":
+            return proba[:, 1]
+        return _all_classes(proba, self.pipeline.classes_, self.n_classes)
+
+
+def _all_classes(proba: np.ndarray, seen, n_classes: int) -> np.ndarray:
+    seen = np.asarray(seen, dtype=np.int64)
+    if n_classes <= proba.shape[1]:
+        return proba
+    full = np.zeros((len(proba), n_classes))
+    full[:, seen] = proba
+    return full
 
 
 def _categorical_codes(ctx: ModelContext) -> ColumnTransformer:
@@ -153,32 +225,103 @@ def _categorical_codes(ctx: ModelContext) -> ColumnTransformer:
 
 def lightgbm_space(trial) -> dict:
     return {
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.1, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
-        "min_child_samples": trial.suggest_int("min_child_samples", 5, 60, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.2, 1.0),
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
-        "n_estimators": trial.suggest_int("n_estimators", 100, 800, log=True),
     }
+
+
+EARLY_STOPPING_ROWS = 5000  # fewer training rows: a fixed number of rounds (a small holdout is too noisy)
+SMALL_DATA_ROUNDS = 400
+
+
+class LightGBMModel(SklearnModel):
+    """LightGBM whose number of trees comes from early stopping inside the training rows.
+
+    With `n_estimators=None` and at least `EARLY_STOPPING_ROWS` training rows, a seeded
+    `holdout` share of the training rows (stratified for classes) stops boosting once the
+    validation loss has not improved for `patience` rounds; the model is then refitted on
+    all training rows with the rounds scaled up for the extra data (up to `refit_rows`
+    rows; above that, the early-stopped model is kept to save time). The fold's own
+    validation rows are never looked at, so CV stays honest. Fewer rows: a fixed
+    `SMALL_DATA_ROUNDS` (a holdout of a few hundred rows stops too noisily).
+    """
+
+    def __init__(self, pipeline, task, *, n_classes, n_estimators, max_rounds, holdout=0.1, patience=100,
+                 refit_rows=200_000, seed=0):  # fmt: skip
+        super().__init__(pipeline, task, n_classes=n_classes)
+        self.n_estimators = n_estimators
+        self.max_rounds = max_rounds
+        self.holdout = holdout
+        self.patience = patience
+        self.refit_rows = refit_rows
+        self.seed = seed
+
+    def fit(self, X, y, eval_set=None, soft_targets=None):
+        import lightgbm as lgb
+
+        y = np.asarray(y)
+        est = self.pipeline.named_steps["model"]
+        if self.n_estimators is not None or len(y) < EARLY_STOPPING_ROWS:
+            est.set_params(n_estimators=self.n_estimators or SMALL_DATA_ROUNDS)
+            self.pipeline.fit(X, y)
+            return self
+        prep = self.pipeline.named_steps["prep"]
+        x = prep.fit_transform(X, y)
+        fit_idx, stop_idx = _holdout_split(y, self.task, self.holdout, self.seed)
+        est.set_params(n_estimators=self.max_rounds)
+        stop_x, stop_y = _take(x, stop_idx), y[stop_idx]
+        if "eval_X" in inspect.signature(est.fit).parameters:  # LightGBM >= 4.6 names it so
+            evals = {"eval_X": (stop_x,), "eval_y": (stop_y,)}
+        else:
+            evals = {"eval_set": [(stop_x, stop_y)]}
+        stop = lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)
+        est.fit(_take(x, fit_idx), y[fit_idx], callbacks=[stop], **evals)
+        self.best_rounds_ = max(1, int(est.best_iteration_ or self.max_rounds))
+        if len(y) <= self.refit_rows:
+            est.set_params(n_estimators=max(1, int(round(self.best_rounds_ / (1 - self.holdout)))))
+            est.fit(x, y)
+        return self
+
+
+def _take(x, idx):
+    return x.iloc[idx] if isinstance(x, pd.DataFrame) else x[idx]
+
+
+def _holdout_split(y: np.ndarray, task: str, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (stratified where there are classes) split of the rows into fit / early-stop parts."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    strata = None
+    if task != "regression":
+        counts = np.bincount(np.asarray(y, dtype=np.int64))
+        strata = y if counts[counts > 0].min() >= 2 else None
+    fit_idx, stop_idx = train_test_split(idx, test_size=share, random_state=seed, stratify=strata)
+    return np.sort(fit_idx), np.sort(stop_idx)
 
 
 @register_model("lightgbm", modality=TABULAR, search_space=lightgbm_space)
 def lightgbm(
     ctx: ModelContext,
     learning_rate: float = 0.03,
-    n_estimators: int = 300,
+    n_estimators: int | None = None,
     num_leaves: int = 15,
     min_child_samples: int = 20,
     subsample: float = 0.8,
-    colsample_bytree: float = 0.7,
+    colsample_bytree: float = 0.5,
     reg_lambda: float = 1.0,
+    max_rounds: int = 3000,
 ):
+    """`n_estimators=None`: SMALL_DATA_ROUNDS on small data, else early stopping on 10% of the
+    fold's training rows, up to `max_rounds` (see LightGBMModel)."""
     import lightgbm as lgb
 
     kw = dict(
         learning_rate=learning_rate,
-        n_estimators=n_estimators,
         num_leaves=num_leaves,
         min_child_samples=min_child_samples,
         subsample=subsample,
@@ -191,11 +334,11 @@ def lightgbm(
         force_row_wise=True,
         verbose=-1,
     )
-    if ctx.task == "regression":
-        est = lgb.LGBMRegressor(**kw)
-    else:
-        est = lgb.LGBMClassifier(**kw)
-    return SklearnModel(Pipeline([("prep", _categorical_codes(ctx)), ("model", est)]), ctx.task)
+    est = lgb.LGBMRegressor(**kw) if ctx.task == "regression" else lgb.LGBMClassifier(**kw)
+    pipeline = Pipeline([("prep", _categorical_codes(ctx)), ("model", est)])
+    return LightGBMModel(
+        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds, seed=ctx.seed
+    )
 
 
 # ---------------------------------------------------------------- linear
@@ -208,16 +351,63 @@ def logreg_space(trial) -> dict:
 @register_model("logreg", modality=TABULAR, tasks=("binary", "multiclass"), search_space=logreg_space)
 def logreg(ctx: ModelContext, C: float = 0.3):
     est = LogisticRegression(C=C, max_iter=2000, random_state=ctx.seed)
-    return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task)
+    return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task, n_classes=ctx.n_classes)
 
 
 def ridge_space(trial) -> dict:
-    return {"alpha": trial.suggest_float("alpha", 1e-2, 100.0, log=True)}
+    return {"alpha": trial.suggest_float("alpha", 1e-1, 300.0, log=True)}
+
+
+class RobustRidge(RegressorMixin, BaseEstimator):
+    """Ridge regression that ignores gross outliers among its training rows.
+
+    `alpha=None` picks the penalty by efficient leave-one-out (`RidgeCV`) on the training
+    rows. Rows whose leave-one-out residual lies more than `outlier_z` robust standard
+    deviations (1.4826 MAD) from the median are then dropped (at most `max_outliers` of
+    the rows) and the model is refitted: a handful of mislabelled or one-off rows
+    (a huge house sold cheaply) would otherwise tilt every coefficient.
+    """
+
+    ALPHAS = tuple(np.logspace(-1, 3, 13))
+
+    def __init__(self, alpha: float | None = None, outlier_z: float | None = 5.0, max_outliers: float = 0.01):
+        self.alpha = alpha
+        self.outlier_z = outlier_z
+        self.max_outliers = max_outliers
+
+    def _ridge(self, X, y):
+        from threadpoolctl import threadpool_limits
+
+        alphas = self.ALPHAS if self.alpha is None else (self.alpha,)
+        # one BLAS thread: for these sizes it is as fast, and far faster on a busy machine
+        with threadpool_limits(1, user_api="blas"):
+            return RidgeCV(alphas=alphas, gcv_mode="svd", store_cv_results=True).fit(X, y)
+
+    def fit(self, X, y):
+        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        model = self._ridge(X, y)
+        keep = np.ones(len(y), dtype=bool)
+        if self.outlier_z is not None and len(y) >= 50:
+            best = int(np.argmin(model.cv_results_.mean(axis=0)))
+            resid = np.sqrt(model.cv_results_[:, best])  # |leave-one-out residual|
+            spread = 1.4826 * np.median(np.abs(resid - np.median(resid))) + 1e-12
+            z = (resid - np.median(resid)) / spread
+            worst = np.argsort(-z)[: int(self.max_outliers * len(y))]
+            keep[worst[z[worst] > self.outlier_z]] = False
+            if not keep.all():
+                model = self._ridge(X[keep], y[keep])
+        self.model_, self.n_outliers_ = model, int((~keep).sum())
+        self.alpha_ = float(model.alpha_)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        return self.model_.predict(np.asarray(X, dtype=np.float64))
 
 
 @register_model("ridge", modality=TABULAR, tasks=("regression",), search_space=ridge_space)
-def ridge(ctx: ModelContext, alpha: float = 3.0):
-    return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", Ridge(alpha=alpha))]), ctx.task)
+def ridge(ctx: ModelContext, alpha: float | None = None, outlier_z: float | None = 5.0):
+    est = RobustRidge(alpha=alpha, outlier_z=outlier_z)
+    return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task)
 
 
 # ---------------------------------------------------------------- trees from scikit-learn
@@ -251,11 +441,29 @@ def hgb(
         early_stopping=False,
         random_state=ctx.seed,
     )
-    return SklearnModel(Pipeline([("prep", _categorical_codes(ctx)), ("model", est)]), ctx.task)
+    pipeline = Pipeline([("prep", _categorical_codes(ctx)), ("model", est)])
+    return SklearnModel(pipeline, ctx.task, n_classes=ctx.n_classes)
+
+
+class RowCappedForest(SklearnModel):
+    """A random forest whose trees each see at most `rows_per_tree` bootstrap rows, so its
+    cost stops growing with the data (all rows still reach some tree)."""
+
+    def __init__(self, pipeline, task, *, n_classes, rows_per_tree):
+        super().__init__(pipeline, task, n_classes=n_classes)
+        self.rows_per_tree = rows_per_tree
+
+    def fit(self, X, y, eval_set=None, soft_targets=None):
+        share = min(1.0, self.rows_per_tree / max(1, len(X)))
+        self.pipeline.set_params(model__max_samples=share if share < 1 else None)
+        return super().fit(X, y)
 
 
 @register_model("random_forest", modality=TABULAR)
-def random_forest(ctx: ModelContext, n_estimators: int = 500, min_samples_leaf: int = 2, max_features: float = 0.5):
+def random_forest(
+    ctx: ModelContext, n_estimators: int = 300, min_samples_leaf: int = 2, max_features: float = 0.5,
+    rows_per_tree: int = 20_000,
+):  # fmt: skip
     cls = RandomForestRegressor if ctx.task == "regression" else RandomForestClassifier
     est = cls(
         n_estimators=n_estimators,
@@ -265,4 +473,35 @@ def random_forest(ctx: ModelContext, n_estimators: int = 500, min_samples_leaf: 
         random_state=ctx.seed,
     )
     prep = make_pipeline(_categorical_codes(ctx), SimpleImputer(strategy="median", keep_empty_features=True))
-    return SklearnModel(Pipeline([("prep", prep), ("model", est)]), ctx.task)
+    pipeline = Pipeline([("prep", prep), ("model", est)])
+    return RowCappedForest(pipeline, ctx.task, n_classes=ctx.n_classes, rows_per_tree=rows_per_tree)
+
+
+# ---------------------------------------------------------------- kernels and neighbours
+
+
+def svm_space(trial) -> dict:
+    return {"C": trial.suggest_float("C", 0.05, 20.0, log=True), "gamma": trial.suggest_float("gamma", 1e-3, 1.0, log=True)}
+
+
+@register_model("svm", modality=TABULAR, search_space=svm_space)
+def svm(ctx: ModelContext, C: float = 1.0, gamma: float | str = "scale"):
+    """RBF support vector machine on scaled, one-hot features: a different inductive bias
+    from the trees, which is what an ensemble needs. Quadratic in rows: for small data."""
+    from sklearn.svm import SVC, SVR
+
+    if ctx.task == "regression":
+        est = SVR(C=C, gamma=gamma)
+    else:  # Platt-scaled probabilities (an inner 5-fold CV, seeded)
+        est = SVC(C=C, gamma=gamma, probability=True, random_state=ctx.seed)
+    return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task, n_classes=ctx.n_classes)
+
+
+@register_model("knn", modality=TABULAR)
+def knn(ctx: ModelContext, n_neighbors: int = 15):
+    """Distance-weighted k nearest neighbours on scaled features."""
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+
+    cls = KNeighborsRegressor if ctx.task == "regression" else KNeighborsClassifier
+    est = cls(n_neighbors=n_neighbors, weights="distance", n_jobs=1)
+    return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task, n_classes=ctx.n_classes)

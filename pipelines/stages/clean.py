@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 from pipelines.errors import PipelineError
 from pipelines.features.tabular import build_features
@@ -82,7 +82,8 @@ def main(args, params) -> None:
         if spec.group not in layout.train:
             raise PipelineError(f"{args.raw / 'train.csv'}: group column {spec.group!r} not found")
         groups = layout.train[spec.group].to_numpy()
-    folds = make_folds(y, spec.task, params.folds.n_splits, params.seed, groups)
+    n_splits = params.folds.resolve(len(y))
+    folds = make_folds(y, spec.task, n_splits, params.seed, groups)
     meta = {
         "name": args.name,
         "task": spec.task,
@@ -111,7 +112,7 @@ def main(args, params) -> None:
         save_array(tmp / "folds.npy", folds)
         layout.test_ids.to_frame(spec.id).to_csv(tmp / "test_ids.csv", index=False)
         write_json(tmp / "meta.json", meta)
-    print(f"{args.name}: {len(y)} train rows, {params.folds.n_splits} folds -> {args.out}")
+    print(f"{args.name}: {len(y)} train rows, {n_splits} folds -> {args.out}")
 
 
 class CleanData:

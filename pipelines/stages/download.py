@@ -3,22 +3,38 @@
     python -m pipelines download <name> --out data/raw/<name>
 
 `embedded` carves the shipped data (hidden answers stay out of the folder), `local` copies
-a folder in Kaggle layout, `kaggle` downloads through the official client. Whatever the
-source, the result is checked (`layout.read_layout`) before it replaces the old folder.
+a folder in Kaggle layout (or extracts a zip of one, as Kaggle's "Download All" gives it),
+`kaggle` downloads through the official client. Whatever the source, the result is checked
+(`layout.read_layout`) in a temporary folder before it replaces the old one, so a bad or
+interrupted download never touches the previous output.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 from pipelines import embedded
-from pipelines.io import atomic_dir
-from pipelines.layout import FILES, check_files, read_layout
+from pipelines.errors import PipelineError
+from pipelines.io import atomic_dir, safe_extract_zip
+from pipelines.layout import FILES, check_files, copy_layout, read_layout
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder to write train/test/sample_submission to")
+
+
+def fetch_local(path: Path, dest: Path) -> None:
+    if path.is_file() and path.suffix.lower() == ".zip":
+        with tempfile.TemporaryDirectory(dir=dest) as tmp:  # inside the atomic folder: no litter
+            copy_layout(safe_extract_zip(path, tmp), str(path), dest)
+    elif path.is_file():
+        raise PipelineError(f"{path}: expected a folder in Kaggle layout or a .zip of one")
+    else:
+        check_files(path)
+        for file in FILES:
+            shutil.copyfile(path / file, dest / file)
 
 
 def fetch(spec, name: str, dest: Path) -> None:
@@ -28,19 +44,23 @@ def fetch(spec, name: str, dest: Path) -> None:
         for file in FILES:
             tables[file].to_csv(dest / file, index=False)
     elif spec.source == "local":
-        src = Path(spec.path).expanduser()
-        check_files(src)
-        for file in FILES:
-            shutil.copyfile(src / file, dest / file)
+        fetch_local(Path(spec.path).expanduser(), dest)
     else:
         from pipelines.kaggle_source import download_competition
 
         download_competition(spec.kaggle, dest)
 
 
+def origin(spec, name: str) -> str:
+    """Where the files came from, as error messages should name them."""
+    if spec.source == "local":
+        return str(Path(spec.path).expanduser())
+    return f"{spec.source}:{spec.kaggle or name}"
+
+
 def main(args, params) -> None:
     spec = params.competition(args.name)
     with atomic_dir(args.out) as tmp:
         fetch(spec, args.name, tmp)
-        layout = read_layout(tmp, spec)
+        layout = read_layout(tmp, spec, origin=origin(spec, args.name))
     print(f"{args.name}: {len(layout.train)} train rows, {len(layout.test)} test rows -> {args.out}")

@@ -4,21 +4,24 @@
         --train data/train/<name> --distill data/distill/<name> --out submissions/<name>
 
 Candidates are every trained model plus the distilled student. Each method (Caruana hill
-climbing, stacking, plain mean) is scored on honest nested OOF predictions (fitted on the
-other folds); the best one is refitted on all OOF rows and applied to the test predictions.
-Writes `metrics.json` (metric, cv of the final ensemble's OOF predictions, per-model cv),
-`oof.npy`, `plots/` (confusion matrix, ROC or residuals) and, last, `submission.csv`.
+climbing, stacking, plain mean; for `qwk` and binary `f1` also each followed by thresholds
+fitted on OOF predictions) is scored on honest nested OOF predictions (fitted on the other
+folds); the best one is refitted on all OOF rows and applied to the test predictions.
+Writes `metrics.json` (metric, cv: the chosen method's nested OOF score, per-model cv),
+`oof.npy` (those nested OOF predictions), `plots/` (confusion matrix, ROC, or residuals and
+predicted vs actual for regression, as CSV and PNG) and, last, `submission.csv`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from pipelines.ensembling import methods, nested_oof
+from pipelines.ensembling import candidate_methods, nested_oof
 from pipelines.io import atomic_file, read_csv, save_array, write_json
 from pipelines.metrics import get_metric, to_labels
 from pipelines.stages.clean import CleanData
@@ -37,6 +40,7 @@ def write_plots(folder: Path, y: np.ndarray, oof: np.ndarray, task: str, classes
         frame = pd.DataFrame({"actual": y, "predicted": oof, "residual": oof - y})
         with atomic_file(folder / "residuals.csv") as fh:
             frame.round(6).to_csv(fh, index=False)
+        _regression_png(folder / "regression.png", y, oof)
         return
     names = np.asarray([str(c) for c in classes], dtype=object)
     frame = pd.DataFrame({"actual": names[y], "predicted": names[to_labels(oof, task)]})
@@ -48,6 +52,30 @@ def write_plots(folder: Path, y: np.ndarray, oof: np.ndarray, task: str, classes
             pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(6).to_csv(fh, index=False)
 
 
+def _regression_png(path: Path, y: np.ndarray, pred: np.ndarray) -> None:
+    """Predicted vs actual and residuals vs predicted, side by side (out-of-fold rows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.5))
+    lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+    a.scatter(y, pred, s=6, alpha=0.5)
+    a.plot([lo, hi], [lo, hi], color="k", lw=1)
+    a.set(xlabel="actual", ylabel="predicted (out-of-fold)", title="Predicted vs actual")
+    b.scatter(pred, pred - y, s=6, alpha=0.5)
+    b.axhline(0, color="k", lw=1)
+    b.set(xlabel="predicted (out-of-fold)", ylabel="predicted - actual", title="Residuals")
+    if y.min() > 0 and pred.min() > 0 and y.max() / y.min() > 100:  # e.g. prices: log axes
+        a.set(xscale="log", yscale="log")
+        b.set_xscale("log")
+    fig.tight_layout()
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=80)
+    plt.close(fig)
+
+
 def main(args, params) -> None:
     data = CleanData(args.clean)
     task, metric = data.task, get_metric(data.meta["metric"])
@@ -56,34 +84,36 @@ def main(args, params) -> None:
     names = list(preds)
     oofs, tests = [preds[n]["oof"] for n in names], [preds[n]["test"] for n in names]
 
-    candidates = methods(metric, task, params.ensemble.iterations, params.seed)
-    nested = {}
-    for method in params.ensemble.methods:
-        fit_apply = candidates[method]
-        oof = nested_oof(lambda tr, y, ap: fit_apply(tr, y, ap)[0], oofs, data.y, data.folds)
-        nested[method] = metric(data.y, oof, task)
-    best = max(nested, key=lambda m: nested[m] if metric.greater_is_better else -nested[m])
-    final_oof, detail = candidates[best](oofs, data.y, oofs)
-    final_test, _ = candidates[best](oofs, data.y, tests)
+    candidates = candidate_methods(params.ensemble.methods, metric, task, params.ensemble.iterations, params.seed)
+    nested, nested_scores = {}, {}
+    for method, fit_apply in candidates.items():
+        nested[method] = nested_oof(lambda tr, y, ap, f=fit_apply: f(tr, y, ap)[0], oofs, data.y, data.folds)
+        nested_scores[method] = metric(data.y, nested[method], task)
+    best = max(nested_scores, key=lambda m: nested_scores[m] if metric.greater_is_better else -nested_scores[m])
+    final_test, detail = candidates[best](oofs, data.y, tests)
+    final_oof = nested[best]
 
     sample = read_csv(args.raw / "sample_submission.csv")
-    sub = make_submission(final_test, data.test_ids, sample, data.meta["classes"], metric, task, data.meta["id"])
+    # a regression target scored on labels (qwk): thresholds already produced the values
+    sub_metric = replace(metric, submits="values") if task == "regression" else metric
+    sub = make_submission(final_test, data.test_ids, sample, data.meta["classes"], sub_metric, task, data.meta["id"])
     validate_submission(sub, sample, data.meta["id"])
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_array(args.out / "oof.npy", final_oof)
     write_plots(args.out / "plots", data.y, final_oof, task, data.meta["classes"])
+    cv = metric(data.y, final_oof, task)
     write_json(
         args.out / "metrics.json",
         {
             "metric": metric.name,
-            "cv": metric(data.y, final_oof, task),
+            "cv": cv,
             "method": best,
-            "methods_nested_cv": nested,
+            "methods_nested_cv": nested_scores,
             "ensemble": {"members": names, **detail},
             "models": {n: preds[n]["scores"]["cv"] for n in names},
         },
     )
     with atomic_file(args.out / "submission.csv") as fh:  # written last: its presence means success
         sub.to_csv(fh, index=False)
-    print(f"{args.name}: ensemble {best} cv {metric.name} {metric(data.y, final_oof, task):.5f} -> {args.out}")
+    print(f"{args.name}: ensemble {best} cv {metric.name} {cv:.5f} -> {args.out}")

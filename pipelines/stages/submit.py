@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.cv import fingerprint
+from pipelines.errors import PipelineError
 from pipelines.io import atomic_file, read_csv, read_json
 from pipelines.stages.leaderboard import score_offline
 from pipelines.submission import validate_submission
@@ -32,10 +33,16 @@ def add_arguments(parser) -> None:
 def _git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
+        )
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else ""
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def _fmt(score) -> str:
+    return "hidden" if score is None else f"{score:.5f}"
 
 
 def main(args, params) -> None:
@@ -46,16 +53,19 @@ def main(args, params) -> None:
     sample = read_csv(raw / "sample_submission.csv")
     validate_submission(sub, sample, spec.id, str(folder / "submission.csv"))
     metrics = read_json(folder / "metrics.json")
+    if not isinstance(metrics.get("cv"), (int, float)) or "metric" not in metrics:
+        raise PipelineError(f"{folder / 'metrics.json'}: needs 'metric' and a numeric 'cv' (re-run the ensemble stage)")
     public = private = None
+    status = "scored"
     if spec.source == "embedded":
         public, private = score_offline(sub, spec.kaggle or args.name, spec)
     elif spec.source == "kaggle":
         from pipelines.kaggle_source import submit
 
         record = submit(spec.kaggle, folder / "submission.csv", args.message or f"cv {metrics['cv']:.5f}")
-        public, private = record["public"], record["private"]
+        public, private, status = record["public"], record["private"], record["status"]
     row = {
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "commit": _git_commit(),
         "params": fingerprint(params.model_dump()),
         "metric": metrics["metric"],
@@ -69,5 +79,9 @@ def main(args, params) -> None:
     history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)
     with atomic_file(history_path) as fh:
         history.to_csv(fh, index=False)
-    scores = "no leaderboard for a local competition" if public is None else f"public {public:.5f}, private {private:.5f}"
+    scores = f"public {_fmt(public)}, private {_fmt(private)}"
+    if spec.source == "local":
+        scores = "no leaderboard for a local competition"
+    elif status != "scored" and status != "complete":
+        scores = f"Kaggle is still scoring it ({status}); see kaggle.com/c/{spec.kaggle}/submissions"
     print(f"{args.name}: cv {metrics['cv']:.5f}; {scores} (recorded in {history_path})")

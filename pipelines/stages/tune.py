@@ -3,17 +3,22 @@
     python -m pipelines tune <name> --clean data/clean/<name> --out data/tune/<name>
 
 One study per model in a real storage (SQLite `study.db` in `--out` unless `tune.storage`
-names an RDB URL, so several machines can work on one study). Seeded TPE; a median pruner
-stops trials whose running fold mean is poor (torch models also report per epoch).
+names an RDB URL, so several machines can work on one study). Seeded TPE whose first trial
+is the model's defaults (so the best params never score below them); a median pruner stops
+trials whose running fold mean is poor (torch models also report per epoch). Trials score
+the competition's metric on OOF predictions (after OOF-fitted thresholds where the metric
+uses them); on large data they run on a seeded subsample of `tune.max_rows` rows.
 Studies resume: `n_trials` is the study's total, so an interrupted run continues and a
 re-run adds nothing. Writes `best_params.json` (read by `train`) and `history.csv` (plots).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 
@@ -31,8 +36,28 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path, required=True)
 
 
-def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: str) -> optuna.Study:
+def subsample(data: CleanData, max_rows: int | None, seed: int):
+    """(X, y, folds, X_test) for tuning: at most `max_rows` seeded training rows, each keeping
+    its fold; one test row (trials need no test predictions)."""
+    idx = np.arange(len(data.y))
+    if max_rows is not None and len(idx) > max_rows:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, size=max_rows, replace=False))
+    return data.rows(data.X, idx), data.y[idx], data.folds[idx], data.rows(data.X_test, np.arange(1))
+
+
+def default_params(model: str) -> dict:
+    """The factory's own defaults (numbers, strings, booleans): the study's first trial."""
     entry = get_entry(model)
+    return {
+        name: p.default
+        for name, p in inspect.signature(entry.factory).parameters.items()
+        if name != "ctx" and isinstance(p.default, (int, float, str, bool)) and p.default is not p.empty
+    }
+
+
+def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: str, seed: int = 0) -> optuna.Study:
+    entry = get_entry(model)
+    X, y, folds, X_test = subsample(data, tp.max_rows, seed)
     direction = "maximize" if ctx.metric.greater_is_better else "minimize"
     study = optuna.create_study(
         study_name=study_name,
@@ -51,11 +76,13 @@ def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: s
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        result = cross_validate(model, params, data.X, data.y, data.X_test, data.folds, ctx, on_fold=on_fold)
-        return result.score
+        result = cross_validate(model, params, X, y, X_test, folds, ctx, on_fold=on_fold)
+        return ctx.metric.best_score(y, result.oof, ctx.task)
 
     finished = [t for t in study.trials if t.state.is_finished()]
     remaining = max(0, tp.n_trials - len(finished))
+    if remaining and not study.trials:
+        study.enqueue_trial(default_params(model), skip_if_exists=True)
     if remaining:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study.optimize(objective, n_trials=remaining, timeout=tp.timeout, show_progress_bar=ctx.progress)
@@ -72,7 +99,7 @@ def main(args, params) -> None:
     storage = tp.storage or f"sqlite:///{(args.out / 'study.db').resolve()}"
     optuna.storages.RDBStorage(storage)  # creates the database even when nothing is tuned
     # a new study whenever the data, folds or seed change; the same one when resuming
-    tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump())
+    tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump(), tp.max_rows)
     models = [m for m in tp.models if m in params.models_for(args.name)]
     best, history = {}, []
     for model in models:
@@ -82,7 +109,7 @@ def main(args, params) -> None:
             continue
         if tp.n_trials == 0:
             continue
-        study = tune_model(model, data, ctx, tp, storage, f"{args.name}-{model}-{tag}")
+        study = tune_model(model, data, ctx, tp, storage, f"{args.name}-{model}-{tag}", params.seed)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not done:
             continue

@@ -1,0 +1,61 @@
+"""Helpers for benchmarks: a throw-away git + DVC repo holding this project's pipeline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {
+    **os.environ,
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+}
+
+
+def make_repo(where: Path, params: dict) -> Path:
+    """A fresh repo at `where` with the pipeline code, dvc.yaml and the given params."""
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    shutil.copytree(ROOT / "pipelines", where / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", where / "dvc.yaml")
+    (where / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=where, check=True, env=ENV)
+    return where
+
+
+def repro(repo: Path, *targets: str) -> float:
+    """Run `dvc repro` and return its wall time in seconds (raises with the log on failure)."""
+    start = time.perf_counter()
+    proc = subprocess.run(["dvc", "repro", *targets], cwd=repo, env=ENV, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"dvc repro failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return time.perf_counter() - start
+
+
+def default_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def table(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(_fmt(r[c])) for r in rows)) for c in cols}
+    line = "| " + " | ".join(c.ljust(width[c]) for c in cols) + " |"
+    sep = "|" + "|".join("-" * (width[c] + 2) for c in cols) + "|"
+    body = ["| " + " | ".join(_fmt(r[c]).ljust(width[c]) for c in cols) + " |" for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def _fmt(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)

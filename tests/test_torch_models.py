@@ -1,0 +1,224 @@
+"""Every torch model in the registry: fit/predict on tiny data for each task, output shapes,
+determinism, distillation, ONNX parity, weights loading, and that the small nets learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipelines.errors import PipelineError
+from pipelines.metrics import get_metric
+from pipelines.models.registry import ModelContext, create_model, get_entry, list_models
+from pipelines.models.torch_models import MLP, export_onnx, load_weights, onnx_predict, quantize_onnx
+
+TORCH_MODELS = [m for m in list_models() if get_entry(m).factory.__module__ == "pipelines.models.torch_models"]
+# tiny variants (timm's habit): the tests check wiring, not accuracy
+TINY = {
+    "cnn": {"width": 4},
+    "student_cnn": {"width": 4},
+    "resnet": {"arch": "resnet10t", "timm_kwargs": {"channels": (8, 8, 8, 8), "stem_width": 8}},
+    "vit": {"patch": 7, "dim": 16, "depth": 1, "heads": 2},
+    "mlp": {"hidden": 16},
+    "student_mlp": {"hidden": 8},
+}
+TASKS = {"binary": ("roc_auc", 2), "multiclass": ("logloss", 3), "regression": ("rmse", 1)}
+N = 48
+
+
+def make_ctx(task, checkpoint_dir=None, **kw):
+    metric, k = TASKS[task]
+    roles = {"numeric": ["a", "b", "c"], "categorical": ["color"]}
+    return ModelContext(
+        task=task,
+        metric=get_metric(metric),
+        n_classes=k,
+        roles=roles,
+        progress=False,
+        epochs=2,
+        checkpoint_dir=checkpoint_dir,
+        **kw,
+    )
+
+
+def make_data(modality, task, n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=n)
+    if task == "regression":
+        y = 50 + 10 * signal  # far from unit scale: the head must standardise
+    else:
+        k = TASKS[task][1]
+        y = np.digitize(signal, np.quantile(signal, np.linspace(0, 1, k + 1)[1:-1]))
+    if modality == "tabular":
+        X = pd.DataFrame(
+            {
+                "a": signal + 0.1 * rng.normal(size=n),
+                "b": rng.normal(size=n),
+                "c": rng.normal(size=n),
+                "color": rng.choice(["red", "green"], size=n),
+            }
+        )
+        X.loc[::7, "b"] = np.nan  # the preprocessor imputes
+    else:
+        X = rng.integers(0, 60, size=(n, 1, 28, 28), dtype=np.uint8)
+        X[:, 0, 8:20, 8:20] += (100 + 60 * np.clip(signal, -1.5, 1.5)).astype(np.uint8)[:, None, None]
+    return X, y
+
+
+def split(X, y, at):
+    take = (lambda a, s: a.iloc[s]) if isinstance(X, pd.DataFrame) else (lambda a, s: a[s])
+    return take(X, slice(None, at)), y[:at], take(X, slice(at, None)), y[at:]
+
+
+def fitted(name, task, seed=42, checkpoint_dir=None, soft=False, **params):
+    entry = get_entry(name)
+    X, y = make_data(entry.modality, task)
+    X_tr, y_tr, X_va, y_va = split(X, y, 36)
+    model = create_model(
+        name, make_ctx(task, checkpoint_dir, seed=seed), batch_size=12, **{**TINY.get(name, {}), **params}
+    )
+    soft_targets = None
+    if soft:
+        soft_targets = {
+            "binary": np.full(len(y_tr), 0.7),
+            "regression": y_tr + 1.0,
+            "multiclass": np.full((len(y_tr), 3), 1 / 3),
+        }[task]
+    model.fit(X_tr, y_tr, eval_set=(X_va, y_va), soft_targets=soft_targets)
+    return model, X_va
+
+
+def test_the_registry_holds_the_torch_models():
+    assert {"mlp", "student_mlp", "cnn", "resnet", "vit", "student_cnn"} <= set(TORCH_MODELS)
+    assert get_entry("student_mlp").accepts_soft_targets and get_entry("student_cnn").accepts_soft_targets
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_fit_predict_shapes_per_task(name, task):
+    model, X_va = fitted(name, task)
+    out = model.predict_output(X_va)
+    assert np.isfinite(out).all()
+    if task == "multiclass":
+        assert out.shape == (len(X_va), 3)
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-9)
+    else:
+        assert out.shape == (len(X_va),)
+    if task == "binary":
+        assert ((out >= 0) & (out <= 1)).all()
+    if task == "regression":
+        assert 20 < out.mean() < 80  # back on the target's scale, not the standardised one
+    assert model.result_.epochs_run >= 1 and model.result_.best_score is not None
+
+
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_gradients_reach_every_parameter(name):
+    entry = get_entry(name)
+    model = create_model(name, make_ctx("multiclass"), **TINY.get(name, {}))
+    X, y = make_data(entry.modality, "multiclass", n=8)
+    x = torch.as_tensor(model._fit_inputs(X, y), dtype=torch.float32)
+    if x.dim() == 4:
+        x = x / 255.0
+    net = model.build(tuple(x.shape[1:]), 3)
+    torch.nn.functional.cross_entropy(net(x), torch.as_tensor(y)).backward()
+    for pname, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+
+
+@pytest.mark.parametrize("name,task", [("mlp", "binary"), ("cnn", "multiclass")])
+def test_same_seed_same_predictions(name, task):
+    a, X_va = fitted(name, task, seed=3)
+    b, _ = fitted(name, task, seed=3)
+    c, _ = fitted(name, task, seed=4)
+    np.testing.assert_array_equal(a.predict_output(X_va), b.predict_output(X_va))
+    assert not np.array_equal(a.predict_output(X_va), c.predict_output(X_va))
+
+
+def test_a_model_resumes_from_its_finished_checkpoint(tmp_path):
+    a, X_va = fitted("cnn", "binary", checkpoint_dir=tmp_path)
+    b, _ = fitted("cnn", "binary", checkpoint_dir=tmp_path)
+    assert b.result_.reloaded and not a.result_.reloaded
+    np.testing.assert_array_equal(a.predict_output(X_va), b.predict_output(X_va))
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("name", [m for m in TORCH_MODELS if get_entry(m).accepts_soft_targets])
+def test_students_train_on_soft_targets(name, task):
+    model, X_va = fitted(name, task, soft=True, alpha=1.0, temperature=2.0)
+    out = model.predict_output(X_va)
+    assert np.isfinite(out).all() and len(out) == len(X_va)
+    with pytest.raises(ValueError, match="soft targets"):
+        X, y = make_data(get_entry(name).modality, task, n=12)
+        create_model(name, make_ctx(task)).fit(X, y, soft_targets=np.zeros((12, 5)))
+
+
+def test_distillation_pulls_the_student_to_the_teacher():
+    # teacher says 0.9 everywhere, labels say otherwise: with alpha=1 the student follows the teacher
+    X, y = make_data("tabular", "binary", n=96)
+    model = create_model("student_mlp", make_ctx("binary"), alpha=1.0, temperature=1.0, epochs=30, patience=30, lr=1e-2)
+    model.fit(X, y, soft_targets=np.full(len(y), 0.9))
+    assert abs(model.predict_output(X).mean() - 0.9) < 0.05
+
+
+@pytest.mark.parametrize("name", TORCH_MODELS)
+def test_onnx_export_matches_torch(name, tmp_path):
+    task = "multiclass"
+    model, X_va = fitted(name, task)
+    path = export_onnx(model, tmp_path / f"{name}.onnx")
+    np.testing.assert_allclose(onnx_predict(model, X_va, path), model.predict_output(X_va), atol=1e-4)
+
+
+def test_int8_onnx_stays_close(tmp_path):
+    model, X_va = fitted("mlp", "binary", hidden=64)
+    path = quantize_onnx(export_onnx(model, tmp_path / "mlp.onnx"))
+    assert path.name == "mlp.int8.onnx" and path.stat().st_size < (tmp_path / "mlp.onnx").stat().st_size
+    np.testing.assert_allclose(onnx_predict(model, X_va, path), model.predict_output(X_va), atol=0.05)
+
+
+def test_tta_averages_shifted_views():
+    model, X_va = fitted("cnn", "multiclass")
+    plain = model.predict_output(X_va)
+    model.tta = True
+    tta = model.predict_output(X_va)
+    np.testing.assert_allclose(tta.sum(axis=1), 1.0, atol=1e-9)
+    assert not np.allclose(tta, plain)
+
+
+def test_weights_are_loaded_from_a_local_file(tmp_path):
+    torch.manual_seed(0)
+    src = MLP((5,), 3, hidden=8)
+    torch.save({"state_dict": src.state_dict()}, tmp_path / "w.pt")
+    dst = MLP((5,), 4, hidden=8)  # another class count: the classifier keeps its own init
+    load_weights(dst, tmp_path / "w.pt")
+    assert torch.equal(dst[0].weight, src[0].weight) and dst[-1].weight.shape == (4, 8)
+    with pytest.raises(PipelineError, match="no tensor matches"):
+        load_weights(MLP((7,), 4, hidden=9), tmp_path / "w.pt")
+    with pytest.raises(PipelineError, match="not found"):
+        load_weights(dst, tmp_path / "missing.pt")
+
+
+def test_search_space_feeds_the_factory():
+    optuna = pytest.importorskip("optuna")
+    entry = get_entry("mlp")
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    params = entry.search_space(study.ask())
+    assert set(params) == {"hidden", "layers", "dropout", "lr", "weight_decay"}
+    create_model("mlp", make_ctx("binary"), **params)
+    with pytest.raises(PipelineError, match="unknown parameter"):
+        create_model("cnn", make_ctx("binary"), hidden=3)
+
+
+def test_small_nets_learn():
+    X, y = make_data("tabular", "binary", n=300)
+    X_tr, y_tr, X_va, y_va = split(X, y, 220)
+    mlp = create_model("mlp", make_ctx("binary"), hidden=32, epochs=15, batch_size=16).fit(
+        X_tr, y_tr, eval_set=(X_va, y_va)
+    )
+    assert get_metric("roc_auc")(y_va, mlp.predict_output(X_va), "binary") > 0.9
+    X, y = make_data("image", "multiclass", n=300)
+    X_tr, y_tr, X_va, y_va = split(X, y, 220)
+    cnn = create_model("cnn", make_ctx("multiclass"), width=8, epochs=6, batch_size=16).fit(
+        X_tr, y_tr, eval_set=(X_va, y_va)
+    )
+    assert get_metric("accuracy")(y_va, cnn.predict_output(X_va), "multiclass") > 0.8
