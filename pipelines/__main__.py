@@ -53,6 +53,23 @@ def _terminate(signum, frame):
     raise Stopped(f"signal {signum}")
 
 
+class _NoInterruptTraceback(logging.Filter):
+    """Libraries log what they caught on the way out (Optuna: "Trial 3 failed ... Stopped");
+    the line is kept, the traceback of an interruption is not."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_interrupts() -> None:
+    for name in ("", "optuna"):  # the root logger, and Optuna's own (it does not propagate)
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _NoInterruptTraceback) for f in handler.filters):
+                handler.addFilter(_NoInterruptTraceback())
+
+
 def _oserror_line(err: OSError) -> str:
     where = f"{err.filename}: " if err.filename else ""
     return f"{where}{err.strerror or err}"
@@ -61,6 +78,7 @@ def _oserror_line(err: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_interrupts()
     previous = signal.signal(signal.SIGTERM, _terminate)
     from pipelines.config import check_models, load_params
 

@@ -655,3 +655,13 @@ def test_interrupt_exit_status(monkeypatch, tmp_path, capsys):
         monkeypatch.setattr(download, "main", stop)
         assert main(ws.argv("download")) == status
         assert f"interrupted ({how})" in capsys.readouterr().err
+
+
+def test_unwritable_output_is_one_line(tmp_path, capsys):
+    ws = Workspace(tmp_path)
+    ws.save_params()
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where a folder should be")
+    assert main(ws.argv("download")) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert str(blocker) in line and blocker.read_text() == "a file where a folder should be"
