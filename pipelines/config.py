@@ -120,7 +120,7 @@ class TuneParams(Strict):
     storage: str | None = None  # any optuna RDB URL; None: SQLite file in the stage's out folder
     # trials run on a seeded subsample of at most this many training rows (folds kept), so
     # tuning costs about the same on large data; the best params then train on every row
-    max_rows: int | None = Field(default=20_000, ge=100)
+    max_rows: int | None = Field(default=10_000, ge=100)
 
     @field_validator("storage")
     @classmethod

@@ -270,6 +270,9 @@ def test_digit_augment_moves_pixels_but_keeps_range_and_is_seeded():
     b = DigitAugment()(x)
     assert torch.equal(a, b) and a.shape == x.shape
     assert a.min() >= 0 and a.max() <= 1 and not torch.equal(a, x)
+    ones = torch.ones(4, 1, 28, 28)
+    holes = DigitAugment(shift=0, degrees=0, scale=0, cutout=4, p_cutout=1.0)(ones)
+    assert ((holes - ones).abs() < 1e-6).sum() >= 4 * (28 * 28 - 25) and holes.min() == 0  # 5x5 holes
     s = shift(x, 2, -1)
     assert torch.equal(s[:, :, 12:20, 11:15], x[:, :, 10:18, 12:16]) and s.sum() == x.sum()
 

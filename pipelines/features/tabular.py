@@ -5,8 +5,9 @@ frames plus the *roles* the models use:
 
 - numeric: numbers as float32, with a `<col>__missing` flag where values are missing;
 - categorical: low-cardinality text/booleans as pandas `category` with the training levels,
-  rare levels (and levels unseen in train) grouped into `__rare__`; each also yields
-  `<col>__freq`, how common its level is;
+  rare levels (and levels unseen in train) grouped into `__rare__`; each with more than
+  two levels also yields `<col>__freq`, how common its level is (numeric, and listed again
+  under the role `frequency`: trees use it, one-hot models have the levels already);
 - ordinal scales: a categorical whose levels all belong to a known ordered scale (quality
   `Po < Fa < TA < Gd < Ex`, `low < medium < high`, ...) also becomes the number
   `<col>__ord` (1..k along the scale, 0 where missing: "no garage" sits below "poor");
@@ -51,6 +52,8 @@ ORDINAL_SCALES: list[tuple[str, ...]] = [
     ("i1", "si2", "si1", "vs2", "vs1", "vvs2", "vvs1", "if"),  # clarity grades
     ("very low", "low", "medium", "high", "very high"),
     ("very low", "low", "moderate", "high", "very high"),
+    ("low", "medium", "high"),
+    ("low", "moderate", "high"),
     ("none", "low", "medium", "high"),
     ("low", "mid", "high"),
     ("l", "m", "h"),
@@ -129,7 +132,7 @@ def build_features(
             both = hook.add_features(both)
 
     features: dict[str, pd.Series] = {}
-    roles: dict[str, list[str]] = {"numeric": [], "categorical": [], "key": []}
+    roles: dict[str, list[str]] = {"numeric": [], "categorical": [], "key": [], "frequency": []}
 
     def numeric(name: str, values: pd.Series) -> None:
         features[name] = values.astype(np.float32)
@@ -162,6 +165,7 @@ def build_features(
                 numeric(f"{col}__ord", _ordinal(values, scale))
             if n_levels > 2:
                 numeric(f"{col}__freq", _frequency(values))
+                roles["frequency"].append(f"{col}__freq")
         elif _is_text(tr):
             text = values.astype("string").fillna("")
             numeric(f"{col}__len", text.str.len())

@@ -147,8 +147,12 @@ def _skewness(x: np.ndarray) -> np.ndarray:
 def make_preprocessor(ctx: ModelContext, *, scale: bool = True, onehot: bool = True) -> ColumnTransformer:
     """Dense float features from the cleaned frame: numeric (imputed; with `scale`, also
     log1p of skewed columns, clipped tails and standardised), categorical (one-hot, or
-    ordinal codes for trees), keys (out-of-fold target encoding)."""
-    roles = ctx.roles
+    ordinal codes for trees), keys (out-of-fold target encoding). Level frequencies are
+    left to trees when categories are one-hot encoded (they would only add noise here)."""
+    roles = dict(ctx.roles)
+    if onehot:
+        skip = set(roles.get("frequency", []))
+        roles["numeric"] = [c for c in roles.get("numeric", []) if c not in skip]
     if scale:
         numeric = make_pipeline(NumericCleaner(), StandardScaler())
     else:
@@ -172,20 +176,25 @@ class SklearnModel:
     """Adapter: an sklearn pipeline behind the registry contract.
 
     Multiclass outputs always have `n_classes` columns, also when a fold's training rows
-    lack a rare class (its probability is then 0).
+    lack a rare class (its probability is then 0). `ordinal`: the pipeline is a regressor
+    on the class index of ordered classes; its value comes out as a `two_hot` row.
     """
 
-    def __init__(self, pipeline: Pipeline, task: str, eval_kwargs: bool = False, n_classes: int = 0):
+    def __init__(self, pipeline: Pipeline, task: str, eval_kwargs: bool = False, n_classes: int = 0, ordinal=False):
         self.pipeline = pipeline
         self.task = task
         self.eval_kwargs = eval_kwargs
         self.n_classes = n_classes
+        self.ordinal = ordinal
 
     def fit(self, X, y, eval_set=None, soft_targets=None):
-        self.pipeline.fit(X, np.asarray(y))
+        y = np.asarray(y)
+        self.pipeline.fit(X, y.astype(np.float64) if self.ordinal else y)
         return self
 
     def predict_output(self, X) -> np.ndarray:
+        if self.ordinal:
+            return two_hot(self.pipeline.predict(X), self.n_classes)
         if self.task == "regression":
             return self.pipeline.predict(X).astype(np.float64)
         proba = self.pipeline.predict_proba(X)
@@ -235,7 +244,7 @@ def lightgbm_space(trial) -> dict:
 
 
 EARLY_STOPPING_ROWS = 5000  # fewer training rows: a fixed number of rounds (a small holdout is too noisy)
-SMALL_DATA_ROUNDS = 400
+SMALL_DATA_ROUNDS = 300
 
 
 class LightGBMModel(SklearnModel):
@@ -248,11 +257,14 @@ class LightGBMModel(SklearnModel):
     rows; above that, the early-stopped model is kept to save time). The fold's own
     validation rows are never looked at, so CV stays honest. Fewer rows: a fixed
     `SMALL_DATA_ROUNDS` (a holdout of a few hundred rows stops too noisily).
+
+    `ordinal`: ordered classes learnt as a regression on the class index (see SklearnModel).
     """
 
     def __init__(self, pipeline, task, *, n_classes, n_estimators, max_rounds, holdout=0.1, patience=100,
-                 refit_rows=200_000, seed=0):  # fmt: skip
-        super().__init__(pipeline, task, n_classes=n_classes)
+                 refit_rows=200_000, seed=0, ordinal=False):  # fmt: skip
+        # refit_rows=0: keep the early-stopped model (tuning trials do, to halve their cost)
+        super().__init__(pipeline, task, n_classes=n_classes, ordinal=ordinal)
         self.n_estimators = n_estimators
         self.max_rounds = max_rounds
         self.holdout = holdout
@@ -265,13 +277,15 @@ class LightGBMModel(SklearnModel):
 
         y = np.asarray(y)
         est = self.pipeline.named_steps["model"]
+        if self.ordinal:
+            y = y.astype(np.float64)
         if self.n_estimators is not None or len(y) < EARLY_STOPPING_ROWS:
             est.set_params(n_estimators=self.n_estimators or SMALL_DATA_ROUNDS)
             self.pipeline.fit(X, y)
             return self
         prep = self.pipeline.named_steps["prep"]
         x = prep.fit_transform(X, y)
-        fit_idx, stop_idx = _holdout_split(y, self.task, self.holdout, self.seed)
+        fit_idx, stop_idx = _holdout_split(y, "regression" if self.ordinal else self.task, self.holdout, self.seed)
         est.set_params(n_estimators=self.max_rounds)
         stop_x, stop_y = _take(x, stop_idx), y[stop_idx]
         if "eval_X" in inspect.signature(est.fit).parameters:  # LightGBM >= 4.6 names it so
@@ -285,6 +299,19 @@ class LightGBMModel(SklearnModel):
             est.set_params(n_estimators=max(1, int(round(self.best_rounds_ / (1 - self.holdout)))))
             est.fit(x, y)
         return self
+
+
+
+def two_hot(value: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows of class probabilities whose expected class index is `value` (clipped to 0..k-1)."""
+    v = np.clip(np.asarray(value, dtype=np.float64), 0, n_classes - 1)
+    low = np.minimum(np.floor(v).astype(np.int64), n_classes - 2)
+    frac = v - low
+    out = np.zeros((len(v), n_classes))
+    rows = np.arange(len(v))
+    out[rows, low] = 1 - frac
+    out[rows, low + 1] = frac
+    return out
 
 
 def _take(x, idx):
@@ -312,12 +339,16 @@ def lightgbm(
     num_leaves: int = 15,
     min_child_samples: int = 20,
     subsample: float = 0.8,
-    colsample_bytree: float = 0.5,
+    colsample_bytree: float = 0.7,
     reg_lambda: float = 1.0,
     max_rounds: int = 3000,
+    ordinal: bool = False,
+    refit: bool = True,
 ):
     """`n_estimators=None`: SMALL_DATA_ROUNDS on small data, else early stopping on 10% of the
-    fold's training rows, up to `max_rounds` (see LightGBMModel)."""
+    fold's training rows, up to `max_rounds`; `ordinal`: a regression on the class index of
+    ordered classes; `refit=False` keeps the early-stopped model instead of refitting on all
+    training rows (see LightGBMModel)."""
     import lightgbm as lgb
 
     kw = dict(
@@ -334,11 +365,22 @@ def lightgbm(
         force_row_wise=True,
         verbose=-1,
     )
-    est = lgb.LGBMRegressor(**kw) if ctx.task == "regression" else lgb.LGBMClassifier(**kw)
+    ordinal = ordinal and ctx.task == "multiclass"
+    est = lgb.LGBMRegressor(**kw) if ctx.task == "regression" or ordinal else lgb.LGBMClassifier(**kw)
     pipeline = Pipeline([("prep", _categorical_codes(ctx)), ("model", est)])
     return LightGBMModel(
-        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds, seed=ctx.seed
-    )
+        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds, seed=ctx.seed,
+        ordinal=ordinal, refit_rows=200_000 if refit else 0,
+    )  # fmt: skip
+
+
+@register_model("lightgbm_ordinal", modality=TABULAR, tasks=("multiclass",), search_space=lightgbm_space)
+def lightgbm_ordinal(ctx: ModelContext, **params):
+    """LightGBM regressing the class index of ordered classes (ratings, grades): list it in a
+    competition's `models:` next to `lightgbm` when the order carries the signal. On
+    diamond cut grades the classifier with OOF-fitted thresholds did better (qwk 0.659 vs
+    0.633 held out), so it is not a default."""
+    return lightgbm(ctx, ordinal=True, **params)
 
 
 # ---------------------------------------------------------------- linear

@@ -10,6 +10,7 @@ the ranks end with identical weights and the score beats chance clearly.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         dist.all_gather(gathered, flat)
         equal = all(torch.equal(g, gathered[0]) for g in gathered)
         dist.destroy_process_group()
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         print(
             f"ddp_check world={world} score={score:.4f} best={result.best_score:.4f} params_equal={equal}", flush=True
         )

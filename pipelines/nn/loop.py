@@ -92,7 +92,7 @@ def train(
 
     ckpt_dir = Path(ctx.checkpoint_dir) if ctx.checkpoint_dir is not None else None
     fingerprint = make_fingerprint(net, head, loss_fn, train_set, val_set, cfg, ctx.seed, world)
-    final = load_checkpoint(ckpt_dir, FINAL, fingerprint, device)
+    final = load_checkpoint(ckpt_dir, FINAL, fingerprint)
     if final is not None:
         net.load_state_dict(final["state"])
         return FitResult(**final["result"], reloaded=True)
@@ -114,7 +114,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # bf16 needs no scaling
     progress = Progress()
 
-    ckpt = load_checkpoint(ckpt_dir, LAST, fingerprint, device)
+    ckpt = load_checkpoint(ckpt_dir, LAST, fingerprint)
     if ckpt is not None:
         progress = restore(ckpt, net, ema, optimizer, scheduler, scaler)
     resumed_epoch = progress.epoch if ckpt is not None else None
@@ -357,12 +357,12 @@ def get_rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"].cpu())
+    torch.set_rng_state(state["torch"])
     random.setstate(_to_tuples(state["python"]))
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _to_tuples(x):
@@ -452,9 +452,12 @@ def save_checkpoint(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(ckpt_dir: Path | None, name: str, fingerprint: str, device: torch.device) -> dict | None:
-    """The checkpoint if it exists and belongs to this very fit, else None."""
+def load_checkpoint(ckpt_dir: Path | None, name: str, fingerprint: str) -> dict | None:
+    """The checkpoint if it exists and belongs to this very fit, else None.
+
+    Loaded to the CPU: `load_state_dict` copies onto the net's device, and RNG states must
+    be CPU tensors anyway."""
     if ckpt_dir is None or not (ckpt_dir / name).is_file():
         return None
-    ckpt = torch.load(ckpt_dir / name, map_location=device, weights_only=True)  # never unpickles code
+    ckpt = torch.load(ckpt_dir / name, map_location="cpu", weights_only=True)  # never unpickles code
     return ckpt if ckpt.get("fingerprint") == fingerprint else None

@@ -68,6 +68,9 @@ def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: s
         load_if_exists=True,
     )
 
+    accepted = inspect.signature(entry.factory).parameters
+    cheap = {"refit": False} if "refit" in accepted else {}  # e.g. LightGBM: skip the refit after early stopping
+
     def objective(trial: optuna.Trial) -> float:
         params = entry.search_space(trial)
 
@@ -76,7 +79,7 @@ def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: s
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        result = cross_validate(model, params, X, y, X_test, folds, ctx, on_fold=on_fold)
+        result = cross_validate(model, {**params, **cheap}, X, y, X_test, folds, ctx, on_fold=on_fold)
         return ctx.metric.best_score(y, result.oof, ctx.task)
 
     finished = [t for t in study.trials if t.state.is_finished()]
