@@ -519,7 +519,7 @@ def random_forest(
     return RowCappedForest(pipeline, ctx.task, n_classes=ctx.n_classes, rows_per_tree=rows_per_tree)
 
 
-# ---------------------------------------------------------------- kernels and neighbours
+# ---------------------------------------------------------------- kernels
 
 
 def svm_space(trial) -> dict:
@@ -536,14 +536,4 @@ def svm(ctx: ModelContext, C: float = 1.0, gamma: float | str = "scale"):
         est = SVR(C=C, gamma=gamma)
     else:  # Platt-scaled probabilities (an inner 5-fold CV, seeded)
         est = SVC(C=C, gamma=gamma, probability=True, random_state=ctx.seed)
-    return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task, n_classes=ctx.n_classes)
-
-
-@register_model("knn", modality=TABULAR)
-def knn(ctx: ModelContext, n_neighbors: int = 15):
-    """Distance-weighted k nearest neighbours on scaled features."""
-    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-
-    cls = KNeighborsRegressor if ctx.task == "regression" else KNeighborsClassifier
-    est = cls(n_neighbors=n_neighbors, weights="distance", n_jobs=1)
     return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task, n_classes=ctx.n_classes)
