@@ -79,7 +79,9 @@ def play(label: str, train, test, workdir: Path) -> tuple[Path, float]:
         folder.mkdir(parents=True)
         train.to_csv(folder / "train.csv", index=False)
         test.to_csv(folder / "test.csv", index=False)
-        test[["Id"]].assign(SalePrice=float(train["SalePrice"].mean())).to_csv(folder / "sample_submission.csv", index=False)
+        test[["Id"]].assign(SalePrice=float(train["SalePrice"].mean())).to_csv(
+            folder / "sample_submission.csv", index=False
+        )
         spec = {"source": "local", "path": str(folder), **SPEC}
     params["competitions"] = {NAME: spec}
     repo = make_repo(workdir / "repo", params)
@@ -94,7 +96,14 @@ def rows_for(label: str, repo: Path, seconds: float, answers: pd.DataFrame, base
     for model, cv in metrics["models"].items():
         folder = repo / ("data/distill" if model.startswith("distill:") else "data/train") / NAME / model.split(":")[-1]
         pred = pd.Series(np.load(folder / "test.npy"), index=ids).loc[truth.index]
-        rows.append({"split": label, "model": model, "cv": cv, "held-out": RMSLE(truth.to_numpy(), pred.to_numpy(), "regression")})
+        rows.append(
+            {
+                "split": label,
+                "model": model,
+                "cv": cv,
+                "held-out": RMSLE(truth.to_numpy(), pred.to_numpy(), "regression"),
+            }
+        )
     sub = pd.read_csv(repo / f"submissions/{NAME}/submission.csv")
     held_out = RMSLE(truth.to_numpy(), sub.set_index("Id").loc[truth.index, "SalePrice"].to_numpy(), "regression")
     ensemble = {"split": label, "model": f"ENSEMBLE ({metrics['method']})", "cv": metrics["cv"], "held-out": held_out}
@@ -104,8 +113,18 @@ def rows_for(label: str, repo: Path, seconds: float, answers: pd.DataFrame, base
         ensemble["model"] += f" public {public:.4f} private {private:.4f}"
     rows.append({**ensemble, "seconds": round(seconds, 1)})
     base_cv, base_pred, base_s = baseline
-    base = RMSLE(truth.to_numpy(), pd.Series(base_pred, index=answers["Id"].to_numpy()).loc[truth.index].to_numpy(), "regression")
-    rows.append({"split": label, "model": "lightgbm default (baseline)", "cv": base_cv, "held-out": base, "seconds": round(base_s, 1)})
+    base = RMSLE(
+        truth.to_numpy(), pd.Series(base_pred, index=answers["Id"].to_numpy()).loc[truth.index].to_numpy(), "regression"
+    )
+    rows.append(
+        {
+            "split": label,
+            "model": "lightgbm default (baseline)",
+            "cv": base_cv,
+            "held-out": base,
+            "seconds": round(base_s, 1),
+        }
+    )
     return [{"seconds": "", **r} if "seconds" not in r else r for r in rows]
 
 

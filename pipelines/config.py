@@ -98,6 +98,7 @@ class CompetitionSpec(Strict):
         return self
 
 
+MIN_TRIALS = 5  # tune.row_budget never cuts a study below this many trials
 AUTO_FEW_FOLDS_ROWS = 200_000  # from this many training rows, n_splits "auto" means 3 folds (else 5)
 
 
@@ -121,6 +122,15 @@ class TuneParams(Strict):
     # trials run on a seeded subsample of at most this many training rows (folds kept), so
     # tuning costs about the same on large data; the best params then train on every row
     max_rows: int | None = Field(default=10_000, ge=100)
+    # fewer trials on costly data: at most row_budget / (rows x classes) trials, never below
+    # MIN_TRIALS (nor above n_trials); deterministic, unlike a timeout
+    row_budget: int | None = Field(default=100_000, ge=1)
+
+    def trials_for(self, n_rows: int, n_classes: int) -> int:
+        if self.row_budget is None or self.n_trials == 0:
+            return self.n_trials
+        affordable = self.row_budget // max(1, n_rows * (n_classes if n_classes > 2 else 1))
+        return min(self.n_trials, max(MIN_TRIALS, affordable))
 
     @field_validator("storage")
     @classmethod

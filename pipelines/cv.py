@@ -8,6 +8,11 @@ and a finished fold is never trained twice. `on_fold(k, running_score)` lets Opt
 `fold_train` keeps each fold model's outputs on all training rows: distillation labels the
 student's fold-k training rows with the fold-k teachers, which never saw fold k's labels.
 `soft_targets` may be (n, ...) or per fold (n_splits, n, ...).
+
+`keep_last_model=True` also hands back the last fold's fitted model (`CVResult.last_model`,
+e.g. for distillation to export it to ONNX). When that fold came from the cache, its model is
+fitted again with the same fold context: torch models then only reload their `final.pt`
+checkpoint (same fingerprint), other models retrain (deterministic for a fixed seed).
 """
 
 from __future__ import annotations
@@ -15,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -37,6 +42,7 @@ class CVResult:
     params: dict = field(default_factory=dict)
     rows_per_s: float = 0.0  # test-set prediction throughput of one fold model
     fold_train: np.ndarray | None = None  # (n_splits, n, ...): fold model k's outputs on every train row
+    last_model: object | None = None  # the last fold's fitted model, with keep_last_model=True
 
 
 def target_transform(metric: Metric, task: str):
@@ -87,6 +93,7 @@ def cross_validate(
     soft_targets: np.ndarray | None = None,
     cache_dir: Path | None = None,
     on_fold: Callable[[int, float], None] | None = None,
+    keep_last_model: bool = False,
 ) -> CVResult:
     start = time.perf_counter()
     metric, task = ctx.metric, ctx.task
@@ -98,20 +105,29 @@ def cross_validate(
         cache_dir = Path(cache_dir) / f"{model}-{key}"
         cache_dir.mkdir(parents=True, exist_ok=True)
 
-    oof, test_sum, scores, predict_s, fold_train = None, None, [], [], []
+    oof, test_sum, scores, predict_s, fold_train, last_model = None, None, [], [], [], None
     per_fold_soft = soft_targets is not None and soft_targets.shape[0] == n_splits and soft_targets.ndim > y.ndim
+
+    def fit_fold(k: int, tr: np.ndarray, va: np.ndarray):
+        fold_ctx = replace(ctx, seed=ctx.seed + k, checkpoint_dir=cache_dir / f"ckpt{k}" if cache_dir else None)
+        est = create_model(model, fold_ctx, **params)
+        soft = None
+        if soft_targets is not None:
+            soft = forward((soft_targets[k] if per_fold_soft else soft_targets)[tr])
+        return est.fit(_rows(X, tr), forward(y[tr]), eval_set=(_rows(X, va), forward(y[va])), soft_targets=soft)
+
     for k in range(n_splits):
         tr, va = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
         done = cache_dir / f"fold{k}.npz" if cache_dir else None
+        keep = keep_last_model and k == n_splits - 1
         if done is not None and done.exists():
             val_pred, test_pred, train_pred = _load_fold(done)
+            if keep:
+                last_model = fit_fold(k, tr, va)  # torch: a reload of its final.pt checkpoint
         else:
-            fold_ctx = replace(ctx, seed=ctx.seed + k, checkpoint_dir=cache_dir / f"ckpt{k}" if cache_dir else None)
-            est = create_model(model, fold_ctx, **params)
-            soft = None
-            if soft_targets is not None:
-                soft = forward((soft_targets[k] if per_fold_soft else soft_targets)[tr])
-            est.fit(_rows(X, tr), forward(y[tr]), eval_set=(_rows(X, va), forward(y[va])), soft_targets=soft)
+            est = fit_fold(k, tr, va)
+            if keep:
+                last_model = est
             val_pred = inverse(est.predict_output(_rows(X, va)))
             t0 = time.perf_counter()
             test_pred = inverse(est.predict_output(X_test))
@@ -137,4 +153,5 @@ def cross_validate(
         params=dict(params),
         rows_per_s=len(X_test) / float(np.mean(predict_s)) if predict_s else 0.0,
         fold_train=np.stack(fold_train),
+        last_model=last_model,
     )

@@ -14,9 +14,9 @@ real submission: its `submission.csv` is uploaded on Kaggle; there is no offline
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable
 
 import numpy as np
 import pandas as pd

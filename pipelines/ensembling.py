@@ -26,7 +26,7 @@ def blend(preds: list[np.ndarray], weights: np.ndarray, metric: Metric, task: st
     forward, inverse = target_transform(metric, task)
     w = np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
-    return inverse(sum(wi * forward(p) for wi, p in zip(w, preds)))
+    return inverse(sum(wi * forward(p) for wi, p in zip(w, preds, strict=True)))
 
 
 def hill_climb(preds: list[np.ndarray], y: np.ndarray, metric: Metric, task: str, iterations: int = 50) -> np.ndarray:

@@ -26,17 +26,29 @@ yr = rng.random(200) * 100
 pr = yr + rng.normal(0, 5, 200)
 
 CASES = {
-    "accuracy": [("binary", yb, pb, skm.accuracy_score(yb, pb >= 0.5)), ("multiclass", ym, pm, skm.accuracy_score(ym, pm.argmax(1)))],
+    "accuracy": [
+        ("binary", yb, pb, skm.accuracy_score(yb, pb >= 0.5)),
+        ("multiclass", ym, pm, skm.accuracy_score(ym, pm.argmax(1))),
+    ],
     "balanced_accuracy": [
         ("binary", yb, pb, skm.balanced_accuracy_score(yb, pb >= 0.5)),
         ("multiclass", ym, pm, skm.balanced_accuracy_score(ym, pm.argmax(1))),
     ],
-    "mcc": [("binary", yb, pb, skm.matthews_corrcoef(yb, pb >= 0.5)), ("multiclass", ym, pm, skm.matthews_corrcoef(ym, pm.argmax(1)))],
+    "mcc": [
+        ("binary", yb, pb, skm.matthews_corrcoef(yb, pb >= 0.5)),
+        ("multiclass", ym, pm, skm.matthews_corrcoef(ym, pm.argmax(1))),
+    ],
     "r2": [("regression", yr, pr, 1 - np.sum((yr - pr) ** 2) / np.sum((yr - yr.mean()) ** 2))],
     "f1": [("binary", yb, pb, skm.f1_score(yb, pb >= 0.5))],
     "f1_macro": [("multiclass", ym, pm, skm.f1_score(ym, pm.argmax(1), average="macro"))],
-    "roc_auc": [("binary", yb, pb, skm.roc_auc_score(yb, pb)), ("multiclass", ym, pm, skm.roc_auc_score(ym, pm, multi_class="ovr"))],
-    "logloss": [("binary", yb, pb, skm.log_loss(yb, np.clip(pb, 1e-15, 1 - 1e-15))), ("multiclass", ym, pm, skm.log_loss(ym, pm))],
+    "roc_auc": [
+        ("binary", yb, pb, skm.roc_auc_score(yb, pb)),
+        ("multiclass", ym, pm, skm.roc_auc_score(ym, pm, multi_class="ovr")),
+    ],
+    "logloss": [
+        ("binary", yb, pb, skm.log_loss(yb, np.clip(pb, 1e-15, 1 - 1e-15))),
+        ("multiclass", ym, pm, skm.log_loss(ym, pm)),
+    ],
     "rmse": [("regression", yr, pr, np.sqrt(np.mean((yr - pr) ** 2)))],
     "rmsle": [("regression", yr, pr, np.sqrt(np.mean((np.log1p(yr) - np.log1p(np.clip(pr, 0, None))) ** 2)))],
     "mae": [("regression", yr, pr, np.mean(np.abs(yr - pr)))],
@@ -64,7 +76,7 @@ def test_qwk_by_hand():
     # 3 classes, one off-by-one error and one off-by-two error
     y, p = np.array([0, 1, 2, 2]), np.array([0, 2, 0, 2])
     observed = np.zeros((3, 3))
-    for a, b in zip(y, p):
+    for a, b in zip(y, p, strict=True):
         observed[a, b] += 1
     w = np.array([[(i - j) ** 2 / 4 for j in range(3)] for i in range(3)])
     expected = np.outer(observed.sum(1), observed.sum(0)) / observed.sum()
@@ -87,7 +99,13 @@ def test_fast_quadratic_kappa_matches_sklearn():
 
 
 def test_thresholds_apply_and_decision_scores():
-    assert list(apply_thresholds(np.array([0.2, 0.5, 1.49, 1.5, 9.0]), np.array([0.5, 1.5]), np.arange(3))) == [0, 1, 1, 2, 2]
+    assert list(apply_thresholds(np.array([0.2, 0.5, 1.49, 1.5, 9.0]), np.array([0.5, 1.5]), np.arange(3))) == [
+        0,
+        1,
+        1,
+        2,
+        2,
+    ]
     assert decision_score(np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]), "multiclass").tolist() == [0.5, 2.0]
     assert as_outputs(np.array([2, 0]), "multiclass", 3).tolist() == [[0, 0, 1], [1, 0, 0]]
 

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from pipelines.cv import cross_validate
+from pipelines.errors import PipelineError
 from pipelines.features.tabular import build_features
 from pipelines.metrics import get_metric
 from pipelines.models.registry import ModelContext, create_model, get_entry, list_models
 from pipelines.models.tabular import GroupTargetEncoder
-from pipelines.errors import PipelineError
 from pipelines.stages.clean import make_folds
 
 METRIC = {"binary": "roc_auc", "multiclass": "logloss", "regression": "rmse"}
@@ -76,7 +76,13 @@ TORCH = {"mlp", "student_mlp"}  # covered by tests/test_torch_models.py
 def test_every_tabular_model_fits_each_task(name, task):
     X, X_test, y, roles = prepared(task)
     metric = "qwk" if name == "lightgbm_ordinal" else METRIC[task]  # its two-hot rows are no probabilities to log
-    ctx = ModelContext(task=task, metric=get_metric(metric), n_classes=4 if task == "multiclass" else (2 if task == "binary" else 1), roles=roles, progress=False)
+    ctx = ModelContext(
+        task=task,
+        metric=get_metric(metric),
+        n_classes=4 if task == "multiclass" else (2 if task == "binary" else 1),
+        roles=roles,
+        progress=False,
+    )
     model = create_model(name, ctx).fit(X.iloc[:150], y[:150], eval_set=(X.iloc[150:], y[150:]))
     out = model.predict_output(X_test)
     expected = {"binary": (40,), "multiclass": (40, 4), "regression": (40,)}[task]
@@ -182,10 +188,24 @@ def test_multiclass_outputs_keep_every_class_when_a_fold_lacks_one():
 def test_models_follow_the_task():
     from pipelines.config import parse_params
 
-    spec = {"source": "embedded", "kaggle": "house-prices", "id": "Id", "target": "SalePrice", "task": "regression", "metric": "rmsle"}
-    params = parse_params({"competitions": {"hp": spec}, "train": {"models": {"tabular": ["lightgbm", "logreg", "ridge", "hgb"]}}})
+    spec = {
+        "source": "embedded",
+        "kaggle": "house-prices",
+        "id": "Id",
+        "target": "SalePrice",
+        "task": "regression",
+        "metric": "rmsle",
+    }
+    params = parse_params(
+        {"competitions": {"hp": spec}, "train": {"models": {"tabular": ["lightgbm", "logreg", "ridge", "hgb"]}}}
+    )
     assert params.models_for("hp") == ["lightgbm", "ridge", "hgb"]  # logreg -> ridge, once
-    params = parse_params({"competitions": {"hp": {**spec, "task": "binary", "metric": "roc_auc"}}, "train": {"models": {"tabular": ["ridge"]}}})
+    params = parse_params(
+        {
+            "competitions": {"hp": {**spec, "task": "binary", "metric": "roc_auc"}},
+            "train": {"models": {"tabular": ["ridge"]}},
+        }
+    )
     assert params.models_for("hp") == ["logreg"]
     assert params.folds.resolve(1000) == 5 and params.folds.resolve(300_000) == 3
 

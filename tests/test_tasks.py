@@ -52,11 +52,12 @@ def test_regression_and_multiclass_from_spec_alone(dvc_repo, tmp_path):
     hp, rt = houses(400), ratings(500)
     write_layout(tmp_path / "prices", hp.iloc[:300], hp.iloc[300:], "Id", "Price", 1.0)
     write_layout(tmp_path / "ratings", rt.iloc[:380], rt.iloc[380:], "row_id", "rating", 1)
-    base = {"source": "local", "modality": "tabular"}
+    regression = {"id": "Id", "target": "Price", "task": "regression", "metric": "rmsle"}
+    ordered = {"id": "row_id", "target": "rating", "task": "multiclass", "metric": "qwk"}
     params = tiny_params(
-        prices={**base, "path": str(tmp_path / "prices"), "id": "Id", "target": "Price", "task": "regression", "metric": "rmsle"},
-        ratings={**base, "path": str(tmp_path / "ratings"), "id": "row_id", "target": "rating", "task": "multiclass", "metric": "qwk"},
-    )  # fmt: skip
+        prices={"source": "local", "path": str(tmp_path / "prices"), **regression},
+        ratings={"source": "local", "path": str(tmp_path / "ratings"), **ordered},
+    )
     params["train"]["models"]["tabular"] = ["lightgbm", "logreg"]
     params["tune"]["n_trials"] = 2
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
@@ -90,3 +91,21 @@ def test_regression_and_multiclass_from_spec_alone(dvc_repo, tmp_path):
     assert list(sub.columns) == ["row_id", "rating"] and set(sub.rating) <= {1, 2, 3, 4}
     truth = rt.rating.iloc[380:].to_numpy()
     assert get_metric("qwk")(truth, sub.rating.to_numpy().astype(float), "regression") > 0.7
+
+
+def test_ensemble_thresholds_for_a_rating_scored_as_regression():
+    """A regression target scored by qwk: blends are cut into the target's own levels, with
+    cuts fitted on the training folds only (nested), and beat plain rounding."""
+    from pipelines.ensembling import candidate_methods, nested_oof
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(1, 6, 1500).astype(float)
+    shrunk = [3 + 0.5 * (y - 3) + rng.normal(0, 0.4, len(y)) for _ in range(2)]  # two models, both timid
+    folds = np.arange(len(y)) % 5
+    qwk = get_metric("qwk")
+    methods = candidate_methods(["mean"], qwk, "regression", 10, 0)
+    assert set(methods) == {"mean", "mean+thresholds"}
+    plain = nested_oof(lambda tr, yy, ap: methods["mean"](tr, yy, ap)[0], shrunk, y, folds)
+    cut = nested_oof(lambda tr, yy, ap: methods["mean+thresholds"](tr, yy, ap)[0], shrunk, y, folds)
+    assert set(np.unique(cut)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    assert qwk(y, cut, "regression") > qwk(y, plain, "regression") + 0.02

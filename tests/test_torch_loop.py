@@ -304,3 +304,13 @@ def test_ddp_on_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "ddp_check world=2" in proc.stdout and "params_equal=True" in proc.stdout
     assert (tmp_path / FINAL).is_file()  # rank 0 wrote the finished checkpoint
+
+
+def test_a_killed_writers_temporary_checkpoint_is_swept(tmp_path):
+    from pipelines.nn.loop import save_checkpoint
+
+    stale = tmp_path / f".{LAST}.999999999.abc.tmp"  # left by a SIGKILLed run (no such pid)
+    stale.write_bytes(b"torn")
+    save_checkpoint(tmp_path / LAST, {"x": torch.zeros(2)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LAST]
+    assert torch.load(tmp_path / LAST, weights_only=True)["x"].shape == (2,)

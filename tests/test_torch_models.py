@@ -222,3 +222,24 @@ def test_small_nets_learn():
         X_tr, y_tr, eval_set=(X_va, y_va)
     )
     assert get_metric("accuracy")(y_va, cnn.predict_output(X_va), "multiclass") > 0.8
+
+
+def test_factories_cap_their_epochs_at_a_budget():
+    from dataclasses import replace
+
+    ctx = make_ctx("multiclass")  # epochs=2: the global upper bound wins
+    roomy = replace(ctx, epochs=30)
+    assert create_model("cnn", ctx).cfg.epochs == 2
+    assert create_model("cnn", roomy).cfg.epochs == 10
+    assert create_model("resnet", roomy).cfg.epochs == 6
+    assert create_model("student_cnn", roomy).cfg.epochs == 12
+    assert create_model("cnn", roomy, epochs=25).cfg.epochs == 25  # an explicit value is taken as is
+    assert create_model("mlp", roomy).cfg.epochs == 30  # no budget: params' train.epochs
+
+
+def test_resnet_width_scales_its_stages():
+    from pipelines.models.torch_models import timm_net
+
+    assert timm_net((1, 28, 28), 10, width=0.5).num_features == 256
+    assert timm_net((1, 28, 28), 10).num_features == 512
+    assert timm_net((1, 28, 28), 10, width=0.5, timm_kwargs={"channels": (8, 8, 8, 16)}).num_features == 16

@@ -234,29 +234,29 @@ def _categorical_codes(ctx: ModelContext) -> ColumnTransformer:
 
 def lightgbm_space(trial) -> dict:
     return {
-        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.1, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
         "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
-        "min_child_samples": trial.suggest_int("min_child_samples", 5, 100, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 60, log=True),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.2, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 100, 800, log=True),  # small data only
     }
 
 
 EARLY_STOPPING_ROWS = 5000  # fewer training rows: a fixed number of rounds (a small holdout is too noisy)
-SMALL_DATA_ROUNDS = 300
 
 
 class LightGBMModel(SklearnModel):
     """LightGBM whose number of trees comes from early stopping inside the training rows.
 
-    With `n_estimators=None` and at least `EARLY_STOPPING_ROWS` training rows, a seeded
-    `holdout` share of the training rows (stratified for classes) stops boosting once the
-    validation loss has not improved for `patience` rounds; the model is then refitted on
-    all training rows with the rounds scaled up for the extra data (up to `refit_rows`
-    rows; above that, the early-stopped model is kept to save time). The fold's own
-    validation rows are never looked at, so CV stays honest. Fewer rows: a fixed
-    `SMALL_DATA_ROUNDS` (a holdout of a few hundred rows stops too noisily).
+    From `EARLY_STOPPING_ROWS` training rows on, a seeded `holdout` share of the training
+    rows (stratified for classes) stops boosting once the validation loss has not improved
+    for `patience` rounds; the model is then refitted on all training rows with the rounds
+    scaled up for the extra data (up to `refit_rows` rows; above that, the early-stopped
+    model is kept to save time). The fold's own validation rows are never looked at, so CV
+    stays honest. Fewer rows: `n_estimators` rounds (a holdout of a few hundred rows stops
+    too noisily).
 
     `ordinal`: ordered classes learnt as a regression on the class index (see SklearnModel).
     """
@@ -279,8 +279,8 @@ class LightGBMModel(SklearnModel):
         est = self.pipeline.named_steps["model"]
         if self.ordinal:
             y = y.astype(np.float64)
-        if self.n_estimators is not None or len(y) < EARLY_STOPPING_ROWS:
-            est.set_params(n_estimators=self.n_estimators or SMALL_DATA_ROUNDS)
+        if len(y) < EARLY_STOPPING_ROWS:
+            est.set_params(n_estimators=self.n_estimators)
             self.pipeline.fit(X, y)
             return self
         prep = self.pipeline.named_steps["prep"]
@@ -335,7 +335,7 @@ def _holdout_split(y: np.ndarray, task: str, share: float, seed: int) -> tuple[n
 def lightgbm(
     ctx: ModelContext,
     learning_rate: float = 0.03,
-    n_estimators: int | None = None,
+    n_estimators: int = 300,
     num_leaves: int = 15,
     min_child_samples: int = 20,
     subsample: float = 0.8,
@@ -345,10 +345,10 @@ def lightgbm(
     ordinal: bool = False,
     refit: bool = True,
 ):
-    """`n_estimators=None`: SMALL_DATA_ROUNDS on small data, else early stopping on 10% of the
-    fold's training rows, up to `max_rounds`; `ordinal`: a regression on the class index of
-    ordered classes; `refit=False` keeps the early-stopped model instead of refitting on all
-    training rows (see LightGBMModel)."""
+    """`n_estimators`: the rounds below EARLY_STOPPING_ROWS training rows; from there on, early
+    stopping on 10% of the fold's training rows picks them, up to `max_rounds`. `ordinal`: a
+    regression on the class index of ordered classes. `refit=False` keeps the early-stopped
+    model instead of refitting on all training rows (see LightGBMModel)."""
     import lightgbm as lgb
 
     kw = dict(

@@ -39,6 +39,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, SequentialSampler
 from tqdm.auto import tqdm
 
+from pipelines.io import atomic_file
+
 LAST, FINAL = "last.pt", "final.pt"
 
 
@@ -445,11 +447,11 @@ def make_fingerprint(net, head, loss_fn, train_set, val_set, cfg, seed, world) -
 
 
 def save_checkpoint(path: Path, obj: dict) -> None:
-    """Write to a temporary sibling, then rename: a crash never leaves a torn checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """Write to a temporary sibling, then rename: a crash never leaves a torn checkpoint.
+
+    `atomic_file` also sweeps the temporaries of a writer that was killed mid-save."""
+    with atomic_file(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def load_checkpoint(ckpt_dir: Path | None, name: str, fingerprint: str) -> dict | None:

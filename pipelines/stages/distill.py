@@ -6,20 +6,32 @@
 The teacher is the hill-climbing blend of the trained models (weights chosen on their OOF
 predictions). The student is cross-validated on the same folds (KD loss with temperature
 and alpha); in fold k its soft targets come from the teachers' fold-k models, which never
-saw fold k's labels, so the student's CV is as honest as the teachers'. This gives `student/oof.npy`, `student/test.npy` and `student/scores.json` like
-any model, so `ensemble` may use it too. `speed.json` compares the student's prediction
-throughput and CV with the teachers'. The student refitted on all rows is exported to
-ONNX (`student.onnx`) and checked against torch for parity.
+saw fold k's labels, so the student's CV is as honest as the teachers'. This gives
+`student/oof.npy`, `student/test.npy` and `student/scores.json` like any model, so
+`ensemble` may use it too.
+
+The deployed student is the last fold's model as cross-validated (not a refit on all rows:
+no extra training, and its score on that fold's held-out rows is an honest one). A torch
+student is exported to ONNX (`student.onnx`: pixel scaling, net and output head in one
+graph) and run with onnxruntime; its outputs must match torch's within 1e-4 on that fold's
+held-out rows and on the test rows, or the stage fails. An int8 copy (dynamic quantisation,
+`student.int8.onnx`) is kept only when its score on those held-out rows stays within 0.001
+of the fp32 graph's. `speed.json` compares teachers and student: CV scores, rows/s of the
+teacher ensemble (every blended teacher runs for each row), of the student in torch and in
+onnxruntime (fp32 and int8), and the ONNX student's score on its fold's held-out rows.
 """
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.cv import cross_validate
+from pipelines.cv import _rows, cross_validate, target_transform
 from pipelines.ensembling import blend, hill_climb
+from pipelines.errors import PipelineError
 from pipelines.io import atomic_dir, write_json
 from pipelines.stages.clean import CleanData
 from pipelines.stages.common import load_predictions, model_context, save_predictions, set_threads
@@ -36,10 +48,66 @@ def teacher_targets(preds: dict, y: np.ndarray, metric, task: str, iterations: i
     weights = hill_climb([preds[n]["oof"] for n in names], y, metric, task, iterations)
     oof = blend([preds[n]["oof"] for n in names], weights, metric, task)
     n_splits = preds[names[0]]["fold_train"].shape[0]
-    soft = np.stack(
-        [blend([preds[n]["fold_train"][k] for n in names], weights, metric, task) for k in range(n_splits)]
-    )
-    return dict(zip(names, weights.round(4).tolist())), oof, soft
+    soft = np.stack([blend([preds[n]["fold_train"][k] for n in names], weights, metric, task) for k in range(n_splits)])
+    return dict(zip(names, weights.round(4).tolist(), strict=True)), oof, soft
+
+
+PARITY_TOL = 1e-4  # max abs difference between torch and ONNX outputs
+INT8_TOL = 0.001  # how much score int8 quantisation may cost (on the fold's held-out rows)
+
+
+def _rate(fn, X, repeats: int = 3) -> float:
+    """Rows per second of `fn(X)`: best of a few timed runs after one warm-up."""
+    fn(X)
+    best = min(_timed(fn, X) for _ in range(repeats))
+    return len(X) / max(best, 1e-9)
+
+
+def _timed(fn, X) -> float:
+    t0 = time.perf_counter()
+    fn(X)
+    return time.perf_counter() - t0
+
+
+def export_student(model, X_val, y_val, X_test, out: Path, metric, task: str, inverse) -> dict:
+    """Export a fitted torch student to `out/student.onnx`, check parity, maybe quantise.
+
+    `X_val`/`y_val` are the held-out rows of the fold the model was fitted on (in the
+    model's own target space: `inverse` maps outputs back, e.g. expm1 for rmsle).
+    Returns the figures for speed.json; raises PipelineError when ONNX and torch disagree.
+    """
+    from pipelines.models.torch_models import TorchModel, export_onnx, onnx_predict, onnx_session, quantize_onnx
+
+    threads = model.ctx.threads if hasattr(model, "ctx") else 1
+    if not isinstance(model, TorchModel):
+        return {"onnx": None, "onnx_note": f"{type(model).__name__} is not a torch model: no ONNX export"}
+    path = export_onnx(model, out / "student.onnx")
+    worst = 0.0
+    for X in (X_val, X_test):
+        torch_out, onnx_out = model.predict_output(X), onnx_predict(model, X, path)
+        if torch_out.shape != onnx_out.shape:
+            raise PipelineError(f"ONNX student: output shape {onnx_out.shape}, torch {torch_out.shape}")
+        worst = max(worst, float(np.max(np.abs(torch_out - onnx_out))) if len(torch_out) else 0.0)
+    if not worst <= PARITY_TOL:
+        raise PipelineError(f"ONNX student differs from torch by {worst:.3g} (tolerance {PARITY_TOL:g}): not exported")
+    fp32_score = metric(y_val, inverse(onnx_predict(model, X_val, path)), task)
+    info = {
+        "onnx": path.name,
+        "onnx_parity_max_abs_diff": worst,
+        "onnx_fold_score": fp32_score,
+        "torch_rows_per_s": round(_rate(model.predict_output, X_test), 1),
+        "onnx_rows_per_s": round(_rate(partial(onnx_predict, model, path=onnx_session(path, threads)), X_test), 1),
+    }
+    int8 = quantize_onnx(path, out / "student.int8.onnx")
+    int8_score = metric(y_val, inverse(onnx_predict(model, X_val, int8)), task)
+    kept = abs(int8_score - fp32_score) <= INT8_TOL + 1e-12
+    info.update(int8_fold_score=int8_score, int8_kept=kept)
+    if kept:
+        session = onnx_session(int8, threads)
+        info.update(int8=int8.name, int8_rows_per_s=round(_rate(partial(onnx_predict, model, path=session), X_test), 1))
+    else:
+        int8.unlink()
+    return info
 
 
 def main(args, params) -> None:
@@ -52,13 +120,35 @@ def main(args, params) -> None:
     weights, teacher_oof, soft = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
     kd = {"temperature": dp.temperature, "alpha": dp.alpha}
     result = cross_validate(
-        student, kd, data.X, data.y, data.X_test, data.folds, ctx, soft_targets=soft, cache_dir=args.cache
+        student,
+        kd,
+        data.X,
+        data.y,
+        data.X_test,
+        data.folds,
+        ctx,
+        soft_targets=soft,
+        cache_dir=args.cache,
+        keep_last_model=True,
     )
     used = [n for n, w in weights.items() if w > 0]
     # every teacher in the blend must run for each row: their times add up
     teacher_rate = 1.0 / sum(1.0 / teachers[n]["scores"]["rows_per_s"] for n in used)
     with atomic_dir(args.out) as tmp:
         save_predictions(tmp / "student", result, {"model": student, "teachers": weights})
+        last = data.folds == data.folds.max()  # the rows the exported (last fold's) model never saw
+        forward, inverse = target_transform(ctx.metric, ctx.task)
+        transformed = not np.array_equal(forward(np.ones(1)), np.ones(1))
+        onnx = export_student(
+            result.last_model,
+            _rows(data.X, np.flatnonzero(last)),
+            data.y[last],
+            data.X_test,
+            tmp,
+            ctx.metric,
+            ctx.task,
+            inverse,
+        )
         write_json(
             tmp / "speed.json",
             {
@@ -68,9 +158,18 @@ def main(args, params) -> None:
                 "teacher_rows_per_s": round(teacher_rate, 1),
                 "student_rows_per_s": round(result.rows_per_s, 1),
                 "speedup": round(result.rows_per_s / teacher_rate, 2),
+                **onnx,
+                "onnx_speedup": round(onnx["onnx_rows_per_s"] / teacher_rate, 2) if onnx.get("onnx") else None,
+                # rmsle: models learn log1p(target), so the graph's outputs need expm1
+                "onnx_output_transform": "expm1" if transformed else None,
             },
         )
     print(
         f"{args.name}: student {student} cv {result.score:.5f} vs teachers "
         f"{ctx.metric(data.y, teacher_oof, ctx.task):.5f}; {result.rows_per_s / teacher_rate:.1f}x faster"
+        + (
+            f"; ONNX {onnx['onnx_rows_per_s']:.0f} rows/s, parity {onnx['onnx_parity_max_abs_diff']:.1e}"
+            if onnx.get("onnx")
+            else ""
+        )
     )

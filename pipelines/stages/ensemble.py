@@ -97,6 +97,9 @@ def main(args, params) -> None:
     # a regression target scored on labels (qwk): thresholds already produced the values
     sub_metric = replace(metric, submits="values") if task == "regression" else metric
     sub = make_submission(final_test, data.test_ids, sample, data.meta["classes"], sub_metric, task, data.meta["id"])
+    if task == "regression" and metric.submits == "labels" and np.all(np.mod(data.y, 1) == 0):
+        value_cols = [c for c in sub.columns if c != data.meta["id"]]
+        sub[value_cols] = sub[value_cols].round().astype(np.int64)  # integer ratings stay integers
     validate_submission(sub, sample, data.meta["id"])
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,8 @@ names an RDB URL, so several machines can work on one study). Seeded TPE whose f
 is the model's defaults (so the best params never score below them); a median pruner stops
 trials whose running fold mean is poor (torch models also report per epoch). Trials score
 the competition's metric on OOF predictions (after OOF-fitted thresholds where the metric
-uses them); on large data they run on a seeded subsample of `tune.max_rows` rows.
+uses them); on large data they run on a seeded subsample of `tune.max_rows` rows, and
+costly data (rows x classes) gets fewer trials (`tune.row_budget`, see `TuneParams`).
 Studies resume: `n_trials` is the study's total, so an interrupted run continues and a
 re-run adds nothing. Writes `best_params.json` (read by `train`) and `history.csv` (plots).
 """
@@ -83,7 +84,7 @@ def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: s
         return ctx.metric.best_score(y, result.oof, ctx.task)
 
     finished = [t for t in study.trials if t.state.is_finished()]
-    remaining = max(0, tp.n_trials - len(finished))
+    remaining = max(0, tp.trials_for(len(y), ctx.n_classes) - len(finished))
     if remaining and not study.trials:
         study.enqueue_trial(default_params(model), skip_if_exists=True)
     if remaining:
@@ -103,6 +104,8 @@ def main(args, params) -> None:
     optuna.storages.RDBStorage(storage)  # creates the database even when nothing is tuned
     # a new study whenever the data, folds or seed change; the same one when resuming
     tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump(), tp.max_rows)
+    rows = min(len(data.y), tp.max_rows or len(data.y))
+    log.info("tune: %d row(s), up to %d trial(s) per model", rows, tp.trials_for(rows, ctx.n_classes))
     models = [m for m in tp.models if m in params.models_for(args.name)]
     best, history = {}, []
     for model in models:

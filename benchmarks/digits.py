@@ -1,0 +1,114 @@
+"""Digit Recognizer (embedded MNIST, 4,000 train / 1,000 hidden test) through `dvc repro`.
+
+    python benchmarks/digits.py [--models cnn,resnet] [--epochs 30] [--threads 2] [--keep DIR]
+
+Plays the embedded `digit-recognizer` competition with the project's params (image models
+from `train.models.image` unless --models says otherwise) in a throw-away repo, then prints
+one table: per image model its CV accuracy and its hidden-test accuracy (the fold-averaged
+test predictions), the same for the ensemble's submission (scored by the offline leaderboard,
+public and private parts together) and the distilled student, the teacher ensemble's rows/s
+against the ONNX student's, and the wall time of the whole `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
+from pipelines.embedded import carve  # noqa: E402
+
+NAME = "digit-recognizer"
+SPEC = {
+    "source": "embedded",
+    "kaggle": NAME,
+    "id": "ImageId",
+    "target": "label",
+    "task": "multiclass",
+    "metric": "accuracy",
+    "modality": "image",
+    "image": {"height": 28, "width": 28, "channels": 1},
+}
+
+
+def _test_accuracy(probs: np.ndarray, truth: np.ndarray) -> float:
+    # the classes are the digits 0..9, encoded as themselves (sorted labels)
+    return float((np.asarray(probs).argmax(1) == truth).mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default=None, help="comma-separated image models (default: params.yaml's)")
+    ap.add_argument("--epochs", type=int, default=None, help="train.epochs (default: params.yaml's)")
+    ap.add_argument("--threads", type=int, default=None, help="train.threads (default: params.yaml's)")
+    ap.add_argument("--keep", type=Path, default=None, help="build the repo here and keep it")
+    args = ap.parse_args()
+    params = default_params()
+    params["competitions"] = {NAME: dict(SPEC)}
+    if args.models:
+        params["train"]["models"]["image"] = args.models.split(",")
+    if args.epochs:
+        params["train"]["epochs"] = args.epochs
+    if args.threads:
+        params["train"]["threads"] = args.threads
+    truth = carve(NAME)["answers"]["Label"].to_numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = make_repo(args.keep or Path(tmp) / "repo", params)
+        start = time.perf_counter()
+        seconds = repro(repo)
+        train = repo / "data/train" / NAME
+        rows = []
+        for model in params["train"]["models"]["image"]:
+            scores = json.loads((train / model / "scores.json").read_text())
+            rows.append(
+                {
+                    "model": model,
+                    "cv": float(scores["cv"]),
+                    "hidden test": _test_accuracy(np.load(train / model / "test.npy"), truth),
+                    "rows/s": float(scores["rows_per_s"]),
+                    "train s": float(scores["seconds"]),
+                }
+            )
+        distill = repo / "data/distill" / NAME
+        speed = json.loads((distill / "speed.json").read_text())
+        student = json.loads((distill / "student/scores.json").read_text())
+        rows.append(
+            {
+                "model": f"student ({student['model']}, onnx)",
+                "cv": float(student["cv"]),
+                "hidden test": _test_accuracy(np.load(distill / "student/test.npy"), truth),
+                "rows/s": float(speed.get("onnx_rows_per_s") or 0.0),
+                "train s": float(student["seconds"]),
+            }
+        )
+        metrics = json.loads((repo / "submissions" / NAME / "metrics.json").read_text())
+        sub = pd.read_csv(repo / "submissions" / NAME / "submission.csv")
+        answers = carve(NAME)["answers"].set_index("ImageId")["Label"]
+        rows.append(
+            {
+                "model": f"ensemble ({metrics.get('method', 'submission')})",
+                "cv": float(metrics["cv"]),
+                "hidden test": float((sub.set_index("ImageId")["Label"].loc[answers.index] == answers).mean()),
+                "rows/s": float(speed["teacher_rows_per_s"]),
+                "train s": float("nan"),
+            }
+        )
+        print(table(rows))
+        print(
+            f"\nteacher ensemble {speed['teacher_rows_per_s']:.0f} images/s; ONNX student "
+            f"{speed.get('onnx_rows_per_s', 0):.0f} images/s (int8: {speed.get('int8_rows_per_s', 'not kept')}); "
+            f"student CV {speed['student_cv']:.4f} vs teachers {speed['teacher_cv']:.4f}"
+        )
+        print(f"dvc repro: {seconds / 60:.1f} min (benchmark total {(time.perf_counter() - start) / 60:.1f} min)")
+
+
+if __name__ == "__main__":
+    main()
