@@ -143,7 +143,7 @@ class TuneParams(Strict):
 class TrainParams(Strict):
     # model names per modality; a competition's own `models:` takes precedence
     models: dict[str, list[str]] = {
-        "tabular": ["lightgbm", "logreg", "hgb", "mlp"],
+        "tabular": ["lightgbm", "logreg", "svm", "mlp"],
         "image": ["cnn", "resnet", "vit"],
     }
     # torch / LightGBM / OpenMP threads (2-core machine); part of the result: summation order
@@ -168,7 +168,9 @@ class DistillParams(Strict):
 
 
 class EnsembleParams(Strict):
-    methods: list[Literal["hill_climb", "stacking", "mean"]] = ["hill_climb", "stacking", "mean"]
+    # simplest first: a later method is chosen only if it beats the earlier ones by more than
+    # one standard error of its nested-OOF fold scores
+    methods: list[Literal["hill_climb", "stacking", "mean"]] = ["mean", "stacking", "hill_climb"]
     iterations: int = Field(default=50, ge=1)  # hill-climbing steps (Caruana selection)
 
 

@@ -186,9 +186,14 @@ class SklearnModel:
         self.eval_kwargs = eval_kwargs
         self.n_classes = n_classes
         self.ordinal = ordinal
+        self.max_fit_rows: int | None = None  # set by factories of models that scale badly
 
     def fit(self, X, y, eval_set=None, soft_targets=None):
         y = np.asarray(y)
+        if self.max_fit_rows is not None and len(y) > self.max_fit_rows:
+            # a model that scales quadratically fits a seeded subsample of large data
+            keep = np.sort(np.random.default_rng(0).choice(len(y), self.max_fit_rows, replace=False))
+            X, y = (X.iloc[keep] if hasattr(X, "iloc") else X[keep]), y[keep]
         self.pipeline.fit(X, y.astype(np.float64) if self.ordinal else y)
         return self
 
@@ -527,7 +532,7 @@ def svm_space(trial) -> dict:
 
 
 @register_model("svm", modality=TABULAR, search_space=svm_space)
-def svm(ctx: ModelContext, C: float = 1.0, gamma: float | str = "scale"):
+def svm(ctx: ModelContext, C: float = 1.0, gamma: float | str = "scale", max_fit_rows: int = 20_000):
     """RBF support vector machine on scaled, one-hot features: a different inductive bias
     from the trees, which is what an ensemble needs. Quadratic in rows: for small data."""
     from sklearn.svm import SVC, SVR
@@ -536,4 +541,6 @@ def svm(ctx: ModelContext, C: float = 1.0, gamma: float | str = "scale"):
         est = SVR(C=C, gamma=gamma)
     else:  # Platt-scaled probabilities (an inner 5-fold CV, seeded)
         est = SVC(C=C, gamma=gamma, probability=True, random_state=ctx.seed)
-    return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task, n_classes=ctx.n_classes)
+    model = SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task, n_classes=ctx.n_classes)
+    model.max_fit_rows = max_fit_rows
+    return model

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from pipelines.ensembling import candidate_methods, nested_oof
+from pipelines.ensembling import candidate_methods, choose_method, nested_oof
 from pipelines.io import atomic_file, read_csv, save_array, write_json
 from pipelines.metrics import get_metric, to_labels
 from pipelines.stages.clean import CleanData
@@ -89,7 +89,7 @@ def main(args, params) -> None:
     for method, fit_apply in candidates.items():
         nested[method] = nested_oof(lambda tr, y, ap, f=fit_apply: f(tr, y, ap)[0], oofs, data.y, data.folds)
         nested_scores[method] = metric(data.y, nested[method], task)
-    best = max(nested_scores, key=lambda m: nested_scores[m] if metric.greater_is_better else -nested_scores[m])
+    best = choose_method(nested, data.y, data.folds, metric, task)
     final_test, detail = candidates[best](oofs, data.y, tests)
     final_oof = nested[best]
 
