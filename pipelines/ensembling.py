@@ -149,13 +149,16 @@ def with_thresholds(fit_apply: Callable, metric: Metric, task: str) -> Callable:
 
 
 def candidate_methods(names: list[str], metric: Metric, task: str, iterations: int, seed: int) -> dict[str, Callable]:
-    """The methods named in params; with thresholds where the metric wants them, each method
-    also comes as `<method>+thresholds` (blend weights chosen on `score_error`)."""
+    """The methods named in params, in that order; where the metric wants thresholds, each
+    method also comes as `<method>+thresholds` (blend weights chosen on `score_error`), and
+    those come first: argmax / rounding is the known-worse default for such metrics, so a
+    plain method must beat them clearly (`choose_method` prefers earlier methods)."""
     plain = methods(metric, task, iterations, seed)
-    out = {name: plain[name] for name in names}
+    out = {}
     if task in metric.thresholds:
         smooth = methods(score_error(task), task, iterations, seed)
         out.update({f"{name}+thresholds": with_thresholds(smooth[name], metric, task) for name in names})
+    out.update({name: plain[name] for name in names})
     return out
 
 

@@ -508,7 +508,7 @@ class RowCappedForest(SklearnModel):
 
 @register_model("random_forest", modality=TABULAR)
 def random_forest(
-    ctx: ModelContext, n_estimators: int = 300, min_samples_leaf: int = 2, max_features: float = 0.5,
+    ctx: ModelContext, n_estimators: int = 500, min_samples_leaf: int = 2, max_features: float = 0.5,
     rows_per_tree: int = 20_000,
 ):  # fmt: skip
     cls = RandomForestRegressor if ctx.task == "regression" else RandomForestClassifier
