@@ -73,8 +73,8 @@ def main() -> None:
                     "model": model,
                     "cv": float(scores["cv"]),
                     "hidden test": _test_accuracy(np.load(train / model / "test.npy"), truth),
-                    "rows/s": float(scores["rows_per_s"]),
-                    "train s": float(scores["seconds"]),
+                    "rows/s": round(scores["rows_per_s"]),
+                    "train s": round(scores["seconds"]),
                 }
             )
         distill = repo / "data/distill" / NAME
@@ -85,8 +85,8 @@ def main() -> None:
                 "model": f"student ({student['model']}, onnx)",
                 "cv": float(student["cv"]),
                 "hidden test": _test_accuracy(np.load(distill / "student/test.npy"), truth),
-                "rows/s": float(speed.get("onnx_rows_per_s") or 0.0),
-                "train s": float(student["seconds"]),
+                "rows/s": round(speed.get("onnx_rows_per_s") or 0),
+                "train s": round(student["seconds"]),
             }
         )
         metrics = json.loads((repo / "submissions" / NAME / "metrics.json").read_text())
@@ -97,8 +97,8 @@ def main() -> None:
                 "model": f"ensemble ({metrics.get('method', 'submission')})",
                 "cv": float(metrics["cv"]),
                 "hidden test": float((sub.set_index("ImageId")["Label"].loc[answers.index] == answers).mean()),
-                "rows/s": float(speed["teacher_rows_per_s"]),
-                "train s": float("nan"),
+                "rows/s": round(speed["teacher_rows_per_s"]),
+                "train s": "-",
             }
         )
         print(table(rows))

@@ -144,7 +144,7 @@ class TrainParams(Strict):
     # model names per modality; a competition's own `models:` takes precedence
     models: dict[str, list[str]] = {
         "tabular": ["lightgbm", "logreg", "svm", "mlp"],
-        "image": ["cnn", "resnet", "vit"],
+        "image": ["cnn"],
     }
     # torch / LightGBM / OpenMP threads (2-core machine); part of the result: summation order
     # follows the thread count, so runs are byte-identical only for the same value
