@@ -27,7 +27,7 @@ from pipelines.submission import validate_submission
 def add_arguments(parser) -> None:
     parser.add_argument("--dir", type=Path, default=None, help="default: submissions/<name>")
     parser.add_argument("--raw", type=Path, default=None, help="default: data/raw/<name>")
-    parser.add_argument("--message", default="", help="description stored with the submission")
+    parser.add_argument("-m", "--message", default="", help="description stored with the submission")
 
 
 def _git_commit() -> str:
