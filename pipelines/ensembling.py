@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.preprocessing import StandardScaler
 
 from pipelines.cv import target_transform
 from pipelines.metrics import Metric, apply_thresholds, as_outputs, decision_score, fit_thresholds, threshold_levels
@@ -74,7 +75,8 @@ def _features(preds: list[np.ndarray], task: str) -> np.ndarray:
 
 
 class Stacker:
-    """Level-2 linear model on the level-1 outputs."""
+    """Level-2 linear model on the level-1 outputs. Multiclass log-probabilities are
+    standardised first: unscaled (down to log 1e-6) they made lbfgs crawl for minutes."""
 
     def __init__(self, metric: Metric, task: str, seed: int = 0):
         self.metric, self.task, self.seed = metric, task, seed
@@ -85,6 +87,8 @@ class Stacker:
         if self.task == "regression":
             self.model_ = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(X, forward(y))
         else:
+            self.scaler_ = StandardScaler().fit(X) if self.task == "multiclass" else None
+            X = self.scaler_.transform(X) if self.scaler_ is not None else X
             self.model_ = LogisticRegression(C=1.0, max_iter=2000, random_state=self.seed).fit(X, y)
         return self
 
@@ -92,7 +96,8 @@ class Stacker:
         forward, inverse = target_transform(self.metric, self.task)
         if self.task == "regression":
             return inverse(self.model_.predict(_features([forward(p) for p in preds], self.task)))
-        proba = self.model_.predict_proba(_features(preds, self.task))
+        X = _features(preds, self.task)
+        proba = self.model_.predict_proba(self.scaler_.transform(X) if self.scaler_ is not None else X)
         return proba[:, 1] if self.task == "binary" else proba
 
 

@@ -109,3 +109,20 @@ def test_ensemble_thresholds_for_a_rating_scored_as_regression():
     cut = nested_oof(lambda tr, yy, ap: methods["mean+thresholds"](tr, yy, ap)[0], shrunk, y, folds)
     assert set(np.unique(cut)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
     assert qwk(y, cut, "regression") > qwk(y, plain, "regression") + 0.02
+
+
+def test_house_prices_with_kaggles_real_test_set():
+    """`kaggle: house-prices-kaggle-test`: all labelled rows to train on, Kaggle's own test.csv
+    to submit; no hidden answers, so the offline leaderboard says to upload instead."""
+    import pytest
+
+    from pipelines.embedded import carve, hidden_answers
+    from pipelines.errors import PipelineError
+
+    parts = carve("house-prices-kaggle-test")
+    train, test, sample = parts["train.csv"], parts["test.csv"], parts["sample_submission.csv"]
+    assert len(train) == 1460 and len(test) == 1459 and "SalePrice" not in test
+    assert list(sample.columns) == ["Id", "SalePrice"] and list(sample.Id) == list(test.Id) == list(range(1461, 2920))
+    assert list(test.columns) == [c for c in train.columns if c != "SalePrice"]
+    with pytest.raises(PipelineError, match="upload its submission.csv on Kaggle"):
+        hidden_answers("house-prices-kaggle-test")
