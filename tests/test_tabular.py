@@ -160,6 +160,24 @@ def test_robust_ridge_ignores_gross_outliers():
     assert np.abs(robust.predict(X[3:]) - clean).mean() < 0.5 * np.abs(plain.predict(X[3:]) - clean).mean()
 
 
+def test_scaled_svr_kernel_follows_the_data_and_target_units():
+    """gamma is `gamma_scale` x scikit-learn's "scale", so it shrinks with more columns; the
+    target is standardised, so predictions follow the target's units exactly."""
+    from pipelines.models.tabular import ScaledSVR
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] + rng.normal(0, 0.05, 300)
+    model = ScaledSVR(gamma_scale=0.25).fit(X, y)
+    assert model.gamma_ == pytest.approx(0.25 / (4 * X.var()))
+    wide = ScaledSVR(gamma_scale=0.25).fit(np.hstack([X, rng.normal(size=(300, 12))]), y)
+    assert wide.gamma_ == pytest.approx(model.gamma_ / 4, rel=0.1)
+    in_cents = ScaledSVR(gamma_scale=0.25).fit(X, 100 * y)
+    np.testing.assert_allclose(in_cents.predict(X[:20]), 100 * model.predict(X[:20]), rtol=1e-6, atol=1e-6)
+    assert np.sqrt(np.mean((model.predict(X) - y) ** 2)) < 0.2 * y.std()
+    assert ScaledSVR(gamma=0.5).fit(X, y).gamma_ == 0.5
+
+
 def test_lightgbm_early_stops_on_its_own_training_rows():
     """Above EARLY_STOPPING_ROWS the trees are counted on a holdout of the training rows: the
     fold's validation rows (eval_set) are never used, so handing in other ones changes nothing."""
