@@ -206,7 +206,7 @@ def test_search_space_feeds_the_factory():
     assert set(params) == {"hidden", "layers", "dropout", "lr", "weight_decay"}
     create_model("mlp", make_ctx("binary"), **params)
     with pytest.raises(PipelineError, match="unknown parameter"):
-        create_model("cnn", make_ctx("binary"), hidden=3)
+        create_model("cnn", make_ctx("binary"), depth=3)
 
 
 def test_small_nets_learn():
@@ -230,9 +230,9 @@ def test_factories_cap_their_epochs_at_a_budget():
     ctx = make_ctx("multiclass")  # epochs=2: the global upper bound wins
     roomy = replace(ctx, epochs=30)
     assert create_model("cnn", ctx).cfg.epochs == 2
-    assert create_model("cnn", roomy).cfg.epochs == 10
+    assert create_model("cnn", roomy).cfg.epochs == 20
     assert create_model("resnet", roomy).cfg.epochs == 6
-    assert create_model("student_cnn", roomy).cfg.epochs == 12
+    assert create_model("student_cnn", roomy).cfg.epochs == 20
     assert create_model("cnn", roomy, epochs=25).cfg.epochs == 25  # an explicit value is taken as is
     assert create_model("mlp", roomy).cfg.epochs == 30  # no budget: params' train.epochs
 

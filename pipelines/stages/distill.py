@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.cv import _rows, cross_validate, target_transform
+from pipelines.cv import _rows, cross_validate, fold_workers, target_transform
 from pipelines.ensembling import blend, hill_climb
 from pipelines.errors import PipelineError
 from pipelines.io import atomic_dir, write_json
@@ -130,6 +130,7 @@ def main(args, params) -> None:
         soft_targets=soft,
         cache_dir=args.cache,
         keep_last_model=True,
+        workers=fold_workers(student, ctx, int(data.folds.max()) + 1),
     )
     used = [n for n, w in weights.items() if w > 0]
     # every teacher in the blend must run for each row: their times add up

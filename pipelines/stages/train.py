@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipelines.cv import cross_validate
+from pipelines.cv import cross_validate, fold_workers
 from pipelines.io import atomic_dir, read_json, write_json
 from pipelines.stages.clean import CleanData
 from pipelines.stages.common import model_context, save_predictions, set_threads
@@ -38,8 +38,9 @@ def main(args, params) -> None:
     with atomic_dir(args.out) as tmp:
         for model in params.models_for(args.name):
             model_params = tuned.get(model, {}).get("params", {})
+            workers = fold_workers(model, ctx, int(data.folds.max()) + 1)
             result = cross_validate(
-                model, model_params, data.X, data.y, data.X_test, data.folds, ctx, cache_dir=args.cache
+                model, model_params, data.X, data.y, data.X_test, data.folds, ctx, cache_dir=args.cache, workers=workers
             )
             save_predictions(tmp / model, result, {"tuned": model in tuned})
             summary[model] = {"cv": result.score, "seconds": round(result.seconds, 2)}

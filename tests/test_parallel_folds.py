@@ -1,0 +1,56 @@
+"""Folds trained side by side in one-thread worker processes (`cross_validate(workers=2)`)
+give exactly the predictions of folds trained one after another on one thread, resume from
+the fold cache, and are used only where they pay (torch image models on a CPU)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from pipelines.cv import cross_validate, fold_workers
+from pipelines.metrics import get_metric
+from pipelines.models.registry import ModelContext
+
+PARAMS = {"width": 4, "hidden": 8}
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    X = rng.integers(0, 40, size=(60, 1, 12, 12), dtype=np.uint8)
+    X[:, 0, 2:10, 2:10] += (60 * y).astype(np.uint8)[:, None, None]  # something to learn
+    folds = np.arange(60) % 5
+    ctx = ModelContext(
+        task="multiclass", metric=get_metric("accuracy"), n_classes=3, epochs=2, threads=1, progress=False
+    )
+    return X, y, folds, ctx
+
+
+def test_parallel_folds_match_sequential_ones_and_resume(tmp_path):
+    X, y, folds, ctx = _data()
+    plain = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "seq")
+    par = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "par", workers=2)
+    np.testing.assert_array_equal(par.oof, plain.oof)
+    np.testing.assert_array_equal(par.test, plain.test)
+    np.testing.assert_array_equal(par.fold_train, plain.fold_train)
+    assert par.fold_scores == plain.fold_scores
+    # fold 4 of 5 trains in the parent on all threads; folds 0-3 came from the workers' files
+    (cache,) = (tmp_path / "par").iterdir()
+    assert sorted(p.name for p in cache.glob("fold*.npz")) == [f"fold{k}.npz" for k in range(5)]
+    # an interrupted run lost fold 1: only it is trained again, to the same result
+    (cache / "fold1.npz").unlink()
+    before = {k: (cache / f"fold{k}.npz").stat().st_mtime_ns for k in (0, 2, 3, 4)}
+    again = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "par", workers=2)
+    np.testing.assert_array_equal(again.oof, plain.oof)
+    assert {k: (cache / f"fold{k}.npz").stat().st_mtime_ns for k in (0, 2, 3, 4)} == before
+
+
+def test_fold_workers_only_for_image_models_on_cpu():
+    _, _, _, ctx = _data()
+    two = replace(ctx, threads=2)
+    assert fold_workers("cnn", two, 5) == 2
+    assert fold_workers("student_cnn", replace(ctx, threads=4), 3) == 3
+    assert fold_workers("cnn", ctx, 5) == 1  # one thread: nothing to split
+    assert fold_workers("lightgbm", two, 5) == 1
+    assert fold_workers("mlp", two, 5) == 1
