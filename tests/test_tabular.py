@@ -178,6 +178,22 @@ def test_scaled_svr_kernel_follows_the_data_and_target_units():
     assert ScaledSVR(gamma=0.5).fit(X, y).gamma_ == 0.5
 
 
+def test_regression_outputs_stay_within_the_training_targets():
+    """Each column of a row may lie within its training range while the row is unlike any
+    training row (here a and b always move together); a linear model then extrapolates,
+    and its output is clipped to the range of the targets it was fitted on."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=300)
+    X = pd.DataFrame({"a": z + rng.normal(0, 0.1, 300), "b": z + rng.normal(0, 0.1, 300)})
+    y = 10 * (X["a"] - X["b"]).to_numpy()
+    ctx = ModelContext(task="regression", metric=get_metric("rmse"), roles={"numeric": ["a", "b"]})
+    model = create_model("ridge", ctx, outlier_z=None).fit(X, y)
+    assert model.pipeline.predict(pd.DataFrame({"a": [2.0], "b": [-2.0]}))[0] > 2 * y.max()  # unclipped
+    pred = model.predict_output(pd.DataFrame({"a": [2.0, -2.0, 0.05], "b": [-2.0, 2.0, 0.0]}))
+    assert pred[0] == pytest.approx(y.max()) and pred[1] == pytest.approx(y.min())
+    assert y.min() < pred[2] < y.max()
+
+
 def test_lightgbm_early_stops_on_its_own_training_rows():
     """Above EARLY_STOPPING_ROWS the trees are counted on a holdout of the training rows: the
     fold's validation rows (eval_set) are never used, so handing in other ones changes nothing."""

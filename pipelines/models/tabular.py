@@ -178,6 +178,9 @@ class SklearnModel:
     Multiclass outputs always have `n_classes` columns, also when a fold's training rows
     lack a rare class (its probability is then 0). `ordinal`: the pipeline is a regressor
     on the class index of ordered classes; its value comes out as a `two_hot` row.
+    Regression outputs are clipped to the range of the training targets: a linear or kernel
+    model can extrapolate far beyond any price it saw on a row unlike every training row
+    (House Prices: a 5,600 sq ft house sold cheaply, predicted at 6x its price by ridge).
     """
 
     def __init__(self, pipeline: Pipeline, task: str, eval_kwargs: bool = False, n_classes: int = 0, ordinal=False):
@@ -195,13 +198,16 @@ class SklearnModel:
             keep = np.sort(np.random.default_rng(0).choice(len(y), self.max_fit_rows, replace=False))
             X, y = (X.iloc[keep] if hasattr(X, "iloc") else X[keep]), y[keep]
         self.pipeline.fit(X, y.astype(np.float64) if self.ordinal else y)
+        if self.task == "regression":
+            self.y_range_ = (float(np.min(y)), float(np.max(y)))
         return self
 
     def predict_output(self, X) -> np.ndarray:
         if self.ordinal:
             return two_hot(self.pipeline.predict(X), self.n_classes)
         if self.task == "regression":
-            return self.pipeline.predict(X).astype(np.float64)
+            pred = self.pipeline.predict(X).astype(np.float64)
+            return np.clip(pred, *self.y_range_) if hasattr(self, "y_range_") else pred
         proba = self.pipeline.predict_proba(X)
         if self.task == "binary":
             return proba[:, 1]
