@@ -12,6 +12,8 @@ def test_repo_params_are_valid():
     params = load_params(ROOT / "params.yaml")
     assert "titanic" in params.competitions
     assert params.models_for("titanic") == params.train.models["tabular"]
+    assert set(params.competitions) == {"titanic", "house-prices", "digit-recognizer"}  # the README's defaults
+    assert params.models_for("digit-recognizer") == params.train.models["image"]
 
 
 @pytest.mark.parametrize(

@@ -243,3 +243,18 @@ def test_resnet_width_scales_its_stages():
     assert timm_net((1, 28, 28), 10, width=0.5).num_features == 256
     assert timm_net((1, 28, 28), 10).num_features == 512
     assert timm_net((1, 28, 28), 10, width=0.5, timm_kwargs={"channels": (8, 8, 8, 16)}).num_features == 16
+
+
+def test_elastic_augmentation_moves_strokes_but_keeps_their_mass():
+    from pipelines.nn.data import DigitAugment
+
+    torch.manual_seed(0)
+    x = torch.zeros(8, 1, 28, 28)
+    x[:, :, 6:22, 12:16] = 1.0  # a thick vertical stroke: a "1"
+    plain = DigitAugment(shift=0, degrees=0, scale=0)
+    bent = DigitAugment(shift=0, degrees=0, scale=0, elastic=1.5)
+    torch.testing.assert_close(plain(x), x)  # no randomness left without elastic: identity
+    y = bent(x)
+    assert (y - x).abs().sum() > 1.0  # moved
+    assert abs(float(y.sum() - x.sum())) / float(x.sum()) < 0.15  # a bend, not an erasure
+    assert "elastic=1.5" in repr(bent) and "elastic" not in repr(plain)  # checkpoints tell them apart

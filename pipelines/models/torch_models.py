@@ -126,7 +126,7 @@ class TabularTorchModel(TorchModel):
 class ImageTorchModel(TorchModel):
     """Images: uint8 (n, C, H, W), standardised per channel with the training rows' stats."""
 
-    def __init__(self, ctx, cfg, build, *, augment: bool = True, tta: bool = False, **kw):
+    def __init__(self, ctx, cfg, build, *, augment: bool | dict = True, tta: bool = False, **kw):
         super().__init__(ctx, cfg, build, **kw)
         self.augment = augment
         self.tta = tta
@@ -145,8 +145,8 @@ class ImageTorchModel(TorchModel):
         return x
 
     def _dataset(self, x, y=None, soft=None, train=False, transform=None) -> ImageDataset:
-        if train and self.augment:
-            transform = DigitAugment()
+        if train and self.augment:  # True: the defaults; a dict: DigitAugment's arguments
+            transform = DigitAugment(**(self.augment if isinstance(self.augment, dict) else {}))
         return ImageDataset(x, y, soft, mean=self.mean_, std=self.std_, transform=transform)
 
     def predict_output(self, X) -> np.ndarray:
@@ -415,7 +415,7 @@ def cnn(
     hidden: int = 256,
     dropout: float = 0.25,
     head_dropout: float = 0.5,
-    augment: bool = True,
+    augment: bool | dict = True,
     tta: bool = False,
     weights: str | None = None,
     lr: float = 3e-3,
@@ -442,7 +442,7 @@ def resnet(
     drop_rate: float = 0.1,
     width: float = 0.5,
     timm_kwargs: dict | None = None,
-    augment: bool = True,
+    augment: bool | dict = True,
     tta: bool = False,
     weights: str | None = None,
     lr: float = 3e-3,
@@ -471,7 +471,7 @@ def vit(
     depth: int = 4,
     heads: int = 4,
     dropout: float = 0.1,
-    augment: bool = True,
+    augment: bool | dict = True,
     tta: bool = False,
     weights: str | None = None,
     lr: float = 1e-3,
@@ -495,7 +495,7 @@ def student_cnn(
     hidden: int = 128,
     temperature: float = 2.0,
     alpha: float = 0.7,
-    augment: bool = True,
+    augment: bool | dict = True,
     lr: float = 5e-3,
     weight_decay: float = 1e-2,
     batch_size: int = 64,

@@ -106,17 +106,28 @@ class DigitAugment:
     Mild on purpose: digits change meaning under flips and large rotations (6 and 9), and a
     few pixels of shift and 10 degrees of rotation are what the usual MNIST recipes use.
     Cutout is off by default: a hole in a thin stroke turns a 0 into a 6 or a C, and with it
-    (8 px, p=0.5) a CNN on 4,000 digits lost 2 points of accuracy.
+    (8 px, p=0.5) a CNN on 4,000 digits lost 2 points of accuracy. Elastic distortion is off
+    by default too: with `elastic=1.5` (pixels, 4x4 lattice) the default `cnn` scored 0.983 and
+    0.987 on the hidden digits on two folds, against 0.994 and 0.988 without it.
     """
 
     def __init__(
-        self, shift: float = 2.0, degrees: float = 10.0, scale: float = 0.1, cutout: int = 0, p_cutout: float = 0.5
+        self,
+        shift: float = 2.0,
+        degrees: float = 10.0,
+        scale: float = 0.1,
+        cutout: int = 0,
+        p_cutout: float = 0.5,
+        elastic: float = 0.0,
+        elastic_grid: int = 4,
     ):
         self.shift, self.degrees, self.scale = shift, degrees, scale
         self.cutout, self.p_cutout = cutout, p_cutout
+        self.elastic, self.elastic_grid = elastic, elastic_grid
 
     def __repr__(self) -> str:  # part of the checkpoint fingerprint
-        return f"DigitAugment({self.shift}, {self.degrees}, {self.scale}, {self.cutout}, {self.p_cutout})"
+        extra = f", elastic={self.elastic}/{self.elastic_grid}" if self.elastic else ""
+        return f"DigitAugment({self.shift}, {self.degrees}, {self.scale}, {self.cutout}, {self.p_cutout}{extra})"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = self._affine(x)
@@ -132,7 +143,19 @@ class DigitAugment:
         tx, ty = u[:, 2] * 2 * self.shift / w, u[:, 3] * 2 * self.shift / h
         theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        if self.elastic > 0:
+            grid = grid + self._displacement(n, h, w, x.device)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def _displacement(self, n: int, h: int, w: int, device) -> torch.Tensor:
+        """Elastic distortion (Simard et al. 2003), the cheap way: a coarse random field of
+        displacements (std `elastic` pixels on an `elastic_grid` x `elastic_grid` lattice),
+        upsampled smoothly to the image; in affine_grid's [-1, 1] units, shape (n, h, w, 2)."""
+        g = self.elastic_grid
+        field = torch.randn(n, 2, g, g, device=device) * self.elastic
+        field = F.interpolate(field, size=(h, w), mode="bicubic", align_corners=True)
+        scale = torch.tensor([2.0 / w, 2.0 / h], device=device).view(1, 2, 1, 1)
+        return (field * scale).permute(0, 2, 3, 1)
 
     def _cutout(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
