@@ -314,3 +314,14 @@ def test_a_killed_writers_temporary_checkpoint_is_swept(tmp_path):
     save_checkpoint(tmp_path / LAST, {"x": torch.zeros(2)})
     assert sorted(p.name for p in tmp_path.iterdir()) == [LAST]
     assert torch.load(tmp_path / LAST, weights_only=True)["x"].shape == (2,)
+
+
+def test_a_tied_validation_score_keeps_the_later_epoch():
+    from pipelines.metrics import Metric
+
+    flat = Metric("flat", lambda y, p, task: 0.5, True, ("binary",), "labels")  # every epoch ties
+    x, y = blobs(200)
+    ctx = make_ctx(metric=flat)
+    res = train(small_net(), Head("binary"), TabularDataset(x[:150], y[:150]), TabularDataset(x[150:]), y[150:],
+                ctx=ctx, cfg=CFG)  # fmt: skip
+    assert res.best_epoch == CFG.epochs - 1 and res.best_score == 0.5

@@ -4,7 +4,8 @@
     outputs = predict(net, head, test_set)
 
 `train` fits `net` in place and leaves in it the weights that scored best on the validation
-rows with the competition's metric (`ctx.metric`); with EMA on, those are EMA weights.
+rows with the competition's metric (`ctx.metric`; a tie goes to the later epoch); with EMA on,
+those are EMA weights.
 What it does, in order: AdamW (no decay on biases and norms), linear warmup then cosine
 decay per step, gradient clipping, EMA of the weights, early stopping, mixed precision where
 it pays (CUDA only: bf16 autocast on CPU was 8x slower here), channels_last for images,
@@ -141,7 +142,9 @@ def train(
             score = None
             if val_set is not None:
                 score = broadcast(evaluate(eval_net, head, val_set, y_val, ctx.metric, ctx.task, cfg), world)
-                if progress.best_score is None or ctx.metric.better(score, progress.best_score):
+                # a tie goes to the later epoch: on a decaying learning rate its weights are the
+                # more settled ones (accuracy on a few hundred rows ties often)
+                if progress.best_score is None or not ctx.metric.better(progress.best_score, score):
                     progress.best_score, progress.best_epoch, progress.bad_epochs = score, epoch, 0
                     progress.best_state = {k: v.detach().to("cpu", copy=True) for k, v in eval_net.state_dict().items()}
                 else:
