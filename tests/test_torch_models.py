@@ -258,3 +258,17 @@ def test_elastic_augmentation_moves_strokes_but_keeps_their_mass():
     assert (y - x).abs().sum() > 1.0  # moved
     assert abs(float(y.sum() - x.sum())) / float(x.sum()) < 0.15  # a bend, not an erasure
     assert "elastic=1.5" in repr(bent) and "elastic" not in repr(plain)  # checkpoints tell them apart
+
+
+def test_regression_outputs_stay_in_the_training_range_in_torch_and_onnx(tmp_path):
+    model, X_va = fitted("mlp", "regression")
+    X, y = make_data("tabular", "regression")
+    assert model.y_range_ == (float(y[:36].min()), float(y[:36].max()))  # the training rows' targets
+    raw = model.predict_output(X_va)
+    low, high = np.quantile(raw, [0.25, 0.75])
+    model.y_range_ = (float(low), float(high))  # a narrow range, so that clipping must bite at both ends
+    out = model.predict_output(X_va)
+    np.testing.assert_allclose(out, np.clip(raw, low, high))
+    assert (out == low).sum() >= 2 and (out == high).sum() >= 2
+    path = export_onnx(model, tmp_path / "mlp.onnx")  # the graph clips too: parity holds
+    np.testing.assert_allclose(onnx_predict(model, X_va, path), out, atol=1e-4)

@@ -63,6 +63,8 @@ class TorchModel:
         if soft_targets is not None:
             soft_targets = self._check_soft(np.asarray(soft_targets, dtype=np.float32), len(y))
         self.head_ = Head.fit(self.ctx.task, y)
+        if self.ctx.task == "regression":  # outputs stay within the training targets, as sklearn models' do
+            self.y_range_ = (float(np.min(y)), float(np.max(y)))
         self.input_shape_ = tuple(x.shape[1:])
         seed_everything(self.ctx.seed)  # the initial weights are part of what a seed fixes
         self.net_ = self.build(self.input_shape_, n_outputs(self.ctx.task, self.ctx.n_classes))
@@ -81,9 +83,15 @@ class TorchModel:
         return self
 
     def predict_output(self, X) -> np.ndarray:
-        return predict(
+        out = predict(
             self.net_, self.head_, self._dataset(self._inputs(X)), batch_size=self.cfg.eval_batch_size, amp=self.cfg.amp
         )
+        return self._clip(out)
+
+    def _clip(self, out: np.ndarray) -> np.ndarray:
+        """Regression: clipped to the training targets' range (an MLP extrapolates on a row
+        unlike every training row, e.g. House Prices' 5,600 sq ft house sold cheaply)."""
+        return np.clip(out, *self.y_range_) if getattr(self, "y_range_", None) is not None else out
 
     def _check_soft(self, soft: np.ndarray, n: int) -> np.ndarray:
         k = self.ctx.n_classes
@@ -99,7 +107,10 @@ class TorchModel:
     def exportable(self) -> nn.Module:
         """A CPU copy of net + head, raw model inputs in, contract outputs out (eval mode)."""
         return _Exported(
-            copy.deepcopy(self.net_).cpu().float(), copy.deepcopy(self.head_).cpu(), *self._export_scaling()
+            copy.deepcopy(self.net_).cpu().float(),
+            copy.deepcopy(self.head_).cpu(),
+            *self._export_scaling(),
+            y_range=getattr(self, "y_range_", None),
         ).eval()
 
     def _export_scaling(self):
@@ -155,9 +166,11 @@ class ImageTorchModel(TorchModel):
         # test-time augmentation: average the outputs over one-pixel shifts of every image
         x = self._inputs(X)
         views = [self._dataset(x, transform=view) for view in TTA_VIEWS]
-        return np.mean(
-            [predict(self.net_, self.head_, v, batch_size=self.cfg.eval_batch_size, amp=self.cfg.amp) for v in views],
-            axis=0,
+        return self._clip(
+            np.mean(
+                [predict(self.net_, self.head_, v, batch_size=self.cfg.eval_batch_size, amp=self.cfg.amp) for v in views],
+                axis=0,
+            )
         )
 
     def _export_scaling(self):
@@ -167,9 +180,13 @@ class ImageTorchModel(TorchModel):
 class _Exported(nn.Module):
     """The deployable graph: (pixel scaling) -> net -> head, so ONNX outputs = predict_output."""
 
-    def __init__(self, net: nn.Module, head: nn.Module, mean=None, std=None):
+    def __init__(self, net: nn.Module, head: nn.Module, mean=None, std=None, y_range=None):
         super().__init__()
         self.net, self.head = net, head
+        self.clip = y_range
+        if y_range is not None:
+            self.register_buffer("low", torch.tensor(y_range[0], dtype=torch.float32))
+            self.register_buffer("high", torch.tensor(y_range[1], dtype=torch.float32))
         self.scale = mean is not None
         if self.scale:
             self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
@@ -178,7 +195,8 @@ class _Exported(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale:
             x = (x / 255.0 - self.mean) / self.std
-        return self.head(self.net(x))
+        out = self.head(self.net(x))
+        return out.clamp(self.low, self.high) if self.clip is not None else out
 
 
 # --- nets ------------------------------------------------------------------------------
