@@ -48,7 +48,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.splits):
-            train, test = train_test_split(full, test_size=args.test_size, random_state=1000 + seed, stratify=full["Survived"])
+            train, test = train_test_split(
+                full, test_size=args.test_size, random_state=1000 + seed, stratify=full["Survived"]
+            )
             folder = Path(tmp) / f"split{seed}"
             folder.mkdir()
             train.to_csv(folder / "train.csv", index=False)

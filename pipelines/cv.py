@@ -13,8 +13,8 @@ student's fold-k training rows with the fold-k teachers, which never saw fold k'
 thread: on a CPU, two one-thread folds of a small CNN side by side train faster than one
 fold after another on two threads (tiny convolutions barely use a second thread). Each
 worker writes its fold to the cache, which the parent then reads in order; folds left over
-(5 folds on 2 workers: the last) train in the parent on all threads. It needs `cache_dir` and no `on_fold` (Optuna prunes one fold
-at a time); `fold_workers` picks the number.
+(5 folds on 2 workers: the last) train in the parent on all threads. It needs `cache_dir`
+and no `on_fold` (Optuna prunes one fold at a time); `fold_workers` picks the number.
 
 `keep_last_model=True` also hands back the last fold's fitted model (`CVResult.last_model`,
 e.g. for distillation to export it to ONNX). When that fold came from the cache, its model is
@@ -233,7 +233,15 @@ def _run_parallel(job: _FoldJob, workers: int) -> list[float]:
         for res in pending:
             k, predict_s, fold_s, score = res.get()
             seconds.append(predict_s)
-            log.info("%s fold %d: %s %.5f (%.0fs, %d folds at once)", job.model, k, job.ctx.metric.name, score, fold_s, workers)
+            log.info(
+                "%s fold %d: %s %.5f (%.0fs, %d folds at once)",
+                job.model,
+                k,
+                job.ctx.metric.name,
+                score,
+                fold_s,
+                workers,
+            )
         pool.close()
         return seconds
     finally:

@@ -101,9 +101,7 @@ def carve(slug: str) -> dict[str, pd.DataFrame]:
     full = ds.load()
     if ds.load_test is not None:
         return _kaggle_test(ds, full)
-    train, test = train_test_split(
-        full, test_size=ds.test_size, random_state=CARVE_SEED, stratify=_stratify(full, ds)
-    )
+    train, test = train_test_split(full, test_size=ds.test_size, random_state=CARVE_SEED, stratify=_stratify(full, ds))
     train = train.sort_index().reset_index(drop=True)
     test = test.sort_index().reset_index(drop=True)
     if ds.make_ids:

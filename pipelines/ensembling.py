@@ -52,7 +52,13 @@ def hill_climb(preds: list[np.ndarray], y: np.ndarray, metric: Metric, task: str
 
 
 def bagged_hill_climb(
-    preds: list[np.ndarray], y: np.ndarray, metric: Metric, task: str, iterations: int = 50, bags: int = 20, seed: int = 0
+    preds: list[np.ndarray],
+    y: np.ndarray,
+    metric: Metric,
+    task: str,
+    iterations: int = 50,
+    bags: int = 20,
+    seed: int = 0,
 ) -> np.ndarray:
     """Caruana's bagged ensemble selection: hill climbing on bootstrap samples of the rows,
     weights averaged over the bags. Much less prone than one greedy pass to betting

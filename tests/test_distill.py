@@ -45,8 +45,18 @@ def _run_until_distill(tmp_path, name: str, params) -> dict:
     steps = [
         ["download", name, "--out", str(d["raw"])],
         ["clean", name, "--raw", str(d["raw"]), "--out", str(d["clean"])],
-        ["train", name, "--clean", str(d["clean"]), "--tuned", str(d["tune"]), "--cache", str(d["cache"] / "train"),
-         "--out", str(d["train"])],  # fmt: skip
+        [
+            "train",
+            name,
+            "--clean",
+            str(d["clean"]),
+            "--tuned",
+            str(d["tune"]),
+            "--cache",
+            str(d["cache"] / "train"),
+            "--out",
+            str(d["train"]),
+        ],  # fmt: skip
     ]
     for argv in steps:
         assert main([*argv, *common]) == 0, argv

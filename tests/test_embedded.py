@@ -1,6 +1,5 @@
 """Embedded competitions: Kaggle layout, hidden answers kept apart, offline leaderboard."""
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -19,9 +19,9 @@ teacher's outputs for the training rows, in the same form as `predict_output` re
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from pipelines.errors import PipelineError
 from pipelines.metrics import Metric
@@ -109,5 +109,7 @@ def create_model(name: str, ctx: ModelContext, **params):
     if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
         unknown = sorted(set(params) - set(accepted) - {"ctx"})
         if unknown:
-            raise PipelineError(f"model {name!r}: unknown parameter(s) {unknown}; accepted: {sorted(set(accepted) - {'ctx'})}")
+            raise PipelineError(
+                f"model {name!r}: unknown parameter(s) {unknown}; accepted: {sorted(set(accepted) - {'ctx'})}"
+            )
     return entry.factory(ctx, **params)

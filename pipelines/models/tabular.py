@@ -315,7 +315,6 @@ class LightGBMModel(SklearnModel):
         return self
 
 
-
 def two_hot(value: np.ndarray, n_classes: int) -> np.ndarray:
     """Rows of class probabilities whose expected class index is `value` (clipped to 0..k-1)."""
     v = np.clip(np.asarray(value, dtype=np.float64), 0, n_classes - 1)

@@ -168,7 +168,10 @@ class ImageTorchModel(TorchModel):
         views = [self._dataset(x, transform=view) for view in TTA_VIEWS]
         return self._clip(
             np.mean(
-                [predict(self.net_, self.head_, v, batch_size=self.cfg.eval_batch_size, amp=self.cfg.amp) for v in views],
+                [
+                    predict(self.net_, self.head_, v, batch_size=self.cfg.eval_batch_size, amp=self.cfg.amp)
+                    for v in views
+                ],
                 axis=0,
             )
         )
