@@ -110,7 +110,6 @@ def cross_validate(
     start = time.perf_counter()
     metric, task = ctx.metric, ctx.task
     n_splits = int(folds.max()) + 1
-    key = None
     if cache_dir is not None:
         key = fingerprint(model, params, ctx.seed, ctx.epochs, X, y, folds, soft_targets)
         cache_dir = Path(cache_dir) / f"{model}-{key}"
