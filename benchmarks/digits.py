@@ -66,6 +66,20 @@ def _local_split(folder: Path, seed: int) -> np.ndarray:
     return test["label"].to_numpy()
 
 
+def _parts(cache: Path, model: str, truth: np.ndarray) -> list[dict]:
+    """Hidden-test rows for the two halves of a refitted model's test predictions: the mean
+    of its fold models, and the one model refitted on every training row (a single CNN)."""
+    (folder,) = sorted(cache.glob(f"{model}-*"), key=lambda p: p.stat().st_mtime)[-1:]
+    folds = [np.load(f)["test"] for f in sorted(folder.glob("fold*.npz"))]
+    full = np.load(folder / "full.npz")["test"]
+    blank = {"cv": "-", "rows/s": "-", "train s": "-"}
+    fold_mean = _test_accuracy(np.mean(folds, 0), truth)
+    return [
+        {"model": f"  {model}, {len(folds)} fold models", **blank, "hidden test": fold_mean},
+        {"model": f"  {model}, one model on all rows", **blank, "hidden test": _test_accuracy(full, truth)},
+    ]
+
+
 def _onnx_outputs(path: Path, repo: Path) -> np.ndarray:
     """The exported graph's outputs on the competition's test.csv (raw pixels in)."""
     import onnxruntime as ort
@@ -106,13 +120,15 @@ def main() -> None:
             scores = json.loads((train / model / "scores.json").read_text())
             rows.append(
                 {
-                    "model": model,
+                    "model": model + (" (folds + refit)" if scores.get("refit") else ""),
                     "cv": float(scores["cv"]),
                     "hidden test": _test_accuracy(np.load(train / model / "test.npy"), truth),
                     "rows/s": round(scores["rows_per_s"]),
                     "train s": round(scores["seconds"]),
                 }
             )
+            if scores.get("refit"):
+                rows += _parts(repo / "data/cache" / NAME / "train", model, truth)
         distill = repo / "data/distill" / NAME
         speed = json.loads((distill / "speed.json").read_text())
         student = json.loads((distill / "student/scores.json").read_text())

@@ -153,8 +153,15 @@ class TrainParams(Strict):
     # torch deterministic algorithms, no cuDNN autotuning (slower on GPU); with False, GPU
     # runs may differ in the last bits from one run to the next (tests/test_determinism.py)
     deterministic: bool = True
+    # also fit each model on every training row and make its test predictions half that
+    # refit's, half the fold models' mean (train and distill); auto: image models only, where
+    # it was measured to pay (a fold model sees 4/5 of the rows); true / false: every model / none
+    refit: Literal["auto"] | bool = "auto"
 
     _modalities = field_validator("models")(classmethod(lambda cls, v: _modality_keys(v, "train.models")))
+
+    def refit_for(self, modality: str) -> bool:
+        return modality == "image" if self.refit == "auto" else self.refit
 
 
 class DistillParams(Strict):

@@ -50,3 +50,12 @@ def test_unknown_competition_and_bad_yaml(tmp_path):
     bad.write_text(yaml.safe_dump(["a"]))
     with pytest.raises(PipelineError, match="mapping"):
         load_params(bad)
+
+
+def test_refit_auto_means_image_models_only():
+    auto = parse_params({"competitions": {"t": TITANIC}}).train
+    assert auto.refit == "auto" and auto.refit_for("image") and not auto.refit_for("tabular")
+    on = parse_params({"competitions": {"t": TITANIC}, "train": {"refit": True}}).train
+    assert on.refit_for("tabular") and on.refit_for("image")
+    with pytest.raises(PipelineError, match=r"train.refit"):
+        parse_params({"competitions": {"t": TITANIC}, "train": {"refit": "sometimes"}})

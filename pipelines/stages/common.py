@@ -74,6 +74,7 @@ def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
             "params": result.params,
             "seconds": round(result.seconds, 2),
             "rows_per_s": round(result.rows_per_s, 1),
+            "refit": result.refit,
             **(extra or {}),
         },
     )

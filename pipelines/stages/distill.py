@@ -10,6 +10,9 @@ saw fold k's labels, so the student's CV is as honest as the teachers'. This giv
 `student/oof.npy`, `student/test.npy` and `student/scores.json` like any model, so
 `ensemble` may use it too.
 
+With `train.refit` on (image models by default), a student is also refitted on every
+training row, with the teachers' fold-averaged soft targets, for half of its test predictions.
+
 The deployed student is the last fold's model as cross-validated (not a refit on all rows:
 no extra training, and its score on that fold's held-out rows is an honest one). A torch
 student is exported to ONNX (`student.onnx`: pixel scaling, net and output head in one
@@ -131,6 +134,7 @@ def main(args, params) -> None:
         cache_dir=args.cache,
         keep_last_model=True,
         workers=fold_workers(student, ctx, int(data.folds.max()) + 1),
+        refit=params.train.refit_for(data.meta["modality"]),
     )
     used = [n for n, w in weights.items() if w > 0]
     # every teacher in the blend must run for each row: their times add up

@@ -4,7 +4,8 @@
         --cache data/cache/<name>/train --out data/train/<name>
 
 Per model, `--out/<model>/` holds `oof.npy` (out-of-fold predictions), `test.npy` (mean of
-the fold models' test predictions) and `scores.json` (CV, per-fold scores, params, time);
+the fold models' test predictions; with `train.refit`, half that and half a model refitted
+on every training row) and `scores.json` (CV, per-fold scores, params, time);
 `--out/cv.json` sums them up. Tuned params from `tune` replace the defaults. Finished folds
 are kept in `--cache`, so an interrupted run resumes without redoing them.
 """
@@ -40,7 +41,16 @@ def main(args, params) -> None:
             model_params = tuned.get(model, {}).get("params", {})
             workers = fold_workers(model, ctx, int(data.folds.max()) + 1)
             result = cross_validate(
-                model, model_params, data.X, data.y, data.X_test, data.folds, ctx, cache_dir=args.cache, workers=workers
+                model,
+                model_params,
+                data.X,
+                data.y,
+                data.X_test,
+                data.folds,
+                ctx,
+                cache_dir=args.cache,
+                workers=workers,
+                refit=params.train.refit_for(data.meta["modality"]),
             )
             save_predictions(tmp / model, result, {"tuned": model in tuned})
             summary[model] = {"cv": result.score, "seconds": round(result.seconds, 2)}
