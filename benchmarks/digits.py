@@ -1,7 +1,7 @@
 """Digit Recognizer (embedded MNIST, 4,000 train / 1,000 hidden test) through `dvc repro`.
 
     python benchmarks/digits.py [--models cnn,resnet] [--epochs 30] [--threads 2] [--keep DIR]
-                                [--split-seed N]
+                                [--split-seed N] [--reference K]
 
 Plays the embedded `digit-recognizer` competition with the project's params (image models
 from `train.models.image` unless --models says otherwise) in a throw-away repo, then prints
@@ -9,6 +9,9 @@ one table: per image model its CV accuracy and its hidden-test accuracy (the fol
 test predictions), the same for the ensemble's submission (scored by the offline leaderboard,
 public and private parts together) and the distilled student, the teacher ensemble's rows/s
 against the ONNX student's, and the wall time of the whole `dvc repro`.
+
+`--reference K` also trains K seeds of the issue's yardstick, one well-made CNN on all 4,000
+training digits (`benchmarks/reference_cnn.py`), two at a time, and adds their rows.
 
 `--split-seed N` carves the 5,000 digits into 4,000 / 1,000 with seed N instead (stratified
 by label) and plays them as a `local` competition in Kaggle's layout: a held-out split the
@@ -49,21 +52,31 @@ def _test_accuracy(probs: np.ndarray, truth: np.ndarray) -> float:
     return float((np.asarray(probs).argmax(1) == truth).mean())
 
 
-def _local_split(folder: Path, seed: int) -> np.ndarray:
-    """Kaggle's digit-recognizer files for a re-carved split; returns the hidden labels."""
+def split_frames(seed: int | None) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """(train.csv with labels, test.csv pixels, hidden labels): the embedded split for None,
+    else the 5,000 digits re-carved 4,000 / 1,000 with `seed` (stratified by label)."""
+    if seed is None:
+        parts = carve(NAME)
+        return parts["train.csv"], parts["test.csv"], parts["answers"]["Label"].to_numpy()
     from sklearn.model_selection import train_test_split
 
     from pipelines.embedded import get_embedded
 
     full = get_embedded(NAME).load()
     train, test = train_test_split(full, test_size=1000, random_state=seed, stratify=full["label"])
+    return train, test.drop(columns=["label"]), test["label"].to_numpy()
+
+
+def _local_split(folder: Path, seed: int) -> np.ndarray:
+    """Kaggle's digit-recognizer files for a re-carved split; returns the hidden labels."""
+    train, test, truth = split_frames(seed)
     folder.mkdir(parents=True)
     train.to_csv(folder / "train.csv", index=False)
-    test.drop(columns=["label"]).to_csv(folder / "test.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
     pd.DataFrame({"ImageId": np.arange(1, len(test) + 1), "Label": 0}).to_csv(
         folder / "sample_submission.csv", index=False
     )
-    return test["label"].to_numpy()
+    return truth
 
 
 def _parts(cache: Path, model: str, truth: np.ndarray) -> list[dict]:
@@ -78,6 +91,24 @@ def _parts(cache: Path, model: str, truth: np.ndarray) -> list[dict]:
         {"model": f"  {model}, {len(folds)} fold models", **blank, "hidden test": fold_mean},
         {"model": f"  {model}, one model on all rows", **blank, "hidden test": _test_accuracy(full, truth)},
     ]
+
+
+def _reference_rows(split_seed: int | None, k: int) -> list[dict]:
+    """The issue's yardstick on the same split: k seeds of one well-made CNN on all rows."""
+    from benchmarks.reference_cnn import run_seeds
+
+    train, test, truth = split_frames(split_seed)
+    results = run_seeds(train, test, list(range(k)))
+    blank = {"cv": "-", "rows/s": "-"}
+    rows = [
+        {"model": f"reference CNN, seed {s}", **blank, "hidden test": _test_accuracy(p, truth), "train s": round(sec)}
+        for s, (p, sec) in enumerate(results)
+    ]
+    if k > 1:
+        mean = np.mean([p for p, _ in results], axis=0)
+        rows.append({"model": f"reference CNN, mean of {k} seeds", **blank, "hidden test": _test_accuracy(mean, truth),
+                     "train s": "-"})  # fmt: skip
+    return rows
 
 
 def _onnx_outputs(path: Path, repo: Path) -> np.ndarray:
@@ -96,6 +127,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="train.threads (default: params.yaml's)")
     ap.add_argument("--keep", type=Path, default=None, help="build the repo here and keep it")
     ap.add_argument("--split-seed", type=int, default=None, help="play a re-carved split as a local competition")
+    ap.add_argument(
+        "--reference", type=int, default=0, help="also train this many seeds of the issue's single reference CNN"
+    )
     args = ap.parse_args()
     params = default_params()
     params["competitions"] = {NAME: dict(SPEC)}
@@ -163,6 +197,8 @@ def main() -> None:
                 "train s": "-",
             }
         )
+        if args.reference:
+            rows += _reference_rows(args.split_seed, args.reference)
         print(table(rows))
         print(
             f"\nteacher ensemble {speed['teacher_rows_per_s']:.0f} images/s; ONNX student "
