@@ -219,6 +219,17 @@ def test_multiclass_outputs_keep_every_class_when_a_fold_lacks_one():
         assert out.shape == (len(X_test), 4) and np.allclose(out[:, 3], 0) and np.allclose(out.sum(1), 1)
 
 
+def test_svm_probabilities_with_a_one_member_class():
+    # why `svm` keeps SVC(probability=True): CalibratedClassifierCV, scikit-learn's stand-in,
+    # refuses a class with fewer members than its inner folds
+    X, X_test, y, roles = prepared("multiclass")
+    y = y.copy()
+    y[np.flatnonzero(y == 3)[1:]] = 2  # class 3 keeps a single row
+    ctx = ModelContext(task="multiclass", metric=get_metric("logloss"), n_classes=4, roles=roles, progress=False)
+    out = create_model("svm", ctx).fit(X, y).predict_output(X_test)
+    assert out.shape == (len(X_test), 4) and np.allclose(out.sum(1), 1) and np.isfinite(out).all()
+
+
 def test_models_follow_the_task():
     from pipelines.config import parse_params
 

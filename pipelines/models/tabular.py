@@ -32,6 +32,11 @@ from pipelines.models.registry import ModelContext, register_model
 
 TABULAR = "tabular"
 
+# scikit-learn 1.9 deprecates SVC(probability=True) (gone in 1.11, hence the pin in
+# pyproject.toml); its stand-in CalibratedClassifierCV fails on a class rarer than its inner
+# folds, so `svm` keeps libsvm's Platt scaling and the warning stays out of stage logs
+warnings.filterwarnings("ignore", message="The `probability` parameter was deprecated", category=FutureWarning)
+
 
 class GroupTargetEncoder(TransformerMixin, BaseEstimator):
     """Out-of-fold target statistics of group keys, smoothed towards the prior.
