@@ -63,7 +63,7 @@ def test_group_target_encoder_never_sees_own_label():
     assert np.allclose(out[:10, 0], 1.0) and np.allclose(out[10:, 0], 0.0)
     assert (out[:, 1] <= 9).all() and (out[:, 1] >= 5).all()  # a row never counts itself
     test = enc.transform(pd.DataFrame({"k": ["a", "zz"]}))
-    assert test[0, 0] == 1.0 and test[1, 1] == 0  # unseen key: prior, count 0
+    assert test[0, 0] == 1.0 and test[1, 0] == 0.5 and test[1, 1] == 0  # unseen key: prior, count 0
 
 
 TORCH = {"mlp", "student_mlp"}  # covered by tests/test_torch_models.py

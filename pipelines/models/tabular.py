@@ -71,7 +71,10 @@ class GroupTargetEncoder(TransformerMixin, BaseEstimator):
         joined = stats.reindex(keys.to_numpy())
         n = joined["_n"].fillna(0).to_numpy()
         sums = joined.drop(columns="_n").fillna(0).to_numpy()
-        means = (sums + self.smoothing * prior) / (n[:, None] + self.smoothing)
+        denom = np.broadcast_to(n[:, None] + self.smoothing, sums.shape)
+        # a key never seen (n = 0) gets the prior, also without smoothing (0 / 0 otherwise)
+        means = np.broadcast_to(prior, sums.shape).astype(np.float64)
+        np.divide(sums + self.smoothing * prior, denom, out=means, where=denom > 0)
         return np.column_stack([means, n])
 
     def fit(self, X: pd.DataFrame, y):
