@@ -156,7 +156,7 @@ class TrainParams(Strict):
     # also fit each model on every training row and make its test predictions half that
     # refit's, half the fold models' mean (train and distill); auto: image models only (torch
     # nets train a fixed schedule, so a refit needs no validation rows; a fold model sees 4/5
-    # of the rows). On three 1,000-digit splits it was neither better nor worse than the fold
+    # of the rows). On four 1,000-digit splits it was neither better nor worse than the fold
     # models alone (README), within noise; true / false: every model / none
     refit: Literal["auto"] | bool = "auto"
 
