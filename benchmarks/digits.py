@@ -82,7 +82,7 @@ def _local_split(folder: Path, seed: int) -> np.ndarray:
 def _parts(cache: Path, model: str, truth: np.ndarray) -> list[dict]:
     """Hidden-test rows for the two halves of a refitted model's test predictions: the mean
     of its fold models, and the one model refitted on every training row (a single CNN)."""
-    (folder,) = sorted(cache.glob(f"{model}-*"), key=lambda p: p.stat().st_mtime)[-1:]
+    folder = max(cache.glob(f"{model}-*"), key=lambda p: p.stat().st_mtime)  # the run just made
     folds = [np.load(f)["test"] for f in sorted(folder.glob("fold*.npz"))]
     full = np.load(folder / "full.npz")["test"]
     blank = {"cv": "-", "rows/s": "-", "train s": "-"}

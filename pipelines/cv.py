@@ -19,8 +19,8 @@ and no `on_fold` (Optuna prunes one fold at a time); `fold_workers` picks the nu
 `refit=True` also fits one model on every training row (seed `seed + n_splits`, no
 validation rows: torch models run their whole epoch schedule) and makes the test
 predictions half its own, half the fold models' mean: it has seen a quarter more rows than
-any fold model (5 folds), which is what pays on small data such as the 4,000 embedded
-digits. The OOF predictions, and so the CV score, are the fold models' alone. With
+any fold model (5 folds); on four 1,000-digit splits that was within noise of the fold
+models alone (README). The OOF predictions, and so the CV score, are the fold models' alone. With
 `workers > 1` it is one more job for the workers (5 folds + refit on 2 workers: three full
 rounds, no fold left over for the parent).
 
