@@ -66,6 +66,24 @@ def test_head_outputs_follow_the_contract():
     assert head.loss(torch.tensor([[-1.224745], [0.0]]), torch.tensor([10.0, 20.0])).item() < 1e-10
 
 
+def test_label_smoothing_mixes_a_uniform_target_into_the_loss():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]])
+    y = torch.tensor([0, 2])
+    logp = logits.log_softmax(1)
+    eps = 0.3
+    target = torch.full((2, 3), eps / 3) + (1 - eps) * torch.nn.functional.one_hot(y, 3)
+    want = -(target * logp).sum(1).mean()
+    assert Head("multiclass", label_smoothing=eps).loss(logits, y).item() == pytest.approx(want.item(), rel=1e-6)
+    assert Head("multiclass").loss(logits, y).item() == pytest.approx(-logp[[0, 1], y].mean().item(), rel=1e-6)
+    # a smoothed head is another fit: it must not reuse a plain fit's checkpoint
+    assert repr(Head("multiclass", label_smoothing=eps)) != repr(Head("multiclass"))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            Head("multiclass", label_smoothing=bad)
+    with pytest.raises(ValueError, match="regression"):
+        Head("regression", label_smoothing=0.1)
+
+
 def test_distillation_loss_mixes_teacher_and_labels():
     head = Head("multiclass")
     logits = torch.randn(8, 3)

@@ -46,9 +46,20 @@ class TorchModel:
     """
 
     def __init__(
-        self, ctx: ModelContext, cfg: TrainConfig, build, *, temperature: float = 2.0, alpha: float = 0.7, weights=None
+        self,
+        ctx: ModelContext,
+        cfg: TrainConfig,
+        build,
+        *,
+        temperature: float = 2.0,
+        alpha: float = 0.7,
+        weights=None,
+        label_smoothing: float = 0.0,
     ):
+        if not 0 <= label_smoothing < 1 or (label_smoothing and ctx.task == "regression"):
+            raise PipelineError(f"label_smoothing={label_smoothing}: needs 0 <= value < 1, and a classification task")
         self.ctx = ctx
+        self.label_smoothing = label_smoothing
         self.cfg = cfg
         self.build = build
         self.temperature = temperature
@@ -62,7 +73,7 @@ class TorchModel:
             raise ValueError(f"X has {len(x)} rows, y {len(y)}")
         if soft_targets is not None:
             soft_targets = self._check_soft(np.asarray(soft_targets, dtype=np.float32), len(y))
-        self.head_ = Head.fit(self.ctx.task, y)
+        self.head_ = Head.fit(self.ctx.task, y, self.label_smoothing)
         if self.ctx.task == "regression":  # outputs stay within the training targets, as sklearn models' do
             self.y_range_ = (float(np.min(y)), float(np.max(y)))
         self.input_shape_ = tuple(x.shape[1:])
@@ -439,6 +450,7 @@ def cnn(
     augment: bool | dict = True,
     tta: bool = False,
     weights: str | None = None,
+    label_smoothing: float = 0.0,
     lr: float = 3e-3,
     weight_decay: float = 1e-2,
     batch_size: int = 64,
@@ -452,7 +464,7 @@ def cnn(
     is what pays here: the same net for 10 epochs stays near 0.985."""
     cfg = _config(ctx, epochs, budget=20, lr=lr, weight_decay=weight_decay, batch_size=batch_size, patience=patience)
     build = partial(CNN, width=width, hidden=hidden, dropout=dropout, head_dropout=head_dropout)
-    return ImageTorchModel(ctx, cfg, build, augment=augment, tta=tta, weights=weights)
+    return ImageTorchModel(ctx, cfg, build, augment=augment, tta=tta, weights=weights, label_smoothing=label_smoothing)
 
 
 @register_model("resnet", modality=IMAGE)
@@ -466,6 +478,7 @@ def resnet(
     augment: bool | dict = True,
     tta: bool = False,
     weights: str | None = None,
+    label_smoothing: float = 0.0,
     lr: float = 3e-3,
     weight_decay: float = 5e-2,
     batch_size: int = 128,
@@ -480,7 +493,7 @@ def resnet(
     test accuracy in 8 epochs at ~9 s an epoch; without `epochs`, at most 6 epochs run."""
     cfg = _config(ctx, epochs, budget=6, lr=lr, weight_decay=weight_decay, batch_size=batch_size, patience=patience)
     build = partial(timm_net, arch=arch, drop_rate=drop_rate, width=width, timm_kwargs=timm_kwargs)
-    return ImageTorchModel(ctx, cfg, build, augment=augment, tta=tta, weights=weights)
+    return ImageTorchModel(ctx, cfg, build, augment=augment, tta=tta, weights=weights, label_smoothing=label_smoothing)
 
 
 @register_model("vit", modality=IMAGE)
@@ -495,6 +508,7 @@ def vit(
     augment: bool | dict = True,
     tta: bool = False,
     weights: str | None = None,
+    label_smoothing: float = 0.0,
     lr: float = 1e-3,
     weight_decay: float = 5e-2,
     batch_size: int = 128,
@@ -505,7 +519,7 @@ def vit(
         ctx, epochs, lr=lr, weight_decay=weight_decay, batch_size=batch_size, patience=patience, grad_clip=1.0
     )
     build = partial(ViT, patch=patch, dim=dim, depth=depth, heads=heads, dropout=dropout)
-    return ImageTorchModel(ctx, cfg, build, augment=augment, tta=tta, weights=weights)
+    return ImageTorchModel(ctx, cfg, build, augment=augment, tta=tta, weights=weights, label_smoothing=label_smoothing)
 
 
 @register_model("student_cnn", modality=IMAGE, accepts_soft_targets=True)

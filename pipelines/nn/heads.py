@@ -25,20 +25,26 @@ class Head(nn.Module):
     A regression net predicts the standardised target; the head holds the target's mean and
     std (fitted on the training rows) so the loss sees unit scale whatever the units, and the
     outputs come back on the original scale (also inside an exported ONNX graph).
+    `label_smoothing` (classification only) mixes that much of a uniform distribution into
+    the cross-entropy's one-hot targets, as `F.cross_entropy` does.
     """
 
-    def __init__(self, task: str, mean: float = 0.0, std: float = 1.0):
+    def __init__(self, task: str, mean: float = 0.0, std: float = 1.0, label_smoothing: float = 0.0):
         super().__init__()
         if task not in ("binary", "multiclass", "regression"):
             raise ValueError(f"unknown task {task!r}")
-        self.task = task
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if label_smoothing and task == "regression":
+            raise ValueError("label_smoothing applies to classification, not regression")
+        self.task, self.label_smoothing = task, float(label_smoothing)
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
 
     @classmethod
-    def fit(cls, task: str, y) -> Head:
+    def fit(cls, task: str, y, label_smoothing: float = 0.0) -> Head:
         if task != "regression":
-            return cls(task)
+            return cls(task, label_smoothing=label_smoothing)
         y = np.asarray(y, dtype=np.float64)
         return cls(task, y.mean(), max(float(y.std()), 1e-8))
 
@@ -54,10 +60,11 @@ class Head(nn.Module):
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "regression":
             return F.mse_loss(logits[:, 0].float(), self.standardise(y))
-        return F.cross_entropy(logits.float(), y.long())
+        return F.cross_entropy(logits.float(), y.long(), label_smoothing=self.label_smoothing)
 
     def extra_repr(self) -> str:  # part of the checkpoint fingerprint
-        return f"task={self.task}, mean={self.mean.item():.6g}, std={self.std.item():.6g}"
+        smooth = f", label_smoothing={self.label_smoothing:g}" if self.label_smoothing else ""
+        return f"task={self.task}, mean={self.mean.item():.6g}, std={self.std.item():.6g}{smooth}"
 
 
 class Distill:
