@@ -118,8 +118,8 @@ def main() -> None:
                 "seconds": round(seconds),
             }
         )
-        t = totals[name]
-        t[:] = [t[0] + wrong_val.sum(), t[1] + len(wrong_val), t[2] + wrong_test.sum(), t[3] + len(wrong_test), t[4] + seconds]
+        for i, add in enumerate((wrong_val.sum(), len(wrong_val), wrong_test.sum(), len(wrong_test), seconds)):
+            totals[name][i] += add
     base_errors = totals["defaults"][0] + totals["defaults"][2]
     for name, (wv, nv, wt, nt, seconds) in totals.items():
         rows.append(
