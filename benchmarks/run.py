@@ -25,7 +25,11 @@ BENCHMARKS = {
     "tabular-tasks": ["tabular_tasks.py", "--splits", "2"],
     "digits": ["digits.py", "--reference", "2"],
     "digits-split": ["digits.py", "--split-seed", "1", "--reference", "2"],
-    "digit-recipes": ["digit_recipes.py", "--variant", "{label_smoothing: 0.1}", "--variant", "{width: 48, epochs: 30}"],
+    "digit-recipes": [
+        "digit_recipes.py",
+        *("--variant", "{label_smoothing: 0.1}"),
+        *("--variant", "{width: 48, epochs: 30}"),
+    ],
 }
 
 

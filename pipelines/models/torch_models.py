@@ -174,7 +174,10 @@ class ImageTorchModel(TorchModel):
     def predict_output(self, X) -> np.ndarray:
         if not self.tta:
             return super().predict_output(X)
-        # test-time augmentation: average the outputs over one-pixel shifts of every image
+        # test-time augmentation: average the outputs over one-pixel shifts of every image.
+        # Off by default: on the seed-2 digit split the five fold models' out-of-fold accuracy
+        # fell from 0.9928 to 0.9918 with these views (hidden test 0.9870 both ways), and
+        # half-pixel shifts (0.9905) or random affine views like training's (0.9895) did worse
         x = self._inputs(X)
         views = [self._dataset(x, transform=view) for view in TTA_VIEWS]
         return self._clip(
@@ -461,7 +464,9 @@ def cnn(
     validate, the 1,000 hidden test images scored), one thread: width 32 for 25 epochs scored
     0.991 validation / 0.992 test in 229 s; width 24 for 20 epochs 0.990 / 0.988 in 116 s.
     Without `epochs`, at most 20 epochs (the warmup + cosine schedule spans them); training
-    is what pays here: the same net for 10 epochs stays near 0.985."""
+    is what pays here: the same net for 10 epochs stays near 0.985, but width 48 for 30
+    epochs (3.4x the multiply-adds) made 70 errors against 68 on fold 0 of four digit splits
+    (`benchmarks/digit_recipes.py`), and `label_smoothing` 0.1 made 68."""
     cfg = _config(ctx, epochs, budget=20, lr=lr, weight_decay=weight_decay, batch_size=batch_size, patience=patience)
     build = partial(CNN, width=width, hidden=hidden, dropout=dropout, head_dropout=head_dropout)
     return ImageTorchModel(ctx, cfg, build, augment=augment, tta=tta, weights=weights, label_smoothing=label_smoothing)

@@ -108,7 +108,10 @@ class DigitAugment:
     Cutout is off by default: a hole in a thin stroke turns a 0 into a 6 or a C, and with it
     (8 px, p=0.5) a CNN on 4,000 digits lost 2 points of accuracy. Elastic distortion is off
     by default too: with `elastic=1.5` (pixels, 4x4 lattice) the default `cnn` scored 0.983 and
-    0.987 on the hidden digits on two folds, against 0.994 and 0.988 without it.
+    0.987 on the hidden digits on two folds, against 0.994 and 0.988 without it. Every training
+    image is transformed: leaving half of each batch as it is made 80 errors on fold 0 of four
+    digit splits (7,200 predictions) against 68, and switching augmentation off for the last
+    fifth of the steps made 68.
     """
 
     def __init__(
