@@ -201,7 +201,7 @@ def test_weights_are_loaded_from_a_local_file(tmp_path):
 def test_label_smoothing_is_checked_where_the_model_is_made():
     ctx = ModelContext(task="multiclass", metric=get_metric("accuracy"), n_classes=10, image_shape=(1, 28, 28))
     assert create_model("cnn", ctx, label_smoothing=0.1).label_smoothing == 0.1
-    with pytest.raises(PipelineError, match="label_smoothing=1.5"):
+    with pytest.raises(PipelineError, match=r"label_smoothing must be in \[0, 1\), got 1.5"):
         create_model("cnn", ctx, label_smoothing=1.5)
     reg = ModelContext(task="regression", metric=get_metric("rmse"), image_shape=(1, 28, 28))
     with pytest.raises(PipelineError, match="classification"):

@@ -56,8 +56,10 @@ class TorchModel:
         weights=None,
         label_smoothing: float = 0.0,
     ):
-        if not 0 <= label_smoothing < 1 or (label_smoothing and ctx.task == "regression"):
-            raise PipelineError(f"label_smoothing={label_smoothing}: needs 0 <= value < 1, and a classification task")
+        try:  # the head's own checks, made where the model is made rather than in a fold worker
+            Head(ctx.task, label_smoothing=label_smoothing)
+        except ValueError as err:
+            raise PipelineError(str(err)) from None
         self.ctx = ctx
         self.label_smoothing = label_smoothing
         self.cfg = cfg
