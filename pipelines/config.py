@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -162,6 +162,13 @@ class TrainParams(Strict):
 
     _modalities = field_validator("models")(classmethod(lambda cls, v: _modality_keys(v, "train.models")))
 
+    # factory arguments per model, e.g. {cnn: {label_smoothing: 0.1}}: over the model's defaults
+    # and over what `tune` found (tuning searches with them fixed); a student's apply in distill
+    params: dict[str, dict[str, Any]] = {}
+
+    def params_for(self, model: str) -> dict:
+        return dict(self.params.get(model, {}))
+
     def refit_for(self, modality: str) -> bool:
         return modality == "image" if self.refit == "auto" else self.refit
 
@@ -293,7 +300,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
 
     Imports the model registry (and so torch): `__main__` calls it for the stages that train.
     """
-    from pipelines.models.registry import get_entry, list_models
+    from pipelines.models.registry import get_entry, list_models, unknown_params
 
     known = set(list_models())
 
@@ -308,6 +315,13 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
                 raise PipelineError(f"{path}: train.models.{modality}[{i}]: {name!r} is not a {modality} model")
     for i, name in enumerate(params.tune.models):
         entry(f"tune.models[{i}]", name)
+    for name, arguments in params.train.params.items():
+        entry(f"train.params.{name}", name)
+        unknown, takes = unknown_params(name, arguments)
+        if unknown:
+            raise PipelineError(
+                f"{path}: train.params.{name}.{unknown[0]}: {name!r} has no such argument; it takes {', '.join(takes)}"
+            )
     for modality, name in params.distill.student.items():
         e = entry(f"distill.student.{modality}", name)
         if e.modality != modality or not e.accepts_soft_targets:

@@ -266,6 +266,18 @@ PARAMS = [
         stage="train",
     ),
     Case(
+        "arguments for an unknown model",
+        param(train={"params": {"lgbm": {"n_estimators": 10}}}),
+        ("train.params.lgbm", "unknown model 'lgbm'"),
+        stage="train",
+    ),
+    Case(
+        "unknown model argument",
+        param(train={"params": {"logreg": {"c": 1.0}}}),
+        ("train.params.logreg.c", "no such argument", "it takes C"),
+        stage="tune",
+    ),
+    Case(
         "unknown tuned model",
         param(tune={"models": ["xgboost"]}),
         ("tune.models[0]", "unknown model 'xgboost'"),
@@ -665,3 +677,28 @@ def test_unwritable_output_is_one_line(tmp_path, capsys):
     assert main(ws.argv("download")) == 2
     line = _error_line(capsys.readouterr().err)
     assert str(blocker) in line and blocker.read_text() == "a file where a folder should be"
+
+
+def test_train_params_hold_in_tuning_and_training(tmp_path):
+    ws = Workspace(tmp_path)
+    ws.params.update(
+        train={"models": {"tabular": ["logreg"]}, "params": {"logreg": {"C": 0.05}}},
+        tune={"models": ["logreg"], "n_trials": 2},
+    )
+    ws.save_params()
+    common = ["comp", "--params", str(ws.params_path)]
+    clean, tune, out = tmp_path / "clean", tmp_path / "tune", tmp_path / "train"
+    assert main(["clean", *common, "--raw", str(ws.raw), "--out", str(clean)]) == 0
+    assert main(["tune", *common, "--clean", str(clean), "--out", str(tune)]) == 0
+    import optuna
+
+    storage = f"sqlite:///{tune / 'study.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    assert summary.study_name.count("-") == 3  # comp-logreg-<data>-<fixed arguments>: new arguments, new study
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    # every trial suggests its own C, and every one is overruled by the fixed C: one score
+    assert len(trials) == 2 and len({t.params["C"] for t in trials}) == 2 and len({t.value for t in trials}) == 1
+    argv = ["train", *common, "--clean", str(clean), "--tuned", str(tune), "--cache", str(tmp_path / "cache")]
+    assert main([*argv, "--out", str(out)]) == 0
+    # the fixed C wins over the tuned one
+    assert yaml.safe_load((out / "logreg" / "scores.json").read_text())["params"] == {"C": 0.05}

@@ -101,15 +101,20 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
+def unknown_params(name: str, params) -> tuple[list[str], list[str]]:
+    """The names in `params` that model `name`'s factory does not take, and those it takes."""
+    accepted = inspect.signature(get_entry(name).factory).parameters
+    takes = sorted(set(accepted) - {"ctx"})
+    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        return [], takes
+    return sorted(set(params) - set(takes)), takes
+
+
 def create_model(name: str, ctx: ModelContext, **params):
     entry = get_entry(name)
     if ctx.task not in entry.tasks:
         raise PipelineError(f"model {name!r} does not support task {ctx.task!r} (supports {entry.tasks})")
-    accepted = inspect.signature(entry.factory).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
-        unknown = sorted(set(params) - set(accepted) - {"ctx"})
-        if unknown:
-            raise PipelineError(
-                f"model {name!r}: unknown parameter(s) {unknown}; accepted: {sorted(set(accepted) - {'ctx'})}"
-            )
+    unknown, takes = unknown_params(name, params)
+    if unknown:
+        raise PipelineError(f"model {name!r}: unknown parameter(s) {unknown}; accepted: {takes}")
     return entry.factory(ctx, **params)

@@ -121,7 +121,7 @@ def main(args, params) -> None:
     student = dp.student[data.meta["modality"]]
     teachers = load_predictions(args.train, params.models_for(args.name))
     weights, teacher_oof, soft = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
-    kd = {"temperature": dp.temperature, "alpha": dp.alpha}
+    kd = {"temperature": dp.temperature, "alpha": dp.alpha, **params.train.params_for(student)}
     result = cross_validate(
         student,
         kd,

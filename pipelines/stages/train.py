@@ -38,7 +38,7 @@ def main(args, params) -> None:
     summary = {}
     with atomic_dir(args.out) as tmp:
         for model in params.models_for(args.name):
-            model_params = tuned.get(model, {}).get("params", {})
+            model_params = {**tuned.get(model, {}).get("params", {}), **params.train.params_for(model)}
             workers = fold_workers(model, ctx, int(data.folds.max()) + 1)
             result = cross_validate(
                 model,

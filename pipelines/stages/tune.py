@@ -56,7 +56,10 @@ def default_params(model: str) -> dict:
     }
 
 
-def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: str, seed: int = 0) -> optuna.Study:
+def tune_model(
+    model: str, data: CleanData, ctx, tp, storage: str, study_name: str, seed: int = 0, fixed: dict | None = None
+) -> optuna.Study:
+    """Run (or resume) the study; `fixed` factory arguments (params' `train.params`) hold in every trial."""
     entry = get_entry(model)
     X, y, folds, X_test = subsample(data, tp.max_rows, seed)
     direction = "maximize" if ctx.metric.greater_is_better else "minimize"
@@ -80,7 +83,7 @@ def tune_model(model: str, data: CleanData, ctx, tp, storage: str, study_name: s
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        result = cross_validate(model, {**params, **cheap}, X, y, X_test, folds, ctx, on_fold=on_fold)
+        result = cross_validate(model, {**params, **(fixed or {}), **cheap}, X, y, X_test, folds, ctx, on_fold=on_fold)
         return ctx.metric.best_score(y, result.oof, ctx.task)
 
     finished = [t for t in study.trials if t.state.is_finished()]
@@ -115,7 +118,9 @@ def main(args, params) -> None:
             continue
         if tp.n_trials == 0:
             continue
-        study = tune_model(model, data, ctx, tp, storage, f"{args.name}-{model}-{tag}", params.seed)
+        fixed = params.train.params_for(model)
+        name = f"{args.name}-{model}-{tag}" + (f"-{fingerprint(fixed)}" if fixed else "")  # new arguments: new study
+        study = tune_model(model, data, ctx, tp, storage, name, params.seed, fixed)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not done:
             continue
