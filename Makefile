@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install repro test bench lint
+.PHONY: install repro test test-fast bench lint deps
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,12 @@ repro: install
 
 test: install
 	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+deps: install
+	$(BIN)/python -m tests.dag --write
 
 bench: install
 	$(BIN)/python benchmarks/run.py

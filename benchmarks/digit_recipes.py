@@ -51,8 +51,9 @@ def _fit(model: str, params: dict, split_seed: int | None, fold: int) -> tuple[n
     """Wrong-prediction masks on the fold's held-out rows and on the hidden test digits, and seconds."""
     import torch
 
-    from pipelines.metrics import get_metric
-    from pipelines.models.registry import ModelContext, create_model
+    from pipelines.core.context import ModelContext
+    from pipelines.core.metrics import get_metric
+    from pipelines.models.registry import create_model
 
     torch.set_num_threads(1)
     x, y, folds, x_test, truth = _arrays(split_seed)

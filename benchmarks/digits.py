@@ -32,7 +32,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
-from pipelines.embedded import carve  # noqa: E402
+from pipelines.sources.embedded import carve  # noqa: E402
 
 NAME = "digit-recognizer"
 SPEC = {
@@ -60,7 +60,7 @@ def split_frames(seed: int | None) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarr
         return parts["train.csv"], parts["test.csv"], parts["answers"]["Label"].to_numpy()
     from sklearn.model_selection import train_test_split
 
-    from pipelines.embedded import get_embedded
+    from pipelines.sources.embedded import get_embedded
 
     full = get_embedded(NAME).load()
     train, test = train_test_split(full, test_size=1000, random_state=seed, stratify=full["label"])

@@ -31,10 +31,13 @@ from sklearn.model_selection import KFold, train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
-from pipelines.config import parse_params  # noqa: E402
-from pipelines.embedded import carve, get_embedded  # noqa: E402
-from pipelines.metrics import get_metric  # noqa: E402
-from pipelines.stages.leaderboard import score_offline  # noqa: E402
+from pipelines.core.config import parse_params  # noqa: E402
+from pipelines.core.metrics import get_metric  # noqa: E402
+from pipelines.sources.embedded import (  # noqa: E402
+    carve,
+    get_embedded,
+    score_offline,  # noqa: E402
+)
 
 NAME = "house-prices"
 SPEC = {"id": "Id", "target": "SalePrice", "task": "regression", "metric": "rmsle"}

@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
-from pipelines.embedded import get_embedded  # noqa: E402
+from pipelines.sources.embedded import get_embedded  # noqa: E402
 
 SPEC = {"source": "local", "id": "PassengerId", "target": "Survived", "task": "binary", "metric": "accuracy"}
 

@@ -24,16 +24,17 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from pipelines.errors import PipelineError  # noqa: E402
+from pipelines.core.errors import PipelineError  # noqa: E402
 
 STAGES = ("download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard")
-MODEL_STAGES = ("tune", "train", "distill")  # they build models by name: check every name first
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(stages=STAGES) -> argparse.ArgumentParser:
+    """The command line of `stages`: a stage's run imports its own module only, so that the
+    modules a stage's command loads are those `dvc.yaml` lists for it (tests/test_structure.py)."""
     parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
-    for stage in STAGES:
+    for stage in stages:
         module = importlib.import_module(f"pipelines.stages.{stage}")
         p = sub.add_parser(stage, help=(module.__doc__ or "").strip().splitlines()[0])
         p.add_argument("name", help="competition name (a key under 'competitions' in params.yaml)")
@@ -76,16 +77,15 @@ def _oserror_line(err: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser([a for a in argv[:1] if a in STAGES] or STAGES).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _quiet_interrupts()
     previous = signal.signal(signal.SIGTERM, _terminate)
-    from pipelines.config import check_models, load_params
+    from pipelines.core.config import load_params
 
     try:
         params = load_params(args.params)
-        if args.stage in MODEL_STAGES:
-            check_models(params, args.params)
         args.module.main(args, params)
     except PipelineError as err:
         if args.debug:

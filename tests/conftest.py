@@ -36,10 +36,8 @@ def tiny_params(**competitions) -> dict:
     return params
 
 
-@pytest.fixture
-def dvc_repo(tmp_path):
-    """A git + DVC repo holding this project's pipeline; write params, then run `dvc repro`."""
-    repo = tmp_path / "repo"
+def make_dvc_repo(repo: Path) -> Path:
+    """A git + DVC repo at `repo` holding this project's pipeline; write params, then run `dvc repro`."""
     repo.mkdir()
     shutil.copytree(ROOT / "pipelines", repo / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
@@ -49,6 +47,12 @@ def dvc_repo(tmp_path):
     run(["dvc", "config", "core.autostage", "false"], repo, env=env)
     (repo / ".gitignore").write_text("__pycache__/\n/data/cache/\n")
     return repo
+
+
+@pytest.fixture
+def dvc_repo(tmp_path):
+    """A git + DVC repo holding this project's pipeline (see make_dvc_repo)."""
+    return make_dvc_repo(tmp_path / "repo")
 
 
 TITANIC = {

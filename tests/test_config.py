@@ -1,19 +1,63 @@
-"""params.yaml validation: strict keys, known names, clear messages."""
+"""params.yaml validation: strict keys, known names, clear messages.
+
+`CASES` are broken params files and specs run through the command line (see
+tests/bad_inputs.py): each is refused with exit status 2 and one line naming the key.
+"""
 
 import pytest
 import yaml
 
-from pipelines.config import load_params, parse_params
-from pipelines.errors import PipelineError
+from pipelines.core.config import load_params, parse_params
+from pipelines.core.errors import PipelineError
+from pipelines.models.selection import models_for
+from tests.bad_inputs import Case, assert_refused, ids, param, params_text, spec
 from tests.conftest import ROOT, TITANIC
+
+CASES = [
+    Case("unknown top-level key", param(sed=3), ("params.yaml", "sed: unknown key")),
+    Case("unknown spec key", spec(colour="red"), ("competitions.comp.colour: unknown key",)),
+    Case("unknown metric", spec(metric="acc"), ("competitions.comp.metric", "unknown metric 'acc'")),
+    Case("unknown task", spec(task="ranking"), ("competitions.comp.task", "'ranking'")),
+    Case("unknown modality", spec(modality="audio"), ("competitions.comp.modality", "'audio'")),
+    Case("metric not for task", spec(metric="rmse"), ("competitions.comp", "'rmse' does not apply to task 'binary'")),
+    Case("number as text", param(folds={"n_splits": "5"}), ("folds.n_splits", "valid integer", "'5'")),
+    Case("out of range", param(folds={"n_splits": 1}), ("folds.n_splits", "greater than or equal to 2")),
+    Case("bool as seed", param(seed=True), ("seed:", "valid integer", "True")),
+    Case("fraction above 1", param(distill={"alpha": 1.5}), ("distill.alpha", "less than or equal to 1")),
+    Case("unknown ensemble method", param(ensemble={"methods": ["blend"]}), ("ensemble.methods[0]", "'blend'")),
+    Case("storage not a URL", param(tune={"storage": "study.db"}), ("tune.storage", "not a database URL")),
+    Case("unknown modality key", param(train={"models": {"tabluar": ["logreg"]}}), ("train.models", "'tabluar'")),
+    Case("local without path", spec(path=None), ("competitions.comp", "needs 'path'")),
+    Case("bad kaggle slug", spec(source="kaggle", kaggle="Titanic Comp"), ("competitions.comp.kaggle", "slug")),
+    Case("id is target", spec(id="y"), ("competitions.comp", "same column 'y'")),
+    Case("image shape on tabular", spec(image={"height": 4, "width": 4}), ("competitions.comp", "only for modality")),
+    Case("duplicate yaml key", params_text("seed: 1\nseed: 2\ncompetitions: {}\n"), ("duplicate key 'seed'", "line 2")),
+    Case("not yaml", params_text("competitions: [\n"), ("params.yaml", "not valid YAML")),
+    Case("yaml not a mapping", params_text("- a\n- b\n"), ("params.yaml", "mapping at the top level")),
+    Case("params not utf-8", params_text(b"seed: 1 # caf\xe9\ncompetitions: {}\n"), ("params.yaml", "not UTF-8")),
+    Case("no such competition", lambda ws: setattr(ws, "name", "other"), ("no competition 'other'", "comp")),
+    Case("missing params file", lambda ws: setattr(ws, "params_path", None), ("nope.yaml", "params file not found")),
+    Case("no image shape", spec(image=None), ("competitions.comp", "needs 'image"), image=True),
+    Case(
+        "zero height",
+        spec(image={"height": 0, "width": 4}),
+        ("competitions.comp.image.height", "greater than 0"),
+        image=True,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_bad_input_is_one_clear_line(case: Case, tmp_path, capsys):
+    assert_refused(case, tmp_path, capsys)
 
 
 def test_repo_params_are_valid():
     params = load_params(ROOT / "params.yaml")
     assert "titanic" in params.competitions
-    assert params.models_for("titanic") == params.train.models["tabular"]
+    assert models_for(params, "titanic") == params.train.models["tabular"]
     assert set(params.competitions) == {"titanic", "house-prices", "digit-recognizer"}  # the README's defaults
-    assert params.models_for("digit-recognizer") == params.train.models["image"]
+    assert models_for(params, "digit-recognizer") == params.train.models["image"]
 
 
 @pytest.mark.parametrize(

@@ -12,29 +12,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.conftest import ROOT, TITANIC, run, tiny_params
+from tests.conftest import TITANIC, make_dvc_repo, tiny_params
 
 COMPARED = ("submissions/titanic/submission.csv", "submissions/titanic/metrics.json")
 
 
 def _new_repo(path: Path) -> Path:
-    path.mkdir()
-    shutil.copytree(ROOT / "pipelines", path / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", path / "dvc.yaml")
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
-    run(["git", "init", "-q"], path, env=env)
-    run(["dvc", "init", "-q"], path, env=env)
-    run(["dvc", "config", "core.autostage", "false"], path, env=env)
-    (path / ".gitignore").write_text("__pycache__/\n/data/cache/\n")
-    (path / "params.yaml").write_text(yaml.safe_dump(tiny_params(titanic=TITANIC)))
-    return path
+    repo = make_dvc_repo(path)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(titanic=TITANIC)))
+    return repo
 
 
 def _digests(repo: Path) -> dict[str, str]:
@@ -44,6 +37,7 @@ def _digests(repo: Path) -> dict[str, str]:
     return {str(f.relative_to(repo)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
+@pytest.mark.slow
 def test_two_clean_repros_are_byte_identical(tmp_path):
     repos = [_new_repo(tmp_path / name) for name in ("first", "second")]
     env = {

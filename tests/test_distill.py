@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from pipelines.__main__ import main
-from pipelines.embedded import carve
-from pipelines.io import load_array
-from pipelines.stages.clean import CleanData
+from pipelines.core.io import load_array
+from pipelines.sources.cleaned import CleanData
+from pipelines.sources.embedded import carve
 from tests.conftest import ROOT
 
 
@@ -111,7 +111,7 @@ def test_image_student_is_exported_to_onnx_with_parity(tmp_path, monkeypatch, ca
 
     # a runtime that disagrees with torch fails the stage (cached folds: the last model is
     # reloaded from its checkpoint), and the previous output stays as it was
-    import pipelines.models.torch_models as tm
+    import pipelines.models.onnx_export as tm
 
     real = tm.onnx_predict
     monkeypatch.setattr(tm, "onnx_predict", lambda model, X, path, **kw: real(model, X, path, **kw) + 1e-3)
@@ -137,9 +137,9 @@ def test_tabular_student_is_exported_to_onnx(tmp_path, monkeypatch):
 
 
 def test_cross_validate_keeps_the_last_fold_model(tmp_path):
-    from pipelines.cv import cross_validate
-    from pipelines.metrics import get_metric
-    from pipelines.models.registry import ModelContext
+    from pipelines.core.context import ModelContext
+    from pipelines.core.metrics import get_metric
+    from pipelines.training.cv import cross_validate
 
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, size=(40, 1, 8, 8), dtype=np.uint8)

@@ -3,10 +3,10 @@
 import pandas as pd
 import pytest
 
-from pipelines import embedded
-from pipelines.config import parse_params
-from pipelines.errors import PipelineError
-from pipelines.stages.leaderboard import score_offline
+from pipelines.core.config import parse_params
+from pipelines.core.errors import PipelineError
+from pipelines.sources import embedded
+from pipelines.sources.embedded import score_offline
 from tests.conftest import TITANIC
 
 
@@ -48,3 +48,15 @@ def test_offline_leaderboard_scores_public_and_private():
 def test_unknown_embedded():
     with pytest.raises(PipelineError, match="no embedded competition 'spaceship'"):
         embedded.get_embedded("spaceship")
+
+
+def test_house_prices_with_kaggles_real_test_set():
+    """`kaggle: house-prices-kaggle-test`: all labelled rows to train on, Kaggle's own test.csv
+    to submit; no hidden answers, so the offline leaderboard says to upload instead."""
+    parts = embedded.carve("house-prices-kaggle-test")
+    train, test, sample = parts["train.csv"], parts["test.csv"], parts["sample_submission.csv"]
+    assert len(train) == 1460 and len(test) == 1459 and "SalePrice" not in test
+    assert list(sample.columns) == ["Id", "SalePrice"] and list(sample.Id) == list(test.Id) == list(range(1461, 2920))
+    assert list(test.columns) == [c for c in train.columns if c != "SalePrice"]
+    with pytest.raises(PipelineError, match="upload its submission.csv on Kaggle"):
+        embedded.hidden_answers("house-prices-kaggle-test")

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipelines.__main__ import main
@@ -72,6 +73,7 @@ def _fold_files(cache: Path) -> dict[str, int]:
     return {str(p.relative_to(cache)): p.stat().st_mtime_ns for p in cache.rglob("fold*.npz")}
 
 
+@pytest.mark.slow
 def test_sigterm_and_sigkill_resume_to_identical_predictions(tmp_path):
     params = _setup(tmp_path)
     assert main(_train_argv(tmp_path, params, "reference")) == 0  # uninterrupted

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from pipelines.errors import PipelineError
-from pipelines.metrics import (
+from pipelines.core.errors import PipelineError
+from pipelines.core.metrics import (
     METRICS,
     apply_thresholds,
     as_outputs,

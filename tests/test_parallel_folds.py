@@ -8,9 +8,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from pipelines.cv import cross_validate, fold_workers
-from pipelines.metrics import get_metric
-from pipelines.models.registry import ModelContext, create_model
+from pipelines.core.context import ModelContext
+from pipelines.core.metrics import get_metric
+from pipelines.models.registry import create_model
+from pipelines.training.cv import cross_validate, fold_workers
 
 PARAMS = {"width": 4, "hidden": 8}
 

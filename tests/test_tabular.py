@@ -1,16 +1,20 @@
 """Tabular features and models: every registered tabular model on tiny data, every task."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.cv import cross_validate
-from pipelines.errors import PipelineError
+from pipelines.core.context import ModelContext
+from pipelines.core.errors import PipelineError
+from pipelines.core.metrics import get_metric
+from pipelines.features.preprocess import GroupTargetEncoder
 from pipelines.features.tabular import build_features
-from pipelines.metrics import get_metric
-from pipelines.models.registry import ModelContext, create_model, get_entry, list_models
-from pipelines.models.tabular import GroupTargetEncoder
+from pipelines.models.registry import create_model, get_entry, list_models
+from pipelines.models.selection import models_for
 from pipelines.stages.clean import make_folds
+from pipelines.training.cv import cross_validate
 
 METRIC = {"binary": "roc_auc", "multiclass": "logloss", "regression": "rmse"}
 
@@ -105,8 +109,8 @@ def test_cv_score_equals_metric_of_oof():
 
 def test_registry_rejects_unknown_names_and_params():
     ctx = ModelContext(task="binary", metric=get_metric("accuracy"))
-    with pytest.raises(PipelineError, match="unknown model 'xgboost'"):
-        create_model("xgboost", ctx)
+    with pytest.raises(PipelineError, match="unknown model 'xgbost'"):
+        create_model("xgbost", ctx)
     with pytest.raises(PipelineError, match="unknown parameter"):
         create_model("logreg", ctx, depth=3)
     with pytest.raises(PipelineError, match="does not support task 'regression'"):
@@ -136,7 +140,7 @@ def test_ordinal_scales_are_found_by_their_levels():
 
 
 def test_numeric_cleaner_logs_skewed_columns_and_clips_to_training_range():
-    from pipelines.models.tabular import NumericCleaner
+    from pipelines.features.preprocess import NumericCleaner
 
     rng = np.random.default_rng(0)
     train = np.column_stack([rng.lognormal(0, 1.5, 500), rng.normal(size=500), rng.integers(0, 2, 500)])
@@ -194,18 +198,19 @@ def test_regression_outputs_stay_within_the_training_targets():
     assert y.min() < pred[2] < y.max()
 
 
-def test_lightgbm_early_stops_on_its_own_training_rows():
+@pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
+def test_boosting_early_stops_on_its_own_training_rows(name):
     """Above EARLY_STOPPING_ROWS the trees are counted on a holdout of the training rows: the
     fold's validation rows (eval_set) are never used, so handing in other ones changes nothing."""
-    from pipelines.models.tabular import EARLY_STOPPING_ROWS
+    from pipelines.models.gbdt import EARLY_STOPPING_ROWS
 
     rng = np.random.default_rng(0)
     n = EARLY_STOPPING_ROWS + 500
     X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
     y = (X["a"] + rng.normal(0, 1, n) > 0).astype(int).to_numpy()
     ctx = ModelContext(task="binary", metric=get_metric("roc_auc"), n_classes=2, roles={"numeric": ["a", "b"]})
-    first = create_model("lightgbm", ctx, learning_rate=0.1).fit(X, y, eval_set=(X.iloc[:50], y[:50]))
-    second = create_model("lightgbm", ctx, learning_rate=0.1).fit(X, y, eval_set=(X.iloc[50:99], 1 - y[50:99]))
+    first = create_model(name, ctx, learning_rate=0.1).fit(X, y, eval_set=(X.iloc[:50], y[:50]))
+    second = create_model(name, ctx, learning_rate=0.1).fit(X, y, eval_set=(X.iloc[50:99], 1 - y[50:99]))
     assert 1 <= first.best_rounds_ < 3000 and first.best_rounds_ == second.best_rounds_
     assert np.array_equal(first.predict_output(X.iloc[:20]), second.predict_output(X.iloc[:20]))
 
@@ -214,7 +219,7 @@ def test_multiclass_outputs_keep_every_class_when_a_fold_lacks_one():
     X, X_test, y, roles = prepared("multiclass")
     keep = y != 3  # the rarest class is absent from these training rows
     ctx = ModelContext(task="multiclass", metric=get_metric("logloss"), n_classes=4, roles=roles, progress=False)
-    for name in ("lightgbm", "logreg"):
+    for name in ("lightgbm", "xgboost", "catboost", "logreg"):
         out = create_model(name, ctx).fit(X[keep], y[keep]).predict_output(X_test)
         assert out.shape == (len(X_test), 4) and np.allclose(out[:, 3], 0) and np.allclose(out.sum(1), 1)
 
@@ -231,7 +236,7 @@ def test_svm_probabilities_with_a_one_member_class():
 
 
 def test_models_follow_the_task():
-    from pipelines.config import parse_params
+    from pipelines.core.config import parse_params
 
     spec = {
         "source": "embedded",
@@ -244,19 +249,19 @@ def test_models_follow_the_task():
     params = parse_params(
         {"competitions": {"hp": spec}, "train": {"models": {"tabular": ["lightgbm", "logreg", "ridge", "hgb"]}}}
     )
-    assert params.models_for("hp") == ["lightgbm", "ridge", "hgb"]  # logreg -> ridge, once
+    assert models_for(params, "hp") == ["lightgbm", "ridge", "hgb"]  # logreg -> ridge, once
     params = parse_params(
         {
             "competitions": {"hp": {**spec, "task": "binary", "metric": "roc_auc"}},
             "train": {"models": {"tabular": ["ridge"]}},
         }
     )
-    assert params.models_for("hp") == ["logreg"]
+    assert models_for(params, "hp") == ["logreg"]
     assert params.folds.resolve(1000) == 5 and params.folds.resolve(300_000) == 3
 
 
 def test_lightgbm_learns_ordered_classes_by_regression_for_qwk():
-    from pipelines.metrics import decision_score
+    from pipelines.core.metrics import decision_score
     from pipelines.models.tabular import two_hot
 
     out = two_hot(np.array([-1.0, 0.0, 2.7, 3.0, 9.0]), 4)
@@ -267,3 +272,27 @@ def test_lightgbm_learns_ordered_classes_by_regression_for_qwk():
     model = create_model("lightgbm_ordinal", ctx).fit(X, y)
     assert model.ordinal and model.predict_output(X_test).shape == (len(X_test), 4)
     assert get_metric("qwk")(y, model.predict_output(X), "multiclass") > 0.8
+
+
+@pytest.mark.parametrize("name", ["xgboost", "catboost"])
+def test_boosting_is_seeded_and_uses_categories_natively(name):
+    X, X_test, y, roles = prepared("binary")
+    assert roles["categorical"], "the synthetic frame must hold a categorical column"
+    ctx = ModelContext(task="binary", metric=get_metric("roc_auc"), n_classes=2, roles=roles, progress=False)
+    runs = [create_model(name, ctx, subsample=0.7).fit(X, y).predict_output(X_test) if name == "xgboost"
+            else create_model(name, ctx).fit(X, y).predict_output(X_test) for _ in range(2)]  # fmt: skip
+    assert np.array_equal(runs[0], runs[1])
+    other = create_model(name, replace(ctx, seed=7)).fit(X, y).predict_output(X_test)
+    assert not np.array_equal(runs[0], other)  # the seed reaches the booster
+    prep = create_model(name, ctx).pipeline.named_steps["prep"].fit(X, y)
+    kinds = prep.transform(X_test).dtypes[roles["categorical"]]
+    assert all(str(k) == ("category" if name == "xgboost" else "int64") for k in kinds)
+
+
+def test_group_target_encoder_names_follow_its_columns():
+    X = pd.DataFrame({"k": ["a", "b"] * 10, "m": ["x"] * 20})
+    enc = GroupTargetEncoder(n_classes=3).fit(X, np.arange(20) % 3)
+    out = enc.transform(X)
+    names = list(enc.get_feature_names_out())
+    assert names == ["k__te0", "k__te1", "k__n", "m__te0", "m__te1", "m__n"]
+    assert np.allclose(out[:, names.index("m__n")], 20)  # the count column is where its name says

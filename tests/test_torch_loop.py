@@ -16,11 +16,13 @@ import pytest
 import torch
 from torch import nn
 
-from pipelines.metrics import get_metric
-from pipelines.models.registry import ModelContext
+from pipelines.core.context import ModelContext
+from pipelines.core.metrics import get_metric
+from pipelines.nn.checkpoint import FINAL, LAST, seed_everything
 from pipelines.nn.data import DigitAugment, ImageDataset, TabularDataset, shift
+from pipelines.nn.ema import EMA
 from pipelines.nn.heads import Distill, Head
-from pipelines.nn.loop import EMA, FINAL, LAST, TrainConfig, lr_factor, predict, seed_everything, train
+from pipelines.nn.loop import TrainConfig, lr_factor, predict, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -108,7 +110,7 @@ def test_ema_follows_the_weights_with_a_lag():
     with torch.no_grad():
         net.weight.add_(1.0)
     before = ema.module.weight.clone()
-    ema.update(net)
+    ema.update(net, step=1)
     assert torch.all(ema.module.weight > before) and torch.all(ema.module.weight < net.weight)
 
 
@@ -193,34 +195,40 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path, reference
 
 KILLED_FIT = """
 import sys, time
+from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from test_torch_loop import blobs, fit_blobs
 from pipelines.nn.data import TabularDataset
 
-class Slow(TabularDataset):  # slow batches, so that the kill lands mid-epoch
+class Stalling(TabularDataset):  # says when it is in the middle of epoch 1, then waits for the kill
+    calls = 0
+
     def __getitem__(self, idx):
-        time.sleep(0.05)
+        self.calls += 1
+        if self.calls == 1 + 9 + 4:  # the first-row probe, epoch 0's 9 batches, 4 of epoch 1's
+            Path(sys.argv[3]).touch()
+            time.sleep(120)
         return super().__getitem__(idx)
 
 x, y = blobs()
-fit_blobs(sys.argv[1], Slow(x[:300], y[:300]))
+fit_blobs(sys.argv[1], Stalling(x[:300], y[:300]))
 """
 
 
 def test_resume_after_sigkill_in_another_process(tmp_path, reference):
     x, y = blobs()
-    cmd = [sys.executable, "-c", KILLED_FIT, str(tmp_path), str(Path(__file__).parent)]
+    ckpt, mid_epoch = tmp_path / "ckpt", tmp_path / "mid_epoch"
+    cmd = [sys.executable, "-c", KILLED_FIT, str(ckpt), str(Path(__file__).parent), str(mid_epoch)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not (tmp_path / LAST).exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not mid_epoch.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(0.2)  # into the next epoch (one takes > 0.45 s)
     proc.kill()
     stderr = proc.communicate()[1]
-    assert proc.returncode == -signal.SIGKILL, stderr[-3000:]
-    assert (tmp_path / LAST).is_file() and not (tmp_path / FINAL).exists()
-    resumed, pred = fit_blobs(tmp_path, TabularDataset(x[:300], y[:300]))
-    assert resumed.resumed_epoch is not None
+    assert mid_epoch.exists() and proc.returncode == -signal.SIGKILL, stderr[-3000:]
+    assert (ckpt / LAST).is_file() and not (ckpt / FINAL).exists()
+    resumed, pred = fit_blobs(ckpt, TabularDataset(x[:300], y[:300]))
+    assert resumed.resumed_epoch == 0  # epoch 0's checkpoint; epoch 1 was cut short
     np.testing.assert_array_equal(pred, reference[1])
 
 
@@ -325,7 +333,7 @@ def test_ddp_on_two_cpu_processes(tmp_path):
 
 
 def test_a_killed_writers_temporary_checkpoint_is_swept(tmp_path):
-    from pipelines.nn.loop import save_checkpoint
+    from pipelines.nn.checkpoint import save_checkpoint
 
     stale = tmp_path / f".{LAST}.999999999.abc.tmp"  # left by a SIGKILLed run (no such pid)
     stale.write_bytes(b"torn")
@@ -335,7 +343,7 @@ def test_a_killed_writers_temporary_checkpoint_is_swept(tmp_path):
 
 
 def test_a_tied_validation_score_keeps_the_later_epoch():
-    from pipelines.metrics import Metric
+    from pipelines.core.metrics import Metric
 
     flat = Metric("flat", lambda y, p, task: 0.5, True, ("binary",), "labels")  # every epoch ties
     x, y = blobs(200)

@@ -8,12 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from pipelines.errors import PipelineError
-from pipelines.metrics import get_metric
-from pipelines.models.registry import ModelContext, create_model, get_entry, list_models
-from pipelines.models.torch_models import MLP, export_onnx, load_weights, onnx_predict, quantize_onnx
+from pipelines.core.context import ModelContext
+from pipelines.core.errors import PipelineError
+from pipelines.core.metrics import get_metric
+from pipelines.models.nets import MLP, load_weights
+from pipelines.models.onnx_export import export_onnx, onnx_predict, quantize_onnx
+from pipelines.models.registry import create_model, get_entry, list_models, unknown_params
 
-TORCH_MODELS = [m for m in list_models() if get_entry(m).factory.__module__ == "pipelines.models.torch_models"]
+TORCH_MODELS = [m for m in list_models() if get_entry(m).factory.__module__ == "pipelines.models.torch_zoo"]
 # tiny variants (timm's habit): the tests check wiring, not accuracy
 TINY = {
     "cnn": {"width": 4},
@@ -219,6 +221,15 @@ def test_search_space_feeds_the_factory():
         create_model("cnn", make_ctx("binary"), depth=3)
 
 
+def test_factories_name_every_argument_they_take():
+    # the training arguments' defaults live in one Recipe; each signature still lists them all
+    takes = unknown_params("student_cnn", {})[1]
+    assert {"width", "lr", "epochs", "patience", "augment", "temperature", "alpha"} <= set(takes)
+    assert "tta" not in takes and unknown_params("mlp", {"temperature": 1.0})[0] == ["temperature"]
+    with pytest.raises(TypeError, match="bogus"):
+        get_entry("cnn").factory(make_ctx("multiclass"), bogus=1)
+
+
 def test_small_nets_learn():
     X, y = make_data("tabular", "binary", n=300)
     X_tr, y_tr, X_va, y_va = split(X, y, 220)
@@ -248,7 +259,7 @@ def test_factories_cap_their_epochs_at_a_budget():
 
 
 def test_resnet_width_scales_its_stages():
-    from pipelines.models.torch_models import timm_net
+    from pipelines.models.nets import timm_net
 
     assert timm_net((1, 28, 28), 10, width=0.5).num_features == 256
     assert timm_net((1, 28, 28), 10).num_features == 512

@@ -14,35 +14,20 @@ alike):
 `X` is a pandas DataFrame for tabular competitions and a uint8 array (n, C, H, W) for image
 ones; `y` holds encoded classes 0..k-1 (or values). `soft_targets`, when given, are the
 teacher's outputs for the training rows, in the same form as `predict_output` returns.
+
+The families register themselves when imported; `pipelines/models/__init__.py` imports them
+all (as timm's `models/__init__.py` does), so importing anything from this package fills
+the registry, and this module imports none of them back.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from pipelines.errors import PipelineError
-from pipelines.metrics import Metric
-
-
-@dataclass(frozen=True)
-class ModelContext:
-    """What every factory may need to know about the competition and the machine."""
-
-    task: str
-    metric: Metric
-    n_classes: int = 1  # classes for classification, 1 for regression
-    roles: dict[str, list[str]] = field(default_factory=dict)  # tabular: numeric/categorical/key columns
-    image_shape: tuple[int, int, int] | None = None  # (channels, height, width)
-    seed: int = 42
-    threads: int = 2
-    epochs: int = 30  # upper bound for torch models
-    checkpoint_dir: Path | None = None  # torch models save/resume here
-    deterministic: bool = True
-    progress: bool = True  # tqdm bars for long loops
-    trial: object | None = None  # an optuna trial: torch models report per-epoch scores to it
+from pipelines.core.context import ModelContext
+from pipelines.core.errors import PipelineError
 
 
 @dataclass(frozen=True)
@@ -75,18 +60,7 @@ def register_model(
     return decorator
 
 
-def _load_all() -> None:
-    # importing the modules fills the registry
-    from pipelines.models import tabular  # noqa: F401
-
-    try:
-        from pipelines.models import torch_models  # noqa: F401
-    except ImportError as err:  # pragma: no cover - torch is a core dependency
-        raise PipelineError(f"torch models unavailable: {err}") from err
-
-
 def list_models(modality: str | None = None, task: str | None = None) -> list[str]:
-    _load_all()
     return sorted(
         e.name
         for e in _REGISTRY.values()
@@ -95,7 +69,6 @@ def list_models(modality: str | None = None, task: str | None = None) -> list[st
 
 
 def get_entry(name: str) -> ModelEntry:
-    _load_all()
     if name not in _REGISTRY:
         raise PipelineError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]

@@ -2,6 +2,7 @@
 
 `loop.train` fits a net (AdamW, warmup + cosine, EMA, early stopping, checkpoints and
 resume, DDP under torchrun); `loop.predict` returns the registry contract's outputs;
-`data` holds the datasets and digit augmentation; `heads` the task heads and the
-distillation loss. Models themselves live in `pipelines.models.torch_models`.
+`checkpoint` holds seeds, RNG states and checkpoint files, `distributed` the DDP helpers,
+`ema` the weight average; `data` the datasets and digit augmentation; `heads` the task heads
+and the distillation loss. Models themselves live in `pipelines.models` (`torch_zoo`).
 """

@@ -18,11 +18,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from pipelines.metrics import get_metric
-from pipelines.models.registry import ModelContext
+from pipelines.core.context import ModelContext
+from pipelines.core.metrics import get_metric
+from pipelines.nn.checkpoint import seed_everything
 from pipelines.nn.data import TabularDataset
 from pipelines.nn.heads import Head
-from pipelines.nn.loop import TrainConfig, predict, seed_everything, train
+from pipelines.nn.loop import TrainConfig, predict, train
 
 
 def synthetic(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipelines.core.context import KD_ALPHA, KD_TEMPERATURE
+
 
 def n_outputs(task: str, n_classes: int) -> int:
     """Logits a net needs: binary uses 2-class softmax (one code path with multiclass and KD)."""
@@ -76,7 +78,7 @@ class Distill:
     size as T changes. Regression: MSE to the teacher's values (standardised like y).
     """
 
-    def __init__(self, head: Head, temperature: float = 2.0, alpha: float = 0.7):
+    def __init__(self, head: Head, temperature: float = KD_TEMPERATURE, alpha: float = KD_ALPHA):
         if temperature <= 0 or not 0 <= alpha <= 1:
             raise ValueError(f"need temperature > 0 and 0 <= alpha <= 1, got {temperature}, {alpha}")
         self.head, self.temperature, self.alpha = head, temperature, alpha

@@ -7,12 +7,13 @@
 rows with the competition's metric (`ctx.metric`; a tie goes to the later epoch); with EMA on,
 those are EMA weights.
 What it does, in order: AdamW (no decay on biases and norms), linear warmup then cosine
-decay per step, gradient clipping, EMA of the weights, early stopping, mixed precision where
-it pays (CUDA only: bf16 autocast on CPU was 8x slower here), channels_last for images,
-optional Optuna pruning (`ctx.trial`), and torch DDP when launched by `torchrun`.
+decay per step, gradient clipping, EMA of the weights (`ema`), early stopping, mixed
+precision where it pays (CUDA only: bf16 autocast on CPU was 8x slower here), channels_last
+for images, optional Optuna pruning (`ctx.trial`), and torch DDP when launched by `torchrun`
+(`distributed`).
 
-Checkpoints (when `ctx.checkpoint_dir` is set): after every epoch `last.pt` is replaced
-atomically with everything needed to continue bit for bit (weights, EMA, optimizer,
+Checkpoints (when `ctx.checkpoint_dir` is set; `checkpoint`): after every epoch `last.pt` is
+replaced atomically with everything needed to continue bit for bit (weights, EMA, optimizer,
 scheduler, progress, RNG states); a later call with the same net, data and config resumes
 from it. A finished fit writes `final.pt` (best weights and the result) and drops
 `last.pt`, so a re-run only reloads. Both carry a fingerprint of net, data and config, and
@@ -22,27 +23,35 @@ are ignored (overwritten) when it does not match.
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
 import math
-import os
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, SequentialSampler
 from tqdm.auto import tqdm
 
-from pipelines.io import atomic_file
+from pipelines.nn.checkpoint import (
+    FINAL,
+    LAST,
+    Progress,
+    load_checkpoint,
+    make_fingerprint,
+    restore,
+    save_checkpoint,
+    seed_everything,
+    seed_worker,
+    snapshot,
+)
+from pipelines.nn.distributed import broadcast, configure_torch, setup_distributed, unwrap, wrap
 
-LAST, FINAL = "last.pt", "final.pt"
+if TYPE_CHECKING:
+    from pipelines.nn.ema import EMA
 
 
 @dataclass(frozen=True)
@@ -100,14 +109,66 @@ def train(
         net.load_state_dict(final["state"])
         return FitResult(**final["result"], reloaded=True)
 
-    loader = make_loader(train_set, cfg, ctx.seed, world, rank)
+    parts = make_parts(net, train_set, cfg, ctx.seed, world, rank, device)
+    ckpt = load_checkpoint(ckpt_dir, LAST, fingerprint)
+    progress = restore(ckpt, parts) if ckpt is not None else Progress()
+    resumed_epoch = progress.epoch if ckpt is not None else None
+    writer_dir = ckpt_dir if rank == 0 else None  # rank 0 writes the checkpoints
+
+    with progress_bar(parts, progress, cfg, show=ctx.progress and rank == 0) as bar:
+        for epoch in range(progress.epoch + 1, cfg.epochs):
+            # early stopping; checked first because a resumed fit may have run out of patience
+            if progress.bad_epochs >= cfg.patience:
+                break
+            t0 = time.perf_counter()
+            parts.loader.sampler.sampler.set_epoch(epoch)  # a fresh, seeded shuffle per epoch (and per rank)
+            parts.loader.generator.manual_seed(ctx.seed + epoch)  # worker seeds, when there are workers
+            loss = train_epoch(parts, loss_fn, cfg, bar)
+            score = None
+            if val_set is not None:
+                score = broadcast(evaluate(parts.eval_net, head, val_set, y_val, ctx.metric, ctx.task, cfg), world)
+                progress.record_score(epoch, score, parts.eval_net, ctx.metric)
+            progress.end_epoch(epoch, loss, score, parts.scheduler.get_last_lr()[0], time.perf_counter() - t0)
+            bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", score=score, best=progress.best_score)
+            if writer_dir is not None:
+                save_checkpoint(writer_dir / LAST, snapshot(fingerprint, parts, progress))
+            if ctx.trial is not None and score is not None:
+                report_to_trial(ctx.trial, score, epoch)
+
+    return finish(net, parts, progress, resumed_epoch, fingerprint, writer_dir)
+
+
+@dataclass
+class Parts:
+    """The torch objects of one fit: what an epoch steps and a checkpoint saves."""
+
+    net: nn.Module
+    model: nn.Module  # what the batches go through: `net`, or its DDP wrapper under torchrun
+    loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    ema: EMA | None
+    amp_dtype: torch.dtype | None
+    device: torch.device
+
+    @property
+    def eval_net(self) -> nn.Module:
+        """The weights that are validated and kept: the EMA's when there is one."""
+        return self.ema.module if self.ema is not None else self.net
+
+
+def make_parts(net: nn.Module, train_set: Dataset, cfg: TrainConfig, seed: int, world: int, rank: int, device) -> Parts:
+    loader = make_loader(train_set, cfg, seed, world, rank)
     total_steps = cfg.epochs * len(loader)
-    model = (
-        DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else net
-    )
-    # average over at most about an epoch: with few steps per epoch (small tables) a fixed
-    # 0.999 would still remember the random init when early stopping ends the fit
-    ema = EMA(net, min(cfg.ema_decay, 1 - 1 / len(loader))) if cfg.ema_decay > 0 else None
+    model = wrap(net, world, device)
+    ema = None
+    if cfg.ema_decay > 0:
+        from pipelines.nn.ema import EMA  # imported here: timm takes seconds to import
+
+        # average over at most about an epoch: with few steps per epoch (small tables) a fixed
+        # 0.999 would still remember the random init when early stopping ends the fit
+        ema = EMA(net, decay=min(cfg.ema_decay, 1 - 1 / len(loader)))
     optimizer = make_optimizer(net, cfg)
     warmup = max(1, int(cfg.warmup * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -115,56 +176,26 @@ def train(
     )
     amp_dtype = autocast_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # bf16 needs no scaling
-    progress = Progress()
+    return Parts(net, model, loader, optimizer, scheduler, scaler, ema, amp_dtype, device)
 
-    ckpt = load_checkpoint(ckpt_dir, LAST, fingerprint)
-    if ckpt is not None:
-        progress = restore(ckpt, net, ema, optimizer, scheduler, scaler)
-    resumed_epoch = progress.epoch if ckpt is not None else None
 
-    with tqdm(
-        total=total_steps,
-        initial=(progress.epoch + 1) * len(loader),
-        desc=f"{type(net).__name__} ({device.type})",
-        disable=not ctx.progress or rank != 0,
+def progress_bar(parts: Parts, progress: Progress, cfg: TrainConfig, *, show: bool) -> tqdm:
+    steps = len(parts.loader)
+    return tqdm(
+        total=cfg.epochs * steps,
+        initial=(progress.epoch + 1) * steps,
+        desc=f"{type(parts.net).__name__} ({parts.device.type})",
+        disable=not show,
         leave=False,
         dynamic_ncols=True,
-    ) as bar:
-        for epoch in range(progress.epoch + 1, cfg.epochs):
-            # early stopping; checked first because a resumed fit may have run out of patience
-            if progress.bad_epochs >= cfg.patience:
-                break
-            t0 = time.perf_counter()
-            loader.sampler.sampler.set_epoch(epoch)  # a fresh, seeded shuffle per epoch (and per rank)
-            loader.generator.manual_seed(ctx.seed + epoch)  # worker seeds, when there are workers
-            loss = train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, ema, cfg, amp_dtype, device, bar)
-            eval_net = ema.module if ema is not None else net
-            score = None
-            if val_set is not None:
-                score = broadcast(evaluate(eval_net, head, val_set, y_val, ctx.metric, ctx.task, cfg), world)
-                # a tie goes to the later epoch: on a decaying learning rate its weights are the
-                # more settled ones (accuracy on a few hundred rows ties often)
-                if progress.best_score is None or not ctx.metric.better(progress.best_score, score):
-                    progress.best_score, progress.best_epoch, progress.bad_epochs = score, epoch, 0
-                    progress.best_state = {k: v.detach().to("cpu", copy=True) for k, v in eval_net.state_dict().items()}
-                else:
-                    progress.bad_epochs += 1
-            progress.epoch = epoch
-            lr = scheduler.get_last_lr()[0]
-            seconds = time.perf_counter() - t0
-            progress.history.append({"epoch": epoch, "loss": loss, "score": score, "lr": lr, "seconds": seconds})
-            bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", score=score, best=progress.best_score)
-            if rank == 0 and ckpt_dir is not None:
-                save_checkpoint(
-                    ckpt_dir / LAST, snapshot(fingerprint, net, ema, optimizer, scheduler, scaler, progress)
-                )
-            if ctx.trial is not None and score is not None:
-                report_to_trial(ctx.trial, score, epoch)
+    )
 
-    best = progress.best_state or (ema.module if ema is not None else net).state_dict()
-    net.load_state_dict(best)
+
+def finish(net, parts: Parts, progress: Progress, resumed_epoch, fingerprint: str, ckpt_dir: Path | None) -> FitResult:
+    """Leave the best weights in `net`; with `ckpt_dir`, write `final.pt` there and drop `last.pt`."""
+    net.load_state_dict(progress.best_state or parts.eval_net.state_dict())
     result = FitResult(progress.best_score, progress.best_epoch, progress.epoch + 1, progress.history, resumed_epoch)
-    if rank == 0 and ckpt_dir is not None:
+    if ckpt_dir is not None:
         record = asdict(result)
         del record["reloaded"]
         save_checkpoint(ckpt_dir / FINAL, {"fingerprint": fingerprint, "state": net.state_dict(), "result": record})
@@ -172,52 +203,16 @@ def train(
     return result
 
 
-@dataclass
-class Progress:
-    """The loop's own state: what a checkpoint needs besides the torch objects."""
-
-    epoch: int = -1  # last finished epoch
-    best_score: float | None = None
-    best_epoch: int = -1
-    bad_epochs: int = 0  # epochs since the best one (early stopping counter)
-    best_state: dict | None = None  # weights of the best epoch (EMA weights with EMA on)
-    history: list[dict] = field(default_factory=list)
-
-
-def snapshot(fingerprint, net, ema, optimizer, scheduler, scaler, progress) -> dict:
-    """Everything an epoch boundary needs to continue bit for bit."""
-    return {
-        "fingerprint": fingerprint,
-        "net": net.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict(),
-        "progress": dict(vars(progress)),  # not asdict: it would deep-copy the best weights
-        "rng": get_rng_state(),
-    }
-
-
-def restore(ckpt, net, ema, optimizer, scheduler, scaler) -> Progress:
-    net.load_state_dict(ckpt["net"])
-    if ema is not None:
-        ema.load_state_dict(ckpt["ema"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    scheduler.load_state_dict(ckpt["scheduler"])
-    scaler.load_state_dict(ckpt["scaler"])
-    set_rng_state(ckpt["rng"])  # last: building the objects above must not shift the streams
-    return Progress(**ckpt["progress"])
-
-
-def train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, ema, cfg, amp_dtype, device, bar) -> float:
+def train_epoch(parts: Parts, loss_fn, cfg: TrainConfig, bar) -> float:
     """One pass over the training batches; returns the mean training loss."""
+    model, optimizer, scaler, device = parts.model, parts.optimizer, parts.scaler, parts.device
     model.train()
     total, count = torch.zeros((), device=device), 0
-    for batch in loader:
+    for batch in parts.loader:
         x, *targets = (t.to(device, non_blocking=True) for t in batch)
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp_dtype):
+        with autocast(device, parts.amp_dtype):
             logits = model(x)
         loss = loss_fn(logits.float(), *targets)
         optimizer.zero_grad(set_to_none=True)
@@ -227,9 +222,9 @@ def train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, ema, cfg, 
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        scheduler.step()
-        if ema is not None:
-            ema.update(unwrap(model))
+        parts.scheduler.step()
+        if parts.ema is not None:
+            parts.ema.update(unwrap(model), step=parts.scheduler.last_epoch)  # the scheduler counts the steps
         total += loss.detach() * len(x)
         count += len(x)
         bar.update()
@@ -267,41 +262,12 @@ def evaluate(net, head, dataset, y, metric, task, cfg) -> float:
     return metric(y, outputs, task)
 
 
-class EMA:
-    """Exponential moving average of a net's weights and buffers, evaluated instead of them.
-
-    The decay warms up as (1 + n) / (10 + n) so that short fits are not dominated by the
-    random initial weights (timm's ModelEmaV3 does the same).
-    """
-
-    def __init__(self, net: nn.Module, decay: float):
-        self.module = copy.deepcopy(net).eval().requires_grad_(False)
-        self.decay = decay
-        self.updates = 0
-
-    @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for e, p in zip(self.module.state_dict().values(), net.state_dict().values(), strict=True):
-            if e.is_floating_point():
-                e.lerp_(p, 1 - d)
-            else:
-                e.copy_(p)  # integer buffers (BatchNorm's batch counter) are copied, not averaged
-
-    def state_dict(self) -> dict:
-        return {"module": self.module.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.module.load_state_dict(state["module"])
-        self.updates = state["updates"]
-
-
 # --- small helpers ---------------------------------------------------------------------
 
 
 def lr_factor(step: int, *, warmup: int, total: int, min_lr: float) -> float:
     """Multiplier of the peak lr at `step`: linear warmup, then cosine down to `min_lr`."""
+    # not transformers' get_cosine_with_min_lr_schedule_with_warmup: its warmup starts at lr 0, ours at lr / warmup
     if step < warmup:
         return (step + 1) / warmup
     t = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -339,42 +305,6 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, world: int, rank:
     )
 
 
-def seed_worker(worker_id: int) -> None:
-    """DataLoader workers: derive numpy's and random's seeds from the worker's torch seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # seeds every CUDA device too
-
-
-def get_rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    np_state = np.random.get_state()
-    state["numpy"] = (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:])
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(_to_tuples(state["python"]))
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _to_tuples(x):
-    # random.setstate insists on tuples; a checkpoint round trip may hand back lists
-    return tuple(_to_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
 def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     """Mixed precision only where it pays: CUDA. On this CPU bf16 autocast was 8x slower."""
     if amp not in ("auto", "bf16", "fp16", "off"):
@@ -390,44 +320,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def configure_torch(threads: int, deterministic: bool, world: int = 1) -> None:
-    # processes of one machine share its cores: oversubscribing threads is the main slowdown
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    torch.set_num_threads(max(1, threads // max(1, local)))
-    if torch.cuda.is_available():
-        # only CUDA kernels (atomics, cuDNN autotuning) are nondeterministic for our nets; the
-        # CPU ones already repeat bit for bit, and the switch costs a 3 s import of inductor
-        if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it
-        torch.use_deterministic_algorithms(deterministic, warn_only=True)
-        torch.backends.cudnn.benchmark = not deterministic
-
-
-def setup_distributed() -> tuple[int, int, torch.device]:
-    """(world size, rank, device); joins the process group when started by `torchrun`."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
-        if cuda:
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return world, (dist.get_rank() if world > 1 else 0), device
-
-
-def broadcast(value: float, world: int) -> float:
-    """Rank 0's score for every rank, so all of them stop (and report) at the same epoch."""
-    if world == 1:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def report_to_trial(trial, score: float, epoch: int) -> None:
     """Optuna pruning: report the epoch's score; stop this trial if the pruner says so."""
     import optuna
@@ -435,34 +327,3 @@ def report_to_trial(trial, score: float, epoch: int) -> None:
     trial.report(score, epoch)
     if trial.should_prune():
         raise optuna.TrialPruned(f"pruned at epoch {epoch} (score {score:.5g})")
-
-
-def make_fingerprint(net, head, loss_fn, train_set, val_set, cfg, seed, world) -> str:
-    """What a checkpoint must match to be resumed: net (and its initial weights), data, config."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in (repr(net), repr(head), repr(loss_fn), repr(cfg), seed, world):
-        h.update(str(part).encode())
-    for t in net.state_dict().values():  # the initial weights, e.g. loaded from a file
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    for ds in (train_set, val_set):
-        h.update((ds.fingerprint() if ds is not None and hasattr(ds, "fingerprint") else repr(ds and len(ds))).encode())
-    return h.hexdigest()
-
-
-def save_checkpoint(path: Path, obj: dict) -> None:
-    """Write to a temporary sibling, then rename: a crash never leaves a torn checkpoint.
-
-    `atomic_file` also sweeps the temporaries of a writer that was killed mid-save."""
-    with atomic_file(path, "wb") as fh:
-        torch.save(obj, fh)
-
-
-def load_checkpoint(ckpt_dir: Path | None, name: str, fingerprint: str) -> dict | None:
-    """The checkpoint if it exists and belongs to this very fit, else None.
-
-    Loaded to the CPU: `load_state_dict` copies onto the net's device, and RNG states must
-    be CPU tensors anyway."""
-    if ckpt_dir is None or not (ckpt_dir / name).is_file():
-        return None
-    ckpt = torch.load(ckpt_dir / name, map_location="cpu", weights_only=True)  # never unpickles code
-    return ckpt if ckpt.get("fingerprint") == fingerprint else None

@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
-from pipelines.errors import PipelineError
+from pipelines.core.context import IMAGE
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_dir, save_array, write_json
 from pipelines.features.tabular import build_features
-from pipelines.io import atomic_dir, load_array, read_json, save_array, write_json
-from pipelines.layout import read_layout
+from pipelines.sources.layout import read_layout
 
 
 def add_arguments(parser) -> None:
@@ -97,7 +98,7 @@ def main(args, params) -> None:
         "n_test": int(len(layout.test)),
     }
     with atomic_dir(args.out) as tmp:
-        if spec.modality == "image":
+        if spec.modality == IMAGE:
             drop = [c for c in (spec.target, spec.id) if c in layout.train]
             save_array(tmp / "train_x.npy", image_array(layout.train.drop(columns=drop), spec.image, "train.csv"))
             test = layout.test.drop(columns=[spec.id], errors="ignore")
@@ -113,31 +114,3 @@ def main(args, params) -> None:
         layout.test_ids.to_frame(spec.id).to_csv(tmp / "test_ids.csv", index=False)
         write_json(tmp / "meta.json", meta)
     print(f"{args.name}: {len(y)} train rows, {n_splits} folds -> {args.out}")
-
-
-class CleanData:
-    """What later stages read from `clean`'s folder (loaded once, outside any loop)."""
-
-    def __init__(self, folder: Path):
-        folder = Path(folder)
-        self.meta = read_json(folder / "meta.json")
-        self.y = load_array(folder / "target.npy")
-        self.folds = load_array(folder / "folds.npy")
-        self.test_ids = pd.read_csv(folder / "test_ids.csv")[self.meta["id"]]
-        if self.meta["modality"] == "image":
-            self.X = load_array(folder / "train_x.npy")
-            self.X_test = load_array(folder / "test_x.npy")
-        else:
-            self.X = pd.read_parquet(folder / "train.parquet")
-            self.X_test = pd.read_parquet(folder / "test.parquet")
-
-    @property
-    def task(self) -> str:
-        return self.meta["task"]
-
-    @property
-    def n_splits(self) -> int:
-        return int(self.folds.max()) + 1
-
-    def rows(self, X, idx):
-        return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]

@@ -8,22 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.io import load_array, read_json
-from pipelines.metrics import get_metric
-from pipelines.models.registry import ModelContext
-
-
-def set_threads(n: int) -> None:
-    """Pin every thread pool we use to `n` threads (2-core machines oversubscribe easily)."""
-    import torch
-
-    torch.set_num_threads(n)
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(n)
-    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
-        pass
+from pipelines.core.context import ModelContext
+from pipelines.core.io import load_array, read_json
+from pipelines.core.metrics import get_metric
 
 
 def model_context(data, params, **overrides) -> ModelContext:
@@ -60,7 +47,7 @@ def load_predictions(folder: Path, models: list[str]) -> dict[str, dict]:
 
 
 def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
-    from pipelines.io import save_array, write_json
+    from pipelines.core.io import save_array, write_json
 
     folder.mkdir(parents=True, exist_ok=True)
     save_array(folder / "oof.npy", result.oof.astype(np.float64))

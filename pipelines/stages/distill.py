@@ -32,12 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.cv import _rows, cross_validate, fold_workers, target_transform
-from pipelines.ensembling import blend, hill_climb
-from pipelines.errors import PipelineError
-from pipelines.io import atomic_dir, write_json
-from pipelines.stages.clean import CleanData
-from pipelines.stages.common import load_predictions, model_context, save_predictions, set_threads
+from pipelines.core.context import set_threads
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_dir, write_json
+from pipelines.core.metrics import target_transform
+from pipelines.core.tables import take_rows
+from pipelines.models.selection import check_models, models_for
+from pipelines.sources.cleaned import CleanData
+from pipelines.stages.common import load_predictions, model_context, save_predictions
+from pipelines.training.cv import cross_validate, fold_workers
+from pipelines.training.ensembling import blend, hill_climb
 
 
 def add_arguments(parser) -> None:
@@ -79,7 +83,8 @@ def export_student(model, X_val, y_val, X_test, out: Path, metric, task: str, in
     model's own target space: `inverse` maps outputs back, e.g. expm1 for rmsle).
     Returns the figures for speed.json; raises PipelineError when ONNX and torch disagree.
     """
-    from pipelines.models.torch_models import TorchModel, export_onnx, onnx_predict, onnx_session, quantize_onnx
+    from pipelines.models.onnx_export import export_onnx, onnx_predict, onnx_session, quantize_onnx
+    from pipelines.models.torch_adapter import TorchModel
 
     threads = model.ctx.threads if hasattr(model, "ctx") else 1
     if not isinstance(model, TorchModel):
@@ -114,12 +119,13 @@ def export_student(model, X_val, y_val, X_test, out: Path, metric, task: str, in
 
 
 def main(args, params) -> None:
+    check_models(params, args.params)
     set_threads(params.train.threads)
     data = CleanData(args.clean)
     dp = params.distill
     ctx = model_context(data, params, epochs=dp.epochs)
     student = dp.student[data.meta["modality"]]
-    teachers = load_predictions(args.train, params.models_for(args.name))
+    teachers = load_predictions(args.train, models_for(params, args.name))
     weights, teacher_oof, soft = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
     kd = {"temperature": dp.temperature, "alpha": dp.alpha, **params.train.params_for(student)}
     result = cross_validate(
@@ -139,42 +145,32 @@ def main(args, params) -> None:
     used = [n for n, w in weights.items() if w > 0]
     # every teacher in the blend must run for each row: their times add up
     teacher_rate = 1.0 / sum(1.0 / teachers[n]["scores"]["rows_per_s"] for n in used)
+    teacher_cv = ctx.metric(data.y, teacher_oof, ctx.task)
     with atomic_dir(args.out) as tmp:
         save_predictions(tmp / "student", result, {"model": student, "teachers": weights})
-        last = data.folds == data.folds.max()  # the rows the exported (last fold's) model never saw
+        last = np.flatnonzero(data.folds == data.folds.max())  # rows the exported (last fold's) model never saw
         forward, inverse = target_transform(ctx.metric, ctx.task)
-        transformed = not np.array_equal(forward(np.ones(1)), np.ones(1))
         onnx = export_student(
-            result.last_model,
-            _rows(data.X, np.flatnonzero(last)),
-            data.y[last],
-            data.X_test,
-            tmp,
-            ctx.metric,
-            ctx.task,
-            inverse,
+            result.last_model, take_rows(data.X, last), data.y[last], data.X_test, tmp, ctx.metric, ctx.task, inverse
         )
-        write_json(
-            tmp / "speed.json",
-            {
-                "metric": ctx.metric.name,
-                "teacher_cv": ctx.metric(data.y, teacher_oof, ctx.task),
-                "student_cv": result.score,
-                "teacher_rows_per_s": round(teacher_rate, 1),
-                "student_rows_per_s": round(result.rows_per_s, 1),
-                "speedup": round(result.rows_per_s / teacher_rate, 2),
-                **onnx,
-                "onnx_speedup": round(onnx["onnx_rows_per_s"] / teacher_rate, 2) if onnx.get("onnx") else None,
-                # rmsle: models learn log1p(target), so the graph's outputs need expm1
-                "onnx_output_transform": "expm1" if transformed else None,
-            },
-        )
+        speed = {"metric": ctx.metric.name, "teacher_cv": teacher_cv, "student_cv": result.score}
+        speed.update(speed_figures(result.rows_per_s, teacher_rate, onnx))
+        # rmsle: models learn log1p(target), so the graph's outputs need expm1
+        transformed = not np.array_equal(forward(np.ones(1)), np.ones(1))
+        write_json(tmp / "speed.json", {**speed, "onnx_output_transform": "expm1" if transformed else None})
+    onnx_line = f"; ONNX {onnx['onnx_rows_per_s']:.0f} rows/s, parity {onnx['onnx_parity_max_abs_diff']:.1e}"
     print(
-        f"{args.name}: student {student} cv {result.score:.5f} vs teachers "
-        f"{ctx.metric(data.y, teacher_oof, ctx.task):.5f}; {result.rows_per_s / teacher_rate:.1f}x faster"
-        + (
-            f"; ONNX {onnx['onnx_rows_per_s']:.0f} rows/s, parity {onnx['onnx_parity_max_abs_diff']:.1e}"
-            if onnx.get("onnx")
-            else ""
-        )
+        f"{args.name}: student {student} cv {result.score:.5f} vs teachers {teacher_cv:.5f}; "
+        f"{result.rows_per_s / teacher_rate:.1f}x faster" + (onnx_line if onnx.get("onnx") else "")
     )
+
+
+def speed_figures(student_rate: float, teacher_rate: float, onnx: dict) -> dict:
+    """Rows/s of teachers and student, and the student's speed-ups (speed.json)."""
+    return {
+        "teacher_rows_per_s": round(teacher_rate, 1),
+        "student_rows_per_s": round(student_rate, 1),
+        "speedup": round(student_rate / teacher_rate, 2),
+        **onnx,
+        "onnx_speedup": round(onnx["onnx_rows_per_s"] / teacher_rate, 2) if onnx.get("onnx") else None,
+    }

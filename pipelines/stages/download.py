@@ -15,10 +15,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pipelines import embedded
-from pipelines.errors import PipelineError
-from pipelines.io import atomic_dir, safe_extract_zip
-from pipelines.layout import FILES, check_files, copy_layout, read_layout
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_dir, safe_extract_zip
+from pipelines.sources import embedded
+from pipelines.sources.layout import FILES, check_files, copy_layout, read_layout
 
 
 def add_arguments(parser) -> None:
@@ -40,13 +40,13 @@ def fetch_local(path: Path, dest: Path) -> None:
 def fetch(spec, name: str, dest: Path) -> None:
     """Write the three Kaggle files of competition `name` into the empty folder `dest`."""
     if spec.source == "embedded":
-        tables = embedded.carve(spec.kaggle or name)
+        tables = embedded.carve(embedded.dataset_of(spec, name))
         for file in FILES:
             tables[file].to_csv(dest / file, index=False)
     elif spec.source == "local":
         fetch_local(Path(spec.path).expanduser(), dest)
     else:
-        from pipelines.kaggle_source import download_competition
+        from pipelines.sources.kaggle_api import download_competition
 
         download_competition(spec.kaggle, dest)
 
@@ -55,7 +55,7 @@ def origin(spec, name: str) -> str:
     """Where the files came from, as error messages should name them."""
     if spec.source == "local":
         return str(Path(spec.path).expanduser())
-    return f"{spec.source}:{spec.kaggle or name}"
+    return f"{spec.source}:{embedded.dataset_of(spec, name) if spec.source == 'embedded' else spec.kaggle}"
 
 
 def main(args, params) -> None:

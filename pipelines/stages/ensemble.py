@@ -21,12 +21,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from pipelines.ensembling import candidate_methods, choose_method, nested_oof
-from pipelines.io import atomic_file, read_csv, save_array, write_json
-from pipelines.metrics import get_metric, to_labels
-from pipelines.stages.clean import CleanData
+from pipelines.core.io import atomic_file, read_csv, save_array, write_json
+from pipelines.core.metrics import get_metric, to_labels
+from pipelines.models.selection import models_for
+from pipelines.sources.cleaned import CleanData
+from pipelines.sources.submission import make_submission, validate_submission
 from pipelines.stages.common import load_predictions
-from pipelines.submission import make_submission, validate_submission
+from pipelines.training.ensembling import candidate_methods, choose_method, nested_oof
 
 
 def add_arguments(parser) -> None:
@@ -79,7 +80,7 @@ def _regression_png(path: Path, y: np.ndarray, pred: np.ndarray) -> None:
 def main(args, params) -> None:
     data = CleanData(args.clean)
     task, metric = data.task, get_metric(data.meta["metric"])
-    preds = load_predictions(args.train, params.models_for(args.name))
+    preds = load_predictions(args.train, models_for(params, args.name))
     preds.update({f"distill:{k}": v for k, v in load_predictions(args.distill, ["student"]).items()})
     names = list(preds)
     oofs, tests = [preds[n]["oof"] for n in names], [preds[n]["test"] for n in names]

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.cv import fingerprint
-from pipelines.errors import PipelineError
-from pipelines.io import atomic_file, read_csv, read_json
-from pipelines.stages.leaderboard import score_offline
-from pipelines.submission import validate_submission
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_file, read_csv, read_json
+from pipelines.sources.embedded import dataset_of, score_offline
+from pipelines.sources.submission import validate_submission
+from pipelines.training.cv import fingerprint
 
 
 def add_arguments(parser) -> None:
@@ -58,9 +58,9 @@ def main(args, params) -> None:
     public = private = None
     status = "scored"
     if spec.source == "embedded":
-        public, private = score_offline(sub, spec.kaggle or args.name, spec)
+        public, private = score_offline(sub, dataset_of(spec, args.name), spec)
     elif spec.source == "kaggle":
-        from pipelines.kaggle_source import submit
+        from pipelines.sources.kaggle_api import submit
 
         record = submit(spec.kaggle, folder / "submission.csv", args.message or f"cv {metrics['cv']:.5f}")
         public, private, status = record["public"], record["private"], record["status"]

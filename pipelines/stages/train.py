@@ -15,10 +15,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipelines.cv import cross_validate, fold_workers
-from pipelines.io import atomic_dir, read_json, write_json
-from pipelines.stages.clean import CleanData
-from pipelines.stages.common import model_context, save_predictions, set_threads
+from pipelines.core.context import set_threads
+from pipelines.core.io import atomic_dir, read_json, write_json
+from pipelines.models.selection import check_models, models_for
+from pipelines.sources.cleaned import CleanData
+from pipelines.stages.common import model_context, save_predictions
+from pipelines.training.cv import cross_validate, fold_workers
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,14 @@ def add_arguments(parser) -> None:
 
 
 def main(args, params) -> None:
+    check_models(params, args.params)
     set_threads(params.train.threads)
     data = CleanData(args.clean)
     ctx = model_context(data, params)
     tuned = read_json(args.tuned / "best_params.json")
     summary = {}
     with atomic_dir(args.out) as tmp:
-        for model in params.models_for(args.name):
+        for model in models_for(params, args.name):
             model_params = {**tuned.get(model, {}).get("params", {}), **params.train.params_for(model)}
             workers = fold_workers(model, ctx, int(data.folds.max()) + 1)
             result = cross_validate(

@@ -23,11 +23,14 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from pipelines.cv import cross_validate, fingerprint
-from pipelines.io import atomic_file, write_json
+from pipelines.core.context import set_threads
+from pipelines.core.io import atomic_file, write_json
+from pipelines.core.tables import take_rows
 from pipelines.models.registry import get_entry
-from pipelines.stages.clean import CleanData
-from pipelines.stages.common import model_context, set_threads
+from pipelines.models.selection import check_models, models_for
+from pipelines.sources.cleaned import CleanData
+from pipelines.stages.common import model_context
+from pipelines.training.cv import cross_validate, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def subsample(data: CleanData, max_rows: int | None, seed: int):
     idx = np.arange(len(data.y))
     if max_rows is not None and len(idx) > max_rows:
         idx = np.sort(np.random.default_rng(seed).choice(idx, size=max_rows, replace=False))
-    return data.rows(data.X, idx), data.y[idx], data.folds[idx], data.rows(data.X_test, np.arange(1))
+    return take_rows(data.X, idx), data.y[idx], data.folds[idx], take_rows(data.X_test, np.arange(1))
 
 
 def default_params(model: str) -> dict:
@@ -73,7 +76,7 @@ def tune_model(
     )
 
     accepted = inspect.signature(entry.factory).parameters
-    cheap = {"refit": False} if "refit" in accepted else {}  # e.g. LightGBM: skip the refit after early stopping
+    cheap = {"final_fit": False} if "final_fit" in accepted else {}  # LightGBM: the early-stopped model will do
 
     def objective(trial: optuna.Trial) -> float:
         params = entry.search_space(trial)
@@ -96,7 +99,18 @@ def tune_model(
     return study
 
 
+def history_of(study: optuna.Study | None, model: str, greater_is_better: bool) -> pd.DataFrame:
+    """The study's completed trials with the best value so far (the DVC plot of `history.csv`)."""
+    trials = study.trials_dataframe(attrs=("number", "value", "state")) if study else pd.DataFrame()
+    if trials.empty:
+        return pd.DataFrame(columns=["model", "trial", "value", "best"])
+    trials = trials[trials["state"] == "COMPLETE"]
+    best = trials["value"].cummax() if greater_is_better else trials["value"].cummin()
+    return pd.DataFrame({"model": model, "trial": trials["number"], "value": trials["value"], "best": best})
+
+
 def main(args, params) -> None:
+    check_models(params, args.params)
     spec = params.competition(args.name)
     tp = params.tune
     set_threads(params.train.threads)
@@ -109,7 +123,7 @@ def main(args, params) -> None:
     tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump(), tp.max_rows)
     rows = min(len(data.y), tp.max_rows or len(data.y))
     log.info("tune: %d row(s), up to %d trial(s) per model", rows, tp.trials_for(rows, ctx.n_classes))
-    models = [m for m in tp.models if m in params.models_for(args.name)]
+    models = [m for m in tp.models if m in models_for(params, args.name)]
     best, history = {}, []
     for model in models:
         entry = get_entry(model)
@@ -125,12 +139,8 @@ def main(args, params) -> None:
         if not done:
             continue
         best[model] = {"params": study.best_params, "cv": study.best_value, "trials": len(study.trials)}
-        running = None
-        for t in done:
-            better = running is None or ctx.metric.better(t.value, running)
-            running = t.value if better else running
-            history.append({"model": model, "trial": t.number, "value": t.value, "best": running})
+        history.append(history_of(study, model, ctx.metric.greater_is_better))
         print(f"{args.name}: tuned {model}: best cv {study.best_value:.5f} after {len(study.trials)} trials")
     write_json(args.out / "best_params.json", best)
     with atomic_file(args.out / "history.csv") as fh:
-        pd.DataFrame(history, columns=["model", "trial", "value", "best"]).to_csv(fh, index=False)
+        (pd.concat(history) if history else history_of(None, "", True)).to_csv(fh, index=False)

@@ -7,13 +7,11 @@ labels, probabilities or values as the metric asks. `validate_submission` is the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import PipelineError
-from pipelines.metrics import Metric, to_labels
+from pipelines.core.errors import PipelineError
+from pipelines.core.metrics import Metric, to_labels
 
 
 def make_submission(
@@ -47,9 +45,3 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, id_col: str, wh
     nan_cols = sub.columns[sub.isna().any()].tolist()
     if nan_cols:
         raise PipelineError(f"{where}: missing values in column(s) {nan_cols}")
-
-
-def read_submission(path: Path) -> pd.DataFrame:
-    from pipelines.io import read_csv
-
-    return read_csv(path)

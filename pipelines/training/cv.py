@@ -19,9 +19,8 @@ and no `on_fold` (Optuna prunes one fold at a time); `fold_workers` picks the nu
 `refit=True` also fits one model on every training row (seed `seed + n_splits`, no
 validation rows: torch models run their whole epoch schedule) and makes the test
 predictions half its own, half the fold models' mean: it has seen a quarter more rows than
-any fold model (5 folds); on four 1,000-digit splits that was within noise of the fold
-models alone (README). The OOF predictions, and so the CV score, are the fold models' alone. With
-`workers > 1` it is one more job for the workers (5 folds + refit on 2 workers: three full
+any fold model (5 folds). The OOF predictions, and so the CV score, are the fold models'
+alone. With `workers > 1` it is one more job for the workers (5 folds + refit on 2 workers: three full
 rounds, no fold left over for the parent).
 
 `keep_last_model=True` also hands back the last fold's fitted model (`CVResult.last_model`,
@@ -44,9 +43,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.io import atomic_file
-from pipelines.metrics import Metric
-from pipelines.models.registry import ModelContext, create_model, get_entry
+from pipelines.core.context import IMAGE, ModelContext
+from pipelines.core.io import atomic_file
+from pipelines.core.metrics import target_transform
+from pipelines.core.tables import take_rows
+from pipelines.models.registry import create_model, get_entry
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,6 @@ class CVResult:
     last_model: object | None = None  # the last fold's fitted model, with keep_last_model=True
 
 
-def target_transform(metric: Metric, task: str):
-    """(forward, inverse) applied to regression targets: log1p for rmsle, else identity."""
-    if task == "regression" and metric.name == "rmsle":
-        return np.log1p, np.expm1
-    return (lambda v: v), (lambda v: v)
-
-
 def fingerprint(*parts) -> str:
     """Short stable hash of arrays, frames and JSON-able values."""
     h = hashlib.sha256()
@@ -87,26 +81,33 @@ def fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
-def _rows(X, idx):
-    return X.iloc[idx] if isinstance(X, pd.DataFrame) else X[idx]
-
-
 FULL = -1  # the job index of the refit on every training row
 REFIT_WEIGHT = 0.5  # the refit's share of the test predictions
 
 
+@dataclass
+class FoldPreds:
+    """One fitted fold's outputs: on its validation rows, the test set and every training row
+    (the refit, FULL: the test set only). `predict_s`: seconds to predict the test set, None
+    when the fold came from the cache."""
+
+    val: np.ndarray
+    test: np.ndarray
+    train: np.ndarray
+    predict_s: float | None = None
+
+    def save(self, path: Path) -> None:
+        with atomic_file(path, "wb") as fh:
+            np.savez(fh, val=self.val, test=self.test, train=self.train)
+
+    @classmethod
+    def load(cls, path: Path) -> FoldPreds:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["val"], data["test"], data["train"])
+
+
 def _cache_name(k: int) -> str:
     return "full.npz" if k == FULL else f"fold{k}.npz"
-
-
-def _save_fold(path: Path, val_pred: np.ndarray, test_pred: np.ndarray, train_pred: np.ndarray) -> None:
-    with atomic_file(path, "wb") as fh:
-        np.savez(fh, val=val_pred, test=test_pred, train=train_pred)
-
-
-def _load_fold(path: Path):
-    with np.load(path, allow_pickle=False) as data:
-        return data["val"], data["test"], data["train"]
 
 
 def cross_validate(
@@ -126,55 +127,41 @@ def cross_validate(
     refit: bool = False,
 ) -> CVResult:
     start = time.perf_counter()
-    metric, task = ctx.metric, ctx.task
     n_splits = int(folds.max()) + 1
     if cache_dir is not None:
         key = fingerprint(model, params, ctx.seed, ctx.epochs, X, y, folds, soft_targets)
         cache_dir = Path(cache_dir) / f"{model}-{key}"
         cache_dir.mkdir(parents=True, exist_ok=True)
-
-    oof, test_sum, scores, predict_s, fold_train, last_model = None, None, [], [], [], None
     job = _FoldJob(model, params, X, y, X_test, folds, ctx, soft_targets, cache_dir)
-    jobs = list(range(n_splits)) + ([FULL] if refit else [])
+    predict_s = []
     if workers > 1 and cache_dir is not None and on_fold is None:
-        predict_s += _run_parallel(job, jobs, workers)
+        predict_s += _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)
 
+    oof, test_sum, scores, fold_train, last_model = None, 0.0, [], [], None
     for k in range(n_splits):
-        va = np.flatnonzero(folds == k)
-        done = cache_dir / _cache_name(k) if cache_dir else None
         keep = keep_last_model and k == n_splits - 1
-        if done is not None and done.exists():
-            val_pred, test_pred, train_pred = _load_fold(done)
-            if keep:
-                last_model = job.fit(k)  # torch: a reload of its final.pt checkpoint
-        else:
-            est, (val_pred, test_pred, train_pred), seconds = job.run(k)
-            predict_s.append(seconds)
-            if keep:
-                last_model = est
+        preds, est = job.cached_or_run(k, keep_model=keep)
+        va = folds == k
         if oof is None:
-            oof = np.zeros((len(y), *val_pred.shape[1:]))
-            test_sum = np.zeros_like(test_pred, dtype=np.float64)
-        oof[va] = val_pred
-        test_sum += test_pred
-        fold_train.append(train_pred)
-        scores.append(metric(y[va], val_pred, task))
+            oof = np.zeros((len(y), *preds.val.shape[1:]))
+        oof[va] = preds.val
+        test_sum = test_sum + preds.test.astype(np.float64)
+        fold_train.append(preds.train)
+        scores.append(ctx.metric(y[va], preds.val, ctx.task))
+        predict_s += [preds.predict_s] if preds.predict_s is not None else []
+        last_model = est if keep else last_model
         if on_fold is not None:
             on_fold(k, float(np.mean(scores)))
     test = test_sum / n_splits
     if refit:
-        done = cache_dir / _cache_name(FULL) if cache_dir else None
-        if done is not None and done.exists():
-            full_test = _load_fold(done)[1]
-        else:
-            _, (_, full_test, _), seconds = job.run(FULL)
-            predict_s.append(seconds)
-        test = (1 - REFIT_WEIGHT) * test + REFIT_WEIGHT * full_test
+        full = job.cached_or_run(FULL)[0]
+        predict_s += [full.predict_s] if full.predict_s is not None else []
+        test = (1 - REFIT_WEIGHT) * test + REFIT_WEIGHT * full.test
     return CVResult(
         oof=oof,
         test=test,
         fold_scores=scores,
-        score=metric(y, oof, task),
+        score=ctx.metric(y, oof, ctx.task),
         seconds=time.perf_counter() - start,
         params=dict(params),
         rows_per_s=len(X_test) / float(np.mean(predict_s)) if predict_s else 0.0,
@@ -214,37 +201,45 @@ class _FoldJob:
                 s = s.mean(axis=0) if full else s[k]
             soft = forward(s[tr])
         va = None if full else np.flatnonzero(self.folds == k)
-        eval_set = None if full else (_rows(self.X, va), forward(self.y[va]))
-        return est.fit(_rows(self.X, tr), forward(self.y[tr]), eval_set=eval_set, soft_targets=soft)
+        eval_set = None if full else (take_rows(self.X, va), forward(self.y[va]))
+        return est.fit(take_rows(self.X, tr), forward(self.y[tr]), eval_set=eval_set, soft_targets=soft)
 
     def run(self, k: int):
         """Fit fold k, predict its validation rows, the test set and every training row, and
-        save them to the cache (the refit, k = FULL: the test set only). Returns (model,
-        predictions, seconds to predict the test set)."""
+        save them to the cache. Returns (model, FoldPreds)."""
         _, inverse = target_transform(self.ctx.metric, self.ctx.task)
         est = self.fit(k)
         empty = np.empty(0)
-        val_pred = empty if k == FULL else inverse(est.predict_output(_rows(self.X, np.flatnonzero(self.folds == k))))
+        val = empty if k == FULL else inverse(est.predict_output(take_rows(self.X, np.flatnonzero(self.folds == k))))
         t0 = time.perf_counter()
-        test_pred = inverse(est.predict_output(self.X_test))
+        test = inverse(est.predict_output(self.X_test))
         seconds = time.perf_counter() - t0
-        train_pred = empty if k == FULL else inverse(est.predict_output(self.X))
+        preds = FoldPreds(val, test, empty if k == FULL else inverse(est.predict_output(self.X)), seconds)
         if self.cache_dir is not None:
-            _save_fold(self.cache_dir / _cache_name(k), val_pred, test_pred, train_pred)
-        return est, (val_pred, test_pred, train_pred), seconds
+            preds.save(self.cache_dir / _cache_name(k))
+        return est, preds
+
+    def cached_or_run(self, k: int, keep_model: bool = False):
+        """(FoldPreds, model or None): from the cache when fold k is there (its model fitted
+        again only with `keep_model`: torch models then reload their final checkpoint)."""
+        done = self.cache_dir / _cache_name(k) if self.cache_dir else None
+        if done is not None and done.exists():
+            return FoldPreds.load(done), (self.fit(k) if keep_model else None)
+        est, preds = self.run(k)
+        return preds, est
 
 
 def _worker_init() -> None:
-    from pipelines.stages.common import set_threads
+    from pipelines.core.context import set_threads
 
     set_threads(1)
 
 
 def _worker_run(job: _FoldJob, k: int) -> tuple[int, float, float, float | None]:
     start = time.perf_counter()
-    _, preds, seconds = job.run(k)
-    score = None if k == FULL else job.ctx.metric(job.y[job.folds == k], preds[0], job.ctx.task)
-    return k, seconds, time.perf_counter() - start, score
+    _, preds = job.run(k)
+    score = None if k == FULL else job.ctx.metric(job.y[job.folds == k], preds.val, job.ctx.task)
+    return k, preds.predict_s, time.perf_counter() - start, score
 
 
 def _run_parallel(job: _FoldJob, jobs: list[int], workers: int) -> list[float]:
@@ -280,7 +275,7 @@ def fold_workers(model: str, ctx: ModelContext, n_splits: int) -> int:
     """Folds to train at once: for a torch image model on a CPU, one per thread of
     `train.threads` (each on one thread); everything else one at a time on all threads
     (LightGBM and scikit-learn use their threads well; a GPU is shared, not split)."""
-    if get_entry(model).modality != "image" or ctx.threads < 2:
+    if get_entry(model).modality != IMAGE or ctx.threads < 2:
         return 1
     import torch
 

@@ -19,8 +19,15 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.preprocessing import StandardScaler
 
-from pipelines.cv import target_transform
-from pipelines.metrics import Metric, apply_thresholds, as_outputs, decision_score, fit_thresholds, threshold_levels
+from pipelines.core.metrics import (
+    Metric,
+    apply_thresholds,
+    as_outputs,
+    decision_score,
+    fit_thresholds,
+    target_transform,
+    threshold_levels,
+)
 
 
 def blend(preds: list[np.ndarray], weights: np.ndarray, metric: Metric, task: str) -> np.ndarray:
@@ -49,26 +56,6 @@ def hill_climb(preds: list[np.ndarray], y: np.ndarray, metric: Metric, task: str
         current = (current * n + space[i]) / (n + 1)
         best_score = trial[i]
     return counts / counts.sum()
-
-
-def bagged_hill_climb(
-    preds: list[np.ndarray],
-    y: np.ndarray,
-    metric: Metric,
-    task: str,
-    iterations: int = 50,
-    bags: int = 20,
-    seed: int = 0,
-) -> np.ndarray:
-    """Caruana's bagged ensemble selection: hill climbing on bootstrap samples of the rows,
-    weights averaged over the bags. Much less prone than one greedy pass to betting
-    everything on the model that happened to do best on these OOF rows."""
-    rng = np.random.default_rng(seed)
-    total = np.zeros(len(preds))
-    for _ in range(bags):
-        idx = rng.choice(len(y), len(y), replace=True)
-        total += hill_climb([p[idx] for p in preds], y[idx], metric, task, iterations)
-    return total / bags
 
 
 def _features(preds: list[np.ndarray], task: str) -> np.ndarray:

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.config import CompetitionSpec
-from pipelines.errors import PipelineError
-from pipelines.io import read_csv
+from pipelines.core.config import CompetitionSpec
+from pipelines.core.context import IMAGE
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import read_csv
 
 FILES = ("train.csv", "test.csv", "sample_submission.csv")
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def read_layout(folder: Path | str, spec: CompetitionSpec, origin: Path | str | 
     if missing or extra:
         detail = "; ".join(filter(None, [missing and f"missing {_few(missing)}", extra and f"extra {_few(extra)}"]))
         raise PipelineError(f"{te_path}: columns differ from train.csv's ({detail})")
-    if spec.modality == "image":
+    if spec.modality == IMAGE:
         check_pixels(train[features], spec.image, tr_path)
         check_pixels(test[features], spec.image, te_path)
     else:
@@ -202,7 +203,7 @@ def _check_types(train: pd.DataFrame, test: pd.DataFrame, features: list[str], p
 
 def _check_sample_columns(sample: pd.DataFrame, spec: CompetitionSpec, n_classes: int, path: Path) -> None:
     """What the metric submits decides the prediction columns: one, or one per class."""
-    from pipelines.metrics import get_metric
+    from pipelines.core.metrics import get_metric
 
     value_cols = [c for c in sample.columns if c != spec.id]
     per_class = spec.task == "multiclass" and get_metric(spec.metric).submits == "probabilities"

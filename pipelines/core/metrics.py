@@ -47,11 +47,6 @@ class Metric:
         """True when score `a` beats score `b`."""
         return a > b if self.greater_is_better else a < b
 
-    def loss(self, y: np.ndarray, pred: np.ndarray, task: str) -> float:
-        """The score as something to minimise (for optimisers)."""
-        s = self(y, pred, task)
-        return -s if self.greater_is_better else s
-
     def best_score(self, y: np.ndarray, pred: np.ndarray, task: str) -> float:
         """The better of the plain score and the score after thresholds fitted on these very
         rows (optimistic; for comparing models in tuning, where each gets the same treatment)."""
@@ -148,7 +143,7 @@ METRICS: dict[str, Metric] = {
 
 def get_metric(name: str) -> Metric:
     if name not in METRICS:
-        from pipelines.errors import PipelineError
+        from pipelines.core.errors import PipelineError
 
         raise PipelineError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
     return METRICS[name]
@@ -221,3 +216,10 @@ def fit_thresholds(
         if not improved:
             break
     return cuts
+
+
+def target_transform(metric: Metric, task: str):
+    """(forward, inverse) applied to regression targets: log1p for rmsle, else identity."""
+    if task == "regression" and metric.name == "rmsle":
+        return np.log1p, np.expm1
+    return (lambda v: v), (lambda v: v)

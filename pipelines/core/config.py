@@ -1,0 +1,272 @@
+"""Typed, strict view of `params.yaml`.
+
+`load_params(path)` validates the whole file with pydantic and returns `Params`; unknown
+or duplicate keys, wrong types (strictly: `"5"` is not a number, `yes` is not a seed) and
+out-of-range values raise `PipelineError` naming the key. Model names are checked against
+the registry by `pipelines.models.selection.check_models` (it needs the registered models).
+Defaults live here, next to their declaration; `params.yaml` only needs what differs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipelines.core.context import IMAGE, KD_ALPHA, KD_TEMPERATURE, MODALITIES, TABULAR, Modality, Task
+from pipelines.core.errors import PipelineError
+from pipelines.core.metrics import METRICS
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Kaggle competition slugs: lowercase, digits, dashes
+
+
+class Strict(BaseModel):
+    # strict: YAML already types its values, so "5" or `true` where a number belongs is a mistake
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def doc(default, description: str, **constraints):
+    """A param's default, its one documentation line (params.yaml shows the same text, checked
+    by tests/test_config_docs.py) and its constraints."""
+    return Field(default=default, description=description, **constraints)
+
+
+class ImageShape(Strict):
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    channels: int = Field(default=1, gt=0)
+
+
+class CompetitionSpec(Strict):
+    """One competition: where its files come from and how it is scored (DESIGN.md, contract 1)."""
+
+    source: Literal["embedded", "kaggle", "local"] = doc(..., "embedded | kaggle | local")
+    kaggle: str | None = doc(None, "Kaggle slug (embedded: which shipped dataset)")
+    path: str | None = doc(None, "source local: folder holding train.csv, test.csv, sample_submission.csv")
+    id: str = doc(..., "id column (if test.csv has none, ids come from sample_submission.csv)")
+    target: str = doc(..., "target column in train.csv")
+    task: Task = doc(..., " | ".join(get_args(Task)))
+    metric: str = doc(..., " | ".join(METRICS))
+    modality: Modality = doc(TABULAR, " | ".join(MODALITIES))
+    image: ImageShape | None = doc(None, "modality image: {height, width, channels} of the pixel columns")
+    group: str | None = doc(None, "column for GroupKFold (rows of one group stay in one fold)")
+    models: list[str] | None = doc(None, "overrides train.models for this competition")
+    size: Literal["sample", "full"] = doc(
+        "sample", "source embedded: sample (fast) or full (Kaggle's size, if shipped)"
+    )
+
+    @field_validator("kaggle")
+    @classmethod
+    def _slug(cls, value: str | None) -> str | None:
+        if value is not None and not SLUG.match(value):
+            raise ValueError(f"{value!r} is not a Kaggle competition slug (lowercase letters, digits and dashes)")
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRICS:
+            raise ValueError(f"unknown metric {value!r}; known: {', '.join(sorted(METRICS))}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CompetitionSpec:
+        if self.source == "local" and not self.path:
+            raise ValueError("source 'local' needs 'path' (a folder in Kaggle layout)")
+        if self.size == "full" and self.source != "embedded":
+            raise ValueError("'size' is for source 'embedded' (a Kaggle or local competition comes at its own size)")
+        if self.source == "kaggle" and not self.kaggle:
+            raise ValueError("source 'kaggle' needs 'kaggle' (the competition slug)")
+        if self.modality == IMAGE and self.image is None:
+            raise ValueError("modality 'image' needs 'image: {height, width, channels}'")
+        if self.modality != IMAGE and self.image is not None:
+            raise ValueError("'image' is only for modality 'image'")
+        if self.id == self.target:
+            raise ValueError(f"'id' and 'target' are the same column {self.id!r}")
+        if self.group is not None and self.group in (self.id, self.target):
+            raise ValueError(f"'group' {self.group!r} must be a feature column, not the id or target")
+        if self.task not in METRICS[self.metric].tasks:
+            raise ValueError(f"metric {self.metric!r} does not apply to task {self.task!r}")
+        return self
+
+
+MIN_TRIALS = 5  # tune.row_budget never cuts a study below this many trials
+AUTO_FEW_FOLDS_ROWS = 200_000  # from this many training rows, n_splits "auto" means 3 folds (else 5)
+
+
+def _modality_keys(value: dict, what: str) -> dict:
+    unknown = [k for k in value if k not in MODALITIES]
+    if unknown:
+        raise ValueError(f"unknown modality {unknown[0]!r} in {what}; known: {', '.join(MODALITIES)}")
+    return value
+
+
+class FoldParams(Strict):
+    n_splits: Annotated[int, Field(ge=2, le=50)] | Literal["auto"] = doc(
+        "auto", "k of k-fold, shared by every model; auto: 5, or 3 from 200,000 training rows"
+    )
+
+    def resolve(self, n_rows: int) -> int:
+        if self.n_splits != "auto":
+            return self.n_splits
+        return 3 if n_rows >= AUTO_FEW_FOLDS_ROWS else 5
+
+
+class TuneParams(Strict):
+    models: list[str] = doc(["lightgbm"], "models with a search space to tune; others keep their defaults")
+    n_trials: int = doc(
+        20, "trials per model: the study's total (a resumed study only runs the rest); 0: defaults", ge=0
+    )
+    timeout: float | None = doc(None, "seconds per model; a timeout makes results machine-dependent", gt=0)
+    storage: str | None = doc(None, "optuna RDB URL; null: SQLite in data/tune/<name>/study.db")
+    max_rows: int | None = doc(10_000, "trials run on a seeded subsample of at most this many rows", ge=100)
+    row_budget: int | None = doc(100_000, "at most row_budget / (rows x classes) trials (at least 5)", ge=1)
+
+    def trials_for(self, n_rows: int, n_classes: int) -> int:
+        if self.row_budget is None or self.n_trials == 0:
+            return self.n_trials
+        affordable = self.row_budget // max(1, n_rows * (n_classes if n_classes > 2 else 1))
+        return min(self.n_trials, max(MIN_TRIALS, affordable))
+
+    @field_validator("storage")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(f"{value!r} is not a database URL (e.g. sqlite:///study.db, postgresql://host/db)")
+        return value
+
+
+class TrainParams(Strict):
+    models: dict[str, list[str]] = doc(
+        {TABULAR: ["lightgbm", "logreg", "svm", "mlp"], IMAGE: ["cnn"]},
+        "models per modality (logreg becomes ridge for regression); a competition's `models` wins",
+    )
+    # part of the result: summation order follows the thread count
+    threads: int = doc(2, "torch / LightGBM / BLAS threads; runs are byte-identical only for the same value", ge=1)
+    epochs: int = doc(30, "upper bound for torch models (early stopping ends sooner)", ge=1)
+    deterministic: bool = doc(True, "torch deterministic algorithms (slower on GPU; false: GPU runs may differ)")
+    refit: Literal["auto"] | bool = doc(
+        "auto", "also fit on every row; test = half refit, half folds (auto: image models)"
+    )
+    params: dict[str, dict[str, Any]] = doc(
+        {}, "factory arguments per model, over defaults and tuned values, e.g. {cnn: {label_smoothing: 0.1}}"
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _modalities(cls, value: dict) -> dict:
+        return _modality_keys(value, "train.models")
+
+    def params_for(self, model: str) -> dict:
+        return dict(self.params.get(model, {}))
+
+    def refit_for(self, modality: str) -> bool:
+        return modality == IMAGE if self.refit == "auto" else self.refit
+
+
+class DistillParams(Strict):
+    student: dict[str, str] = doc(
+        {TABULAR: "student_mlp", IMAGE: "student_cnn"}, "per modality, a model that learns from soft targets"
+    )
+    temperature: float = doc(KD_TEMPERATURE, "softens the teachers' probabilities in the KD loss", gt=0)
+    alpha: float = doc(KD_ALPHA, "weight of the soft (teacher) loss against the hard labels", ge=0, le=1)
+    epochs: int = doc(40, "upper bound for a torch student", ge=1)
+
+    @field_validator("student")
+    @classmethod
+    def _modalities(cls, value: dict) -> dict:
+        return _modality_keys(value, "distill.student")
+
+
+class EnsembleParams(Strict):
+    methods: list[Literal["hill_climb", "stacking", "mean"]] = doc(
+        ["mean", "stacking", "hill_climb"], "simplest first: a later one must win by > 1 SE"
+    )
+    iterations: int = doc(50, "hill-climbing steps (Caruana selection)", ge=1)
+
+
+class Params(Strict):
+    seed: int = doc(42, "seeds folds, samplers, models and torch")
+    competitions: dict[str, CompetitionSpec]
+    folds: FoldParams = FoldParams()
+    tune: TuneParams = TuneParams()
+    train: TrainParams = TrainParams()
+    distill: DistillParams = DistillParams()
+    ensemble: EnsembleParams = EnsembleParams()
+
+    def competition(self, name: str) -> CompetitionSpec:
+        if name not in self.competitions:
+            known = ", ".join(self.competitions) or "none"
+            raise PipelineError(f"params.yaml: no competition {name!r} under 'competitions' (known: {known})")
+        return self.competitions[name]
+
+
+# the last `loc` part of an error inside `int | Literal["auto"]` and the like names the union
+# member (e.g. "constrained-int", "literal['auto']"), not a key the user wrote
+_UNION_MEMBER = re.compile(r"^(constrained-)?(int|float|str|bool|none)$|\[|^function-")
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    errors = err.errors()
+    first = errors[0]
+    loc = list(first["loc"])
+    group = [first]
+    if loc and isinstance(loc[-1], str) and _UNION_MEMBER.search(loc[-1]):
+        loc = loc[:-1]  # one error per union member: say what each would accept, together
+        group = [e for e in errors if list(e["loc"][:-1]) == loc]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "<root>"
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    else:
+        msgs = [e["msg"].removeprefix("Value error, ") for e in group]
+        msg = msgs[0] + "".join(f", or {m.removeprefix('Input should be ')}" for m in msgs[1:])
+        if first["type"] != "value_error" and not isinstance(first.get("input"), (dict, list)):
+            msg += f" (got {first.get('input')!r})"
+    rest = len(errors) - len(group)
+    more = f" (and {rest} more)" if rest else ""
+    return f"{path}: {key}: {msg}{more}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, except that a key given twice is an error (YAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (line {key_node.start_mark.line + 1})", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_params(raw: dict, path: Path | str = "params.yaml") -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise PipelineError(_format_error(Path(path), err)) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: params file not found")
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError as err:
+        raise PipelineError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except yaml.constructor.ConstructorError as err:
+        raise PipelineError(f"{path}: {err.problem}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise PipelineError(f"{path}: not valid YAML ({what}{where})") from None
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path}: expected a mapping at the top level")
+    return parse_params(raw, path)

@@ -1,0 +1,44 @@
+"""What every model and every training loop may need to know: the task, the metric, the
+machine (threads, device) and the seed. `set_threads(n)` pins each thread pool we use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, get_args
+
+from pipelines.core.metrics import Metric
+
+Task = Literal["binary", "multiclass", "regression"]
+Modality = Literal["tabular", "image"]
+TABULAR, IMAGE = MODALITIES = get_args(Modality)
+# knowledge distillation: the defaults of `distill.temperature` / `distill.alpha` and of the
+# students' factories (one place, so the stage and a student built by hand agree)
+KD_TEMPERATURE, KD_ALPHA = 2.0, 0.7
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What every factory may need to know about the competition and the machine."""
+
+    task: str
+    metric: Metric
+    n_classes: int = 1  # classes for classification, 1 for regression
+    roles: dict[str, list[str]] = field(default_factory=dict)  # tabular: numeric/categorical/key columns
+    image_shape: tuple[int, int, int] | None = None  # (channels, height, width)
+    seed: int = 42
+    threads: int = 2
+    epochs: int = 30  # upper bound for torch models
+    checkpoint_dir: Path | None = None  # torch models save/resume here
+    deterministic: bool = True
+    progress: bool = True  # tqdm bars for long loops
+    trial: object | None = None  # an optuna trial: torch models report per-epoch scores to it
+
+
+def set_threads(n: int) -> None:
+    """Pin every thread pool we use to `n` threads (2-core machines oversubscribe easily)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)

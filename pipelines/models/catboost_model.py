@@ -1,0 +1,62 @@
+"""CatBoost behind the registry's contract: oblivious trees with CatBoost's own ordered
+statistics for categorical columns (given as integer codes), rounds from early stopping on a
+holdout of the fold's training rows (`BoostedModel`), seeded, on pinned threads, and no
+`catboost_info/` folder written beside the run."""
+
+from __future__ import annotations
+
+from sklearn.pipeline import Pipeline
+
+from pipelines.core.context import TABULAR, ModelContext
+from pipelines.features.preprocess import categorical_frame
+from pipelines.models.gbdt import FINAL_FIT_ROWS, BoostedModel
+from pipelines.models.registry import register_model
+
+
+def catboost_space(trial) -> dict:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+        "depth": trial.suggest_int("depth", 3, 8),
+        "l2_leaf_reg": trial.suggest_float("l2_leaf_reg", 0.5, 30.0, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 100, 1000, log=True),  # small data only
+    }
+
+
+class CatBoostModel(BoostedModel):
+    rounds_param, threads_param = "iterations", "thread_count"
+
+    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
+        est.fit(x_fit, y_fit, eval_set=(x_stop, y_stop), early_stopping_rounds=self.patience)
+        return est.get_best_iteration() + 1
+
+
+@register_model("catboost", modality=TABULAR, search_space=catboost_space)
+def catboost(
+    ctx: ModelContext,
+    learning_rate: float = 0.05,
+    n_estimators: int = 500,
+    depth: int = 6,
+    l2_leaf_reg: float = 3.0,
+    max_rounds: int = 3000,
+    final_fit: bool = True,
+):
+    """`n_estimators`: the rounds on small data; from EARLY_STOPPING_ROWS training rows early
+    stopping picks them, up to `max_rounds` (see BoostedModel); `final_fit` as for lightgbm."""
+    import catboost as cb
+
+    kw = dict(
+        learning_rate=learning_rate,
+        depth=depth,
+        l2_leaf_reg=l2_leaf_reg,
+        cat_features=ctx.roles.get("categorical") or None,
+        random_seed=ctx.seed,
+        thread_count=ctx.threads,
+        verbose=False,
+        allow_writing_files=False,
+    )
+    est = cb.CatBoostRegressor(**kw) if ctx.task == "regression" else cb.CatBoostClassifier(**kw)
+    pipeline = Pipeline([("prep", categorical_frame(ctx, codes=True)), ("model", est)])
+    return CatBoostModel(
+        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds,
+        seed=ctx.seed, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0,
+    )  # fmt: skip

@@ -1,0 +1,170 @@
+"""Gradient-boosted trees behind the registry's contract: `BoostedModel` (rounds from early
+stopping on a seeded holdout of the fold's training rows, never its validation rows) and
+LightGBM on it, seeded and deterministic on pinned threads; `lightgbm_ordinal` regresses the
+class index of ordered classes. XGBoost and CatBoost live in `xgb.py` and `catboost_model.py`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+
+from pipelines.core.context import TABULAR, ModelContext
+from pipelines.core.tables import take_rows
+from pipelines.features.preprocess import categorical_codes
+from pipelines.models.registry import register_model
+from pipelines.models.tabular import SklearnModel
+
+
+def lightgbm_space(trial) -> dict:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 64, log=True),
+        "min_child_samples": trial.suggest_int("min_child_samples", 5, 60, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 100, 800, log=True),  # small data only
+    }
+
+
+EARLY_STOPPING_ROWS = 5000  # fewer training rows: a fixed number of rounds (a small holdout is too noisy)
+ONE_THREAD_ROWS = 20_000  # fewer training rows: LightGBM on one thread (same trees on Titanic, faster)
+FINAL_FIT_ROWS = 20_000  # up to this many training rows, fit again on all of them after early stopping
+
+
+class BoostedModel(SklearnModel, ABC):
+    """Gradient boosting whose number of trees comes from early stopping inside the training rows.
+
+    From `EARLY_STOPPING_ROWS` training rows on, a seeded `holdout` share of the training
+    rows (stratified for classes) stops boosting once the validation loss has not improved
+    for `patience` rounds; the model is then fitted again on all training rows with the
+    rounds scaled up for the extra data (up to `final_fit_rows` rows; above that, the
+    early-stopped model is kept to save time). The fold's own validation rows are never
+    looked at, so CV stays honest. Fewer rows: `n_estimators` rounds (a holdout of a few
+    hundred rows stops too noisily). Below `ONE_THREAD_ROWS` rows boosting runs on one thread.
+
+    A library plugs in with `rounds_param`, `threads_param` and `fit_stopped` (one fit with
+    early stopping on the holdout that returns the best number of rounds).
+    `ordinal`: ordered classes learnt as a regression on the class index (see SklearnModel).
+    """
+
+    rounds_param, threads_param = "n_estimators", "n_jobs"
+
+    def __init__(self, pipeline, task, *, n_classes, n_estimators, max_rounds, holdout=0.1, patience=50,
+                 final_fit_rows=FINAL_FIT_ROWS, seed=0, ordinal=False):  # fmt: skip
+        # final_fit_rows=0: keep the early-stopped model (tuning trials do, to halve their cost)
+        super().__init__(pipeline, task, n_classes=n_classes, ordinal=ordinal)
+        self.n_estimators = n_estimators
+        self.max_rounds = max_rounds
+        self.holdout = holdout
+        self.patience = patience
+        self.final_fit_rows = final_fit_rows
+        self.seed = seed
+
+    @abstractmethod
+    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
+        """Fit `est` with early stopping on (x_stop, y_stop); the best number of rounds."""
+
+    def fit(self, X, y, eval_set=None, soft_targets=None):
+        y = np.asarray(y)
+        est = self.pipeline.named_steps["model"]
+        if self.ordinal:
+            y = y.astype(np.float64)
+        if len(y) < ONE_THREAD_ROWS:  # small data: a second thread only adds sync cost (2x slower measured)
+            est.set_params(**{self.threads_param: 1})
+        if len(y) < EARLY_STOPPING_ROWS:
+            est.set_params(**{self.rounds_param: self.n_estimators})
+            self.pipeline.fit(X, y)
+            return self
+        x = self.pipeline.named_steps["prep"].fit_transform(X, y)
+        fit_idx, stop_idx = _holdout_split(y, "regression" if self.ordinal else self.task, self.holdout, self.seed)
+        est.set_params(**{self.rounds_param: self.max_rounds})
+        best = self.fit_stopped(est, take_rows(x, fit_idx), y[fit_idx], take_rows(x, stop_idx), y[stop_idx])
+        self.best_rounds_ = max(1, int(best or self.max_rounds))
+        if len(y) <= self.final_fit_rows:  # a fresh estimator: CatBoost's cannot change once fitted
+            final = clone(est).set_params(**{self.rounds_param: round(self.best_rounds_ / (1 - self.holdout)) or 1})
+            self.pipeline.steps[-1] = ("model", final.fit(x, y))
+        return self
+
+
+class LightGBMModel(BoostedModel):
+    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
+        import lightgbm as lgb
+
+        if "eval_X" in inspect.signature(est.fit).parameters:  # LightGBM >= 4.6 names it so
+            evals = {"eval_X": (x_stop,), "eval_y": (y_stop,)}
+        else:
+            evals = {"eval_set": [(x_stop, y_stop)]}
+        stop = lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)
+        est.fit(x_fit, y_fit, callbacks=[stop], **evals)
+        return est.best_iteration_
+
+
+def _holdout_split(y: np.ndarray, task: str, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (stratified where there are classes) split of the rows into fit / early-stop parts."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    strata = None
+    if task != "regression":
+        counts = np.bincount(np.asarray(y, dtype=np.int64))
+        strata = y if counts[counts > 0].min() >= 2 else None
+    fit_idx, stop_idx = train_test_split(idx, test_size=share, random_state=seed, stratify=strata)
+    return np.sort(fit_idx), np.sort(stop_idx)
+
+
+@register_model("lightgbm", modality=TABULAR, search_space=lightgbm_space)
+def lightgbm(
+    ctx: ModelContext,
+    learning_rate: float = 0.03,
+    n_estimators: int = 300,
+    num_leaves: int = 15,
+    min_child_samples: int = 20,
+    subsample: float = 0.8,
+    colsample_bytree: float = 0.7,
+    reg_lambda: float = 1.0,
+    max_rounds: int = 3000,
+    ordinal: bool = False,
+    final_fit: bool = True,
+):
+    """`n_estimators`: the rounds below EARLY_STOPPING_ROWS training rows; from there on, early
+    stopping on 10% of the fold's training rows picks them, up to `max_rounds`. `ordinal`: a
+    regression on the class index of ordered classes. `final_fit=False` keeps the early-stopped
+    model instead of fitting again on all training rows (see LightGBMModel)."""
+    import lightgbm as lgb
+
+    kw = dict(
+        learning_rate=learning_rate,
+        num_leaves=num_leaves,
+        min_child_samples=min_child_samples,
+        subsample=subsample,
+        subsample_freq=1,
+        colsample_bytree=colsample_bytree,
+        reg_lambda=reg_lambda,
+        random_state=ctx.seed,
+        n_jobs=ctx.threads,
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
+    )
+    ordinal = ordinal and ctx.task == "multiclass"
+    est = lgb.LGBMRegressor(**kw) if ctx.task == "regression" or ordinal else lgb.LGBMClassifier(**kw)
+    pipeline = Pipeline([("prep", categorical_codes(ctx)), ("model", est)])
+    return LightGBMModel(
+        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds, seed=ctx.seed,
+        ordinal=ordinal, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0,
+    )  # fmt: skip
+
+
+@register_model("lightgbm_ordinal", modality=TABULAR, tasks=("multiclass",), search_space=lightgbm_space)
+def lightgbm_ordinal(ctx: ModelContext, **params):
+    """LightGBM regressing the class index of ordered classes (ratings, grades): list it in a
+    competition's `models:` next to `lightgbm` when the order carries the signal. On
+    diamond cut grades the classifier with OOF-fitted thresholds did better (qwk 0.659 vs
+    0.633 held out), so it is not a default."""
+    return lightgbm(ctx, ordinal=True, **params)

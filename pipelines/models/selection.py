@@ -1,0 +1,81 @@
+"""Which models a competition trains, and the check that every model named in the params
+exists, fits its modality and task, and takes the arguments given to it.
+
+Lives beside the registry (not in `core.config`) because it needs the registered models.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pipelines.core.config import Params
+from pipelines.core.errors import PipelineError
+from pipelines.models.registry import get_entry, list_models, unknown_params
+
+log = logging.getLogger(__name__)
+# a listed model that does not support the competition's task is replaced by its counterpart
+TASK_COUNTERPART = {"logreg": "ridge", "ridge": "logreg"}
+
+
+def models_for(params: Params, name: str) -> list[str]:
+    """The competition's models: its own list, else `train.models` for its modality; a model
+    that does not support the task is replaced by its counterpart (logreg <-> ridge) or
+    dropped, with a log line, so one default list serves every task."""
+    spec = params.competition(name)
+    known = set(list_models())
+    chosen: list[str] = []
+    for model in spec.models or params.train.models.get(spec.modality, []):
+        use = model
+        if model in known and spec.task not in get_entry(model).tasks:
+            use = TASK_COUNTERPART.get(model)
+            if use is None or spec.task not in get_entry(use).tasks:
+                log.info("%s: model %s does not support task %s; skipped", name, model, spec.task)
+                continue
+            log.info("%s: model %s does not support task %s; %s instead", name, model, spec.task, use)
+        if use not in chosen:
+            chosen.append(use)
+    return chosen
+
+
+def check_models(params: Params, path: Path | str = "params.yaml") -> None:
+    """Every model name in the params is registered, of the right modality, and fits its task.
+
+    The stages that build models (tune, train, distill) call it before anything runs.
+    """
+    known = set(list_models())
+
+    def entry(key: str, name: str):
+        if name not in known:
+            raise PipelineError(f"{path}: {key}: unknown model {name!r}; registered: {', '.join(sorted(known))}")
+        return get_entry(name)
+
+    for modality, names in params.train.models.items():
+        for i, name in enumerate(names):
+            if entry(f"train.models.{modality}[{i}]", name).modality != modality:
+                raise PipelineError(f"{path}: train.models.{modality}[{i}]: {name!r} is not a {modality} model")
+    for i, name in enumerate(params.tune.models):
+        entry(f"tune.models[{i}]", name)
+    for name, arguments in params.train.params.items():
+        entry(f"train.params.{name}", name)
+        unknown, takes = unknown_params(name, arguments)
+        if unknown:
+            raise PipelineError(
+                f"{path}: train.params.{name}.{unknown[0]}: {name!r} has no such argument; it takes {', '.join(takes)}"
+            )
+    for modality, name in params.distill.student.items():
+        e = entry(f"distill.student.{modality}", name)
+        if e.modality != modality or not e.accepts_soft_targets:
+            raise PipelineError(
+                f"{path}: distill.student.{modality}: {name!r} is not a {modality} model that learns from soft targets"
+            )
+    for comp, spec in params.competitions.items():
+        key = f"competitions.{comp}.models" if spec.models is not None else f"train.models.{spec.modality}"
+        for i, name in enumerate(spec.models or params.train.models.get(spec.modality, [])):
+            e = entry(f"{key}[{i}]", name)
+            if e.modality != spec.modality:
+                raise PipelineError(
+                    f"{path}: {key}[{i}]: {name!r} is a model for {e.modality} data; {comp!r} is {spec.modality}"
+                )
+        if not models_for(params, comp):  # models that do not fit the task are swapped or skipped
+            raise PipelineError(f"{path}: {key}: no models to train for task {spec.task!r} of competition {comp!r}")

@@ -1,0 +1,183 @@
+"""The registered torch models: small factories over `nets`, fitted by `torch_adapter`'s models.
+
+Tabular: `mlp` (with an Optuna search space) and `student_mlp` (small, for distillation).
+Image (uint8 arrays (n, C, H, W)): `cnn` (compact, for 28x28 digits), `resnet` (any timm
+architecture, stem shrunk for small images; a half-width resnet10t by default), `vit` (a
+small transformers ViT built from its config) and `student_cnn` (tiny, for distillation).
+
+Each factory below takes its net's own arguments and returns the net's builder;
+`@torch_model` registers it with the training arguments added: `FIT` for every model and
+those in `takes`, their defaults stated once, in `Recipe`, and changed per model only where
+its recipe differs. The registry reads the factory's signature (the net's arguments, then the
+training ones), so `create_model` still rejects any other argument and names those accepted.
+
+`epochs=None` means `ctx.epochs` (params' `train.epochs`), capped for the image nets at a
+per-model `budget` measured so that 5 folds of the 4,000 embedded digits train in minutes on
+2 CPU cores (cnn 20, resnet 6, student_cnn 20 epochs; the warmup + cosine schedule spans
+whatever number runs). `fit(..., soft_targets=...)` trains with the distillation loss
+(`temperature`, `alpha`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from functools import partial
+
+from pipelines.core.context import KD_ALPHA, KD_TEMPERATURE, ModelContext
+from pipelines.models.nets import CNN, MLP, StudentCNN, ViT, timm_net
+from pipelines.models.registry import register_model
+from pipelines.models.torch_adapter import ImageTorchModel, TabularTorchModel, TorchModel
+from pipelines.nn.loop import TrainConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a torch model trains: the factories' training arguments, each default stated once
+    (the loop's own where it has one); `@torch_model(..., lr=3e-3)` changes one for a model."""
+
+    lr: float = TrainConfig.lr  # peak learning rate (linear warmup, then cosine)
+    weight_decay: float = TrainConfig.weight_decay  # AdamW's, matrices and kernels only
+    batch_size: int = TrainConfig.batch_size
+    epochs: int | None = None  # None: params' train.epochs, capped at the model's budget
+    patience: int = TrainConfig.patience  # epochs without a better validation score before stopping
+    augment: bool | dict = True  # images: True for DigitAugment's defaults, or a dict of its arguments
+    tta: bool = False  # images: average the outputs over one-pixel shifts
+    weights: str | None = None  # a local state dict to start from (`nets.load_weights`)
+    label_smoothing: float = 0.0  # classification: the uniform target's share
+    temperature: float = KD_TEMPERATURE  # distillation: softens teacher and student outputs alike
+    alpha: float = KD_ALPHA  # distillation: the teacher's share of the loss
+
+    def train_config(self, ctx: ModelContext, budget: int | None) -> TrainConfig:
+        """`epochs` when given; else `ctx.epochs` (params' `train.epochs`, the global upper
+        bound), capped at the model's own `budget` (what its measured time per epoch affords)."""
+        epochs = self.epochs
+        if epochs is None:
+            epochs = ctx.epochs if budget is None else min(ctx.epochs, budget)
+        return TrainConfig(
+            epochs=epochs,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            patience=self.patience,
+        )
+
+    def model_args(self, adapter: type[TorchModel]) -> dict:
+        """The keyword arguments of `adapter` (a `TorchModel` class)."""
+        args = {
+            "temperature": self.temperature,
+            "alpha": self.alpha,
+            "weights": self.weights,
+            "label_smoothing": self.label_smoothing,
+        }
+        if issubclass(adapter, ImageTorchModel):
+            args.update(augment=self.augment, tta=self.tta)
+        return args
+
+
+FIT = ("lr", "weight_decay", "batch_size", "epochs", "patience")  # every torch model takes these
+IMAGES = ("augment", "tta", "weights", "label_smoothing")  # the image models that learn from labels
+DISTILL = ("temperature", "alpha")  # the students
+
+
+def torch_model(
+    name: str,
+    adapter: type[TorchModel],
+    *,
+    takes: tuple[str, ...] = (),
+    budget: int | None = None,
+    search_space: Callable | None = None,
+    accepts_soft_targets: bool = False,
+    **defaults,
+):
+    """Register torch model `name`. The decorated function takes the net's own arguments and
+    returns its builder; the registered factory `(ctx, **arguments)` takes those and the
+    training arguments `takes` + `FIT` (defaults: `Recipe`, with `defaults` over it)."""
+    recipe = replace(Recipe(), **defaults)  # a misspelt name fails at import
+    names = (*takes, *FIT)
+    types = {f.name: f.type for f in fields(Recipe)}
+
+    def decorate(net_factory: Callable) -> Callable:
+        own = list(inspect.signature(net_factory).parameters.values())
+        ctx = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="ModelContext")
+        shared = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=getattr(recipe, n), annotation=types[n])
+            for n in names
+        ]
+        signature = inspect.Signature([ctx, *own, *shared], return_annotation=adapter.__name__)
+
+        @functools.wraps(net_factory)
+        def factory(ctx: ModelContext, **arguments) -> TorchModel:
+            given = signature.bind(ctx, **arguments).arguments  # any other name: TypeError, as a def raises
+            build = net_factory(**{p.name: given[p.name] for p in own if p.name in given})
+            chosen = replace(recipe, **{n: given[n] for n in names if n in given})
+            return adapter(ctx, chosen.train_config(ctx, budget), build, **chosen.model_args(adapter))
+
+        factory.__signature__ = signature  # what the registry validates arguments against (and lists)
+        register = register_model(
+            name, modality=adapter.modality, search_space=search_space, accepts_soft_targets=accepts_soft_targets
+        )
+        return register(factory)
+
+    return decorate
+
+
+def mlp_space(trial) -> dict:
+    return {
+        "hidden": trial.suggest_categorical("hidden", [64, 128, 256, 512]),
+        "layers": trial.suggest_int("layers", 1, 3),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+        "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
+    }
+
+
+@torch_model("mlp", TabularTorchModel, search_space=mlp_space)
+def mlp(*, hidden: int = 256, layers: int = 2, dropout: float = 0.1):
+    return partial(MLP, hidden=hidden, layers=layers, dropout=dropout)
+
+
+@torch_model("student_mlp", TabularTorchModel, takes=DISTILL, accepts_soft_targets=True, lr=3e-3, patience=8)
+def student_mlp(*, hidden: int = 64, layers: int = 1, dropout: float = 0.0):
+    return partial(MLP, hidden=hidden, layers=layers, dropout=dropout)
+
+
+@torch_model("cnn", ImageTorchModel, takes=IMAGES, budget=20, lr=3e-3, weight_decay=1e-2, batch_size=64, patience=8)
+def cnn(*, width: int = 32, hidden: int = 256, dropout: float = 0.25, head_dropout: float = 0.5):
+    """The digits' net; without `epochs`, at most 20 (the warmup + cosine schedule spans
+    them). Width and budget come from `benchmarks/digit_recipes.py` (README: wider or longer
+    did not pay on 4,000 digits)."""
+    return partial(CNN, width=width, hidden=hidden, dropout=dropout, head_dropout=head_dropout)
+
+
+@torch_model("resnet", ImageTorchModel, takes=IMAGES, budget=6, lr=3e-3, weight_decay=5e-2, patience=4)
+def resnet(*, arch: str = "resnet10t", drop_rate: float = 0.1, width: float = 0.5, timm_kwargs: dict | None = None):
+    """`arch`: any timm name (resnet10t by default: resnet18 is about 10x slower on 2 CPU
+    cores); `width`: scales a timm ResNet's stage channels (0.5: 32-64-128-256; other
+    architectures need `width=1`); `timm_kwargs`: extra arguments for `timm.create_model`
+    (e.g. `channels`). Without `epochs`, at most 6 epochs run (what a CPU affords)."""
+    return partial(timm_net, arch=arch, drop_rate=drop_rate, width=width, timm_kwargs=timm_kwargs)
+
+
+@torch_model("vit", ImageTorchModel, takes=IMAGES, weight_decay=5e-2)
+def vit(*, patch: int = 4, dim: int = 64, depth: int = 4, heads: int = 4, dropout: float = 0.1):
+    return partial(ViT, patch=patch, dim=dim, depth=depth, heads=heads, dropout=dropout)
+
+
+@torch_model(
+    "student_cnn",
+    ImageTorchModel,
+    takes=(*DISTILL, "augment"),
+    accepts_soft_targets=True,
+    budget=20,
+    lr=5e-3,
+    weight_decay=1e-2,
+    batch_size=64,
+    patience=8,
+)
+def student_cnn(*, width: int = 16, hidden: int = 128):
+    """About an eighth of `cnn`'s multiply-adds; without `epochs`, at most 20 (distill's
+    `epochs` param is the upper bound)."""
+    return partial(StudentCNN, width=width, hidden=hidden)

@@ -1,0 +1,86 @@
+"""XGBoost behind the registry's contract: histogram trees with native categorical splits
+(pandas categories in, `enable_categorical`), rounds from early stopping on a holdout of the
+fold's training rows (`BoostedModel`), seeded, on pinned threads."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from pipelines.core.context import TABULAR, ModelContext
+from pipelines.features.preprocess import categorical_frame
+from pipelines.models.gbdt import FINAL_FIT_ROWS, BoostedModel
+from pipelines.models.registry import register_model
+from pipelines.models.tabular import all_classes
+
+
+def xgboost_space(trial) -> dict:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
+        "max_depth": trial.suggest_int("max_depth", 2, 8),
+        "min_child_weight": trial.suggest_float("min_child_weight", 0.5, 20.0, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 30.0, log=True),
+        "n_estimators": trial.suggest_int("n_estimators", 100, 800, log=True),  # small data only
+    }
+
+
+class XGBoostModel(BoostedModel):
+    """XGBoost wants classes 0..k-1 in every fit: a fold lacking a rare class is fitted on the
+    classes it has, and their probabilities are spread back over all `n_classes`."""
+
+    def fit(self, X, y, eval_set=None, soft_targets=None):
+        y = np.asarray(y)
+        self.seen_ = np.unique(y) if self.task == "multiclass" and not self.ordinal else None
+        return super().fit(X, y if self.seen_ is None else np.searchsorted(self.seen_, y))
+
+    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
+        est.set_params(early_stopping_rounds=self.patience)
+        est.fit(x_fit, y_fit, eval_set=[(x_stop, y_stop)], verbose=False)
+        est.set_params(early_stopping_rounds=None)  # the final fit on every row has no holdout
+        return est.best_iteration + 1
+
+    def predict_output(self, X) -> np.ndarray:
+        if self.seen_ is None:
+            return super().predict_output(X)
+        return all_classes(self.pipeline.predict_proba(X), self.seen_, self.n_classes)
+
+
+@register_model("xgboost", modality=TABULAR, search_space=xgboost_space)
+def xgboost(
+    ctx: ModelContext,
+    learning_rate: float = 0.03,
+    n_estimators: int = 300,
+    max_depth: int = 4,
+    min_child_weight: float = 1.0,
+    subsample: float = 0.8,
+    colsample_bytree: float = 0.7,
+    reg_lambda: float = 1.0,
+    max_rounds: int = 3000,
+    final_fit: bool = True,
+):
+    """`n_estimators`: the rounds on small data; from EARLY_STOPPING_ROWS training rows early
+    stopping picks them, up to `max_rounds` (see BoostedModel); `final_fit` as for lightgbm."""
+    import xgboost as xgb
+
+    kw = dict(
+        learning_rate=learning_rate,
+        max_depth=max_depth,
+        min_child_weight=min_child_weight,
+        subsample=subsample,
+        colsample_bytree=colsample_bytree,
+        reg_lambda=reg_lambda,
+        tree_method="hist",
+        enable_categorical=True,
+        max_cat_to_onehot=8,
+        random_state=ctx.seed,
+        n_jobs=ctx.threads,
+        verbosity=0,
+    )
+    est = xgb.XGBRegressor(**kw) if ctx.task == "regression" else xgb.XGBClassifier(**kw)
+    pipeline = Pipeline([("prep", categorical_frame(ctx)), ("model", est)])
+    return XGBoostModel(
+        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds,
+        seed=ctx.seed, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0,
+    )  # fmt: skip

