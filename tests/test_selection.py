@@ -3,8 +3,12 @@ modality, fit for its task, and given only arguments its factory takes; checked 
 stage runs, each failure one line naming the key (see tests/bad_inputs.py)."""
 
 import pytest
+import yaml
 
+from pipelines.core.config import load_params, parse_params
+from pipelines.models.selection import models_for
 from tests.bad_inputs import Case, assert_refused, ids, param, spec
+from tests.conftest import ROOT
 
 CASES = [
     Case(
@@ -55,3 +59,13 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_bad_input_is_one_clear_line(case: Case, tmp_path, capsys):
     assert_refused(case, tmp_path, capsys)
+
+
+def test_default_models_follow_the_size_of_the_data():
+    params = load_params(ROOT / "params.yaml")
+    assert models_for(params, "titanic", 891) == ["lightgbm", "logreg", "svm", "mlp"]
+    assert models_for(params, "titanic", 34_000) == ["lightgbm", "xgboost", "catboost"]
+    assert models_for(params, "house-prices", 1_000) == ["lightgbm", "ridge", "svm", "mlp"]  # logreg -> ridge
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["competitions"]["titanic"]["models"] = ["svm", "catboost"]  # a competition's own list is kept as it is
+    assert models_for(parse_params(raw), "titanic", 34_000) == ["svm", "catboost"]

@@ -296,3 +296,25 @@ def test_group_target_encoder_names_follow_its_columns():
     names = list(enc.get_feature_names_out())
     assert names == ["k__te0", "k__te1", "k__n", "m__te0", "m__te1", "m__n"]
     assert np.allclose(out[:, names.index("m__n")], 20)  # the count column is where its name says
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_gbdt_student_learns_the_teachers_soft_targets(task):
+    X, X_test, y, roles = prepared(task)
+    n_classes = {"binary": 2, "multiclass": 4, "regression": 1}[task]
+    ctx = ModelContext(task=task, metric=get_metric(METRIC[task]), n_classes=n_classes, roles=roles, progress=False)
+    # a teacher far from the labels: probabilities 0.3 / 0.7, or values halfway to the mean
+    if task == "multiclass":
+        teacher = 0.6 * np.eye(4)[y] + 0.1
+    elif task == "binary":
+        teacher = 0.3 + 0.4 * y
+    else:
+        teacher = 0.5 * y + 0.5 * y.mean()
+    student = create_model("student_gbdt", ctx, alpha=1.0).fit(X, y, soft_targets=teacher)
+    hard = create_model("student_gbdt", ctx, alpha=0.0).fit(X, y, soft_targets=teacher)
+    gap = np.abs(student.predict_output(X) - teacher).mean()
+    assert gap < 0.5 * np.abs(hard.predict_output(X) - teacher).mean()  # alpha=1: it follows the teacher
+    out = student.predict_output(X_test)
+    assert out.shape == ((len(X_test), 4) if task == "multiclass" else (len(X_test),)) and np.isfinite(out).all()
+    if task == "multiclass":
+        assert np.allclose(out.sum(1), 1)

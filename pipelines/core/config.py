@@ -141,10 +141,17 @@ class TuneParams(Strict):
 
 class TrainParams(Strict):
     models: dict[str, list[str]] = doc(
-        {TABULAR: ["lightgbm", "logreg", "svm", "mlp"], IMAGE: ["cnn"]},
+        {TABULAR: ["lightgbm", "xgboost", "catboost", "logreg", "svm", "mlp"], IMAGE: ["cnn"]},
         "models per modality (logreg becomes ridge for regression); a competition's `models` wins",
     )
     # part of the result: summation order follows the thread count
+    min_rows: dict[str, int] = doc(
+        {"xgboost": 20_000, "catboost": 20_000}, "a listed model is skipped below this many training rows"
+    )
+    max_rows: dict[str, int] = doc(
+        {"svm": 20_000, "logreg": 20_000, "ridge": 20_000, "mlp": 20_000, "student_mlp": 20_000},
+        "a listed model is skipped above this many training rows (its cost did not pay there)",
+    )
     threads: int = doc(2, "torch / LightGBM / BLAS threads; runs are byte-identical only for the same value", ge=1)
     epochs: int = doc(30, "upper bound for torch models (early stopping ends sooner)", ge=1)
     deterministic: bool = doc(True, "torch deterministic algorithms (slower on GPU; false: GPU runs may differ)")
@@ -168,8 +175,9 @@ class TrainParams(Strict):
 
 
 class DistillParams(Strict):
-    student: dict[str, str] = doc(
-        {TABULAR: "student_mlp", IMAGE: "student_cnn"}, "per modality, a model that learns from soft targets"
+    student: dict[str, str | list[str]] = doc(
+        {TABULAR: ["student_mlp", "student_gbdt"], IMAGE: "student_cnn"},
+        "per modality, a model that learns from soft targets (of a list, the first that fits the data's size)",
     )
     temperature: float = doc(KD_TEMPERATURE, "softens the teachers' probabilities in the KD loss", gt=0)
     alpha: float = doc(KD_ALPHA, "weight of the soft (teacher) loss against the hard labels", ge=0, le=1)
@@ -190,6 +198,7 @@ class EnsembleParams(Strict):
 
 class Params(Strict):
     seed: int = doc(42, "seeds folds, samplers, models and torch")
+    budget: float | None = doc(None, "seconds per competition for tune, train and distill; null: no limit", gt=0)
     competitions: dict[str, CompetitionSpec]
     folds: FoldParams = FoldParams()
     tune: TuneParams = TuneParams()

@@ -33,6 +33,9 @@ class ModelContext:
     deterministic: bool = True
     progress: bool = True  # tqdm bars for long loops
     trial: object | None = None  # an optuna trial: torch models report per-epoch scores to it
+    fit_seconds: float | None = (
+        None  # the time budget's part for one fit: torch stops after the epoch that would overrun
+    )
 
 
 def set_threads(n: int) -> None:

@@ -18,10 +18,12 @@ log = logging.getLogger(__name__)
 TASK_COUNTERPART = {"logreg": "ridge", "ridge": "logreg"}
 
 
-def models_for(params: Params, name: str) -> list[str]:
+def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str]:
     """The competition's models: its own list, else `train.models` for its modality; a model
     that does not support the task is replaced by its counterpart (logreg <-> ridge) or
-    dropped, with a log line, so one default list serves every task."""
+    dropped, with a log line, so one default list serves every task. With `n_rows` (training
+    rows), a model of `train.models` is skipped outside its `train.min_rows` / `max_rows` (a
+    competition's own `models:` list is taken as it is)."""
     spec = params.competition(name)
     known = set(list_models())
     chosen: list[str] = []
@@ -33,9 +35,40 @@ def models_for(params: Params, name: str) -> list[str]:
                 log.info("%s: model %s does not support task %s; skipped", name, model, spec.task)
                 continue
             log.info("%s: model %s does not support task %s; %s instead", name, model, spec.task, use)
+        if n_rows is not None and not spec.models and not fits_size(params, use, n_rows, name):
+            continue
         if use not in chosen:
             chosen.append(use)
     return chosen
+
+
+def fits_size(params: Params, model: str, n_rows: int, name: str) -> bool:
+    """Whether `n_rows` training rows lie within the model's `train.min_rows` / `max_rows`."""
+    low, high = params.train.min_rows.get(model), params.train.max_rows.get(model)
+    if low is not None and n_rows < low:
+        log.info("%s: %s skipped: %d training rows < train.min_rows.%s = %d", name, model, n_rows, model, low)
+        return False
+    if high is not None and n_rows > high:
+        log.info("%s: %s skipped: %d training rows > train.max_rows.%s = %d", name, model, n_rows, model, high)
+        return False
+    return True
+
+
+def _students(params: Params):
+    """(modality, student, params key) for every student named in `distill.student`."""
+    for modality, names in params.distill.student.items():
+        if isinstance(names, str):
+            yield modality, names, f"distill.student.{modality}"
+        else:
+            yield from ((modality, n, f"distill.student.{modality}[{i}]") for i, n in enumerate(names))
+
+
+def student_for(params: Params, modality: str, n_rows: int, name: str) -> str:
+    """The competition's student: `distill.student`'s for its modality; of a list, the first
+    whose `train.min_rows` / `max_rows` admit `n_rows` training rows (else the last)."""
+    names = params.distill.student[modality]
+    names = [names] if isinstance(names, str) else names
+    return next((s for s in names if fits_size(params, s, n_rows, name)), names[-1])
 
 
 def check_models(params: Params, path: Path | str = "params.yaml") -> None:
@@ -56,6 +89,9 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
                 raise PipelineError(f"{path}: train.models.{modality}[{i}]: {name!r} is not a {modality} model")
     for i, name in enumerate(params.tune.models):
         entry(f"tune.models[{i}]", name)
+    for key in ("min_rows", "max_rows"):
+        for name in getattr(params.train, key):
+            entry(f"train.{key}.{name}", name)
     for name, arguments in params.train.params.items():
         entry(f"train.params.{name}", name)
         unknown, takes = unknown_params(name, arguments)
@@ -63,8 +99,8 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
             raise PipelineError(
                 f"{path}: train.params.{name}.{unknown[0]}: {name!r} has no such argument; it takes {', '.join(takes)}"
             )
-    for modality, name in params.distill.student.items():
-        e = entry(f"distill.student.{modality}", name)
+    for modality, name, key in _students(params):
+        e = entry(key, name)
         if e.modality != modality or not e.accepts_soft_targets:
             raise PipelineError(
                 f"{path}: distill.student.{modality}: {name!r} is not a {modality} model that learns from soft targets"

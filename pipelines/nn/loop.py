@@ -118,7 +118,7 @@ def train(
     with progress_bar(parts, progress, cfg, show=ctx.progress and rank == 0) as bar:
         for epoch in range(progress.epoch + 1, cfg.epochs):
             # early stopping; checked first because a resumed fit may have run out of patience
-            if progress.bad_epochs >= cfg.patience:
+            if progress.bad_epochs >= cfg.patience or out_of_time(progress, ctx.fit_seconds):
                 break
             t0 = time.perf_counter()
             parts.loader.sampler.sampler.set_epoch(epoch)  # a fresh, seeded shuffle per epoch (and per rank)
@@ -136,6 +136,13 @@ def train(
                 report_to_trial(ctx.trial, score, epoch)
 
     return finish(net, parts, progress, resumed_epoch, fingerprint, writer_dir)
+
+
+def out_of_time(progress: Progress, fit_seconds: float | None) -> bool:
+    """With a time budget (`ctx.fit_seconds`): would one more epoch, as long as the longest so
+    far, end past it? (Then the fit stops like early stopping, with the best weights kept.)"""
+    seconds = [h["seconds"] for h in progress.history]
+    return fit_seconds is not None and bool(seconds) and sum(seconds) + max(seconds) > fit_seconds
 
 
 @dataclass

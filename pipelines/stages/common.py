@@ -32,6 +32,12 @@ def model_context(data, params, **overrides) -> ModelContext:
     return ModelContext(**kw)
 
 
+def trained(train_folder: Path) -> tuple[list[str], dict[str, str]]:
+    """The models `train` wrote predictions for, and those it left out (with a budget) and why."""
+    summary = read_json(Path(train_folder) / "cv.json")
+    return list(summary["models"]), summary.get("left_out", {})
+
+
 def load_predictions(folder: Path, models: list[str]) -> dict[str, dict]:
     """OOF and test predictions that `train` (or `distill`) wrote, by model name."""
     out = {}

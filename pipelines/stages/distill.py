@@ -27,19 +27,22 @@ onnxruntime (fp32 and int8), and the ONNX student's score on its fold's held-out
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from pipelines.core.budget import Deadline, OverBudget
 from pipelines.core.context import set_threads
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, write_json
 from pipelines.core.metrics import target_transform
 from pipelines.core.tables import take_rows
-from pipelines.models.selection import check_models, models_for
+from pipelines.models.registry import unknown_params
+from pipelines.models.selection import check_models, student_for
 from pipelines.sources.cleaned import CleanData
-from pipelines.stages.common import load_predictions, model_context, save_predictions
+from pipelines.stages.common import load_predictions, model_context, save_predictions, trained
 from pipelines.training.cv import cross_validate, fold_workers
 from pipelines.training.ensembling import blend, hill_climb
 
@@ -124,24 +127,26 @@ def main(args, params) -> None:
     data = CleanData(args.clean)
     dp = params.distill
     ctx = model_context(data, params, epochs=dp.epochs)
-    student = dp.student[data.meta["modality"]]
-    teachers = load_predictions(args.train, models_for(params, args.name))
+    student = student_for(params, data.meta["modality"], len(data.y), args.name)
+    teachers = load_predictions(args.train, trained(args.train)[0])
     weights, teacher_oof, soft = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
-    kd = {"temperature": dp.temperature, "alpha": dp.alpha, **params.train.params_for(student)}
-    result = cross_validate(
-        student,
-        kd,
-        data.X,
-        data.y,
-        data.X_test,
-        data.folds,
-        ctx,
-        soft_targets=soft,
-        cache_dir=args.cache,
-        keep_last_model=True,
-        workers=fold_workers(student, ctx, int(data.folds.max()) + 1),
-        refit=params.train.refit_for(data.meta["modality"]),
-    )
+    takes = unknown_params(student, {})[1]  # a tree student has no temperature to soften
+    kd = {k: v for k, v in (("temperature", dp.temperature), ("alpha", dp.alpha)) if k in takes}
+    kd.update(params.train.params_for(student))
+    refit = params.train.refit_for(data.meta["modality"])
+    deadline, workers = Deadline.for_stage(params.budget, "distill"), fold_workers(student, ctx, data.n_splits)
+    check = deadline.fold_check(student, data.n_splits + refit) if params.budget and workers == 1 else None
+    try:
+        result = cross_validate(
+            student, kd, data.X, data.y, data.X_test, data.folds,
+            replace(ctx, fit_seconds=deadline.share(data.n_splits + refit)),
+            soft_targets=soft, cache_dir=args.cache, keep_last_model=True, workers=workers, refit=refit, on_fold=check,
+        )  # fmt: skip
+    except OverBudget as err:
+        with atomic_dir(args.out) as tmp:
+            write_json(tmp / "left_out.json", {"student": str(err)})
+        print(f"{args.name}: student {student} left out: {err}")
+        return
     used = [n for n, w in weights.items() if w > 0]
     # every teacher in the blend must run for each row: their times add up
     teacher_rate = 1.0 / sum(1.0 / teachers[n]["scores"]["rows_per_s"] for n in used)

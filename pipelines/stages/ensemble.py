@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from pipelines.core.io import atomic_file, read_csv, save_array, write_json
+from pipelines.core.io import atomic_file, read_csv, read_json, save_array, write_json
 from pipelines.core.metrics import get_metric, to_labels
-from pipelines.models.selection import models_for
 from pipelines.sources.cleaned import CleanData
 from pipelines.sources.submission import make_submission, validate_submission
-from pipelines.stages.common import load_predictions
+from pipelines.stages.common import load_predictions, trained
 from pipelines.training.ensembling import candidate_methods, choose_method, nested_oof
 
 
@@ -80,8 +79,12 @@ def _regression_png(path: Path, y: np.ndarray, pred: np.ndarray) -> None:
 def main(args, params) -> None:
     data = CleanData(args.clean)
     task, metric = data.task, get_metric(data.meta["metric"])
-    preds = load_predictions(args.train, models_for(params, args.name))
-    preds.update({f"distill:{k}": v for k, v in load_predictions(args.distill, ["student"]).items()})
+    models, left_out = trained(args.train)
+    preds = load_predictions(args.train, models)
+    if (args.distill / "student").is_dir():  # with a budget, distill may have left the student out
+        preds.update({f"distill:{k}": v for k, v in load_predictions(args.distill, ["student"]).items()})
+    if (args.distill / "left_out.json").is_file():
+        left_out.update(read_json(args.distill / "left_out.json"))
     names = list(preds)
     oofs, tests = [preds[n]["oof"] for n in names], [preds[n]["test"] for n in names]
 
@@ -116,6 +119,7 @@ def main(args, params) -> None:
             "methods_nested_cv": nested_scores,
             "ensemble": {"members": names, **detail},
             "models": {n: preds[n]["scores"]["cv"] for n in names},
+            **({"left_out": left_out} if left_out else {}),
         },
     )
     with atomic_file(args.out / "submission.csv") as fh:  # written last: its presence means success

@@ -6,15 +6,18 @@
 Per model, `--out/<model>/` holds `oof.npy` (out-of-fold predictions), `test.npy` (mean of
 the fold models' test predictions; with `train.refit`, half that and half a model refitted
 on every training row) and `scores.json` (CV, per-fold scores, params, time);
-`--out/cv.json` sums them up. Tuned params from `tune` replace the defaults. Finished folds
-are kept in `--cache`, so an interrupted run resumes without redoing them.
+`--out/cv.json` sums them up (with a `budget`, also what was left out and why; see
+`core/budget.py`). Tuned params from `tune` replace the defaults. Finished folds are kept
+in `--cache`, so an interrupted run resumes without redoing them.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
+from pipelines.core.budget import Deadline, OverBudget
 from pipelines.core.context import set_threads
 from pipelines.core.io import atomic_dir, read_json, write_json
 from pipelines.models.selection import check_models, models_for
@@ -38,24 +41,32 @@ def main(args, params) -> None:
     data = CleanData(args.clean)
     ctx = model_context(data, params)
     tuned = read_json(args.tuned / "best_params.json")
-    summary = {}
+    deadline = Deadline.for_stage(params.budget, "train")
+    models = models_for(params, args.name, len(data.y))
+    refit = params.train.refit_for(data.meta["modality"])
+    fits = data.n_splits + refit
+    summary, left_out = {}, {}
     with atomic_dir(args.out) as tmp:
-        for model in models_for(params, args.name):
+        for i, model in enumerate(models):
+            if i and deadline.spent():  # the first model always trains: a submission needs one
+                left_out[model] = "the train stage's share of the budget was spent"
+                print(f"{args.name}: {model:>14} left out: {left_out[model]}")
+                continue
             model_params = {**tuned.get(model, {}).get("params", {}), **params.train.params_for(model)}
-            workers = fold_workers(model, ctx, int(data.folds.max()) + 1)
-            result = cross_validate(
-                model,
-                model_params,
-                data.X,
-                data.y,
-                data.X_test,
-                data.folds,
-                ctx,
-                cache_dir=args.cache,
-                workers=workers,
-                refit=params.train.refit_for(data.meta["modality"]),
-            )
+            workers = fold_workers(model, ctx, data.n_splits)
+            timed = replace(ctx, fit_seconds=deadline.share((len(models) - i) * fits))
+            check = deadline.fold_check(model, fits) if i and workers == 1 and params.budget else None
+            try:
+                result = cross_validate(
+                    model, model_params, data.X, data.y, data.X_test, data.folds, timed,
+                    cache_dir=args.cache, workers=workers, refit=refit, on_fold=check,
+                )  # fmt: skip
+            except OverBudget as err:
+                left_out[model] = str(err)
+                print(f"{args.name}: {model:>14} left out: {err}")
+                continue
             save_predictions(tmp / model, result, {"tuned": model in tuned})
             summary[model] = {"cv": result.score, "seconds": round(result.seconds, 2)}
             print(f"{args.name}: {model:>14} cv {ctx.metric.name} {result.score:.5f} ({result.seconds:.1f}s)")
-        write_json(tmp / "cv.json", {"metric": ctx.metric.name, "models": summary})
+        extra = {"left_out": left_out} if left_out else {}
+        write_json(tmp / "cv.json", {"metric": ctx.metric.name, "models": summary, **extra})

@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from pipelines.core.budget import Deadline
 from pipelines.core.context import set_threads
 from pipelines.core.io import atomic_file, write_json
 from pipelines.core.tables import take_rows
@@ -60,9 +61,18 @@ def default_params(model: str) -> dict:
 
 
 def tune_model(
-    model: str, data: CleanData, ctx, tp, storage: str, study_name: str, seed: int = 0, fixed: dict | None = None
+    model: str,
+    data: CleanData,
+    ctx,
+    tp,
+    storage: str,
+    study_name: str,
+    seed: int = 0,
+    fixed: dict | None = None,
+    timeout: float | None = None,
 ) -> optuna.Study:
-    """Run (or resume) the study; `fixed` factory arguments (params' `train.params`) hold in every trial."""
+    """Run (or resume) the study; `fixed` factory arguments (params' `train.params`) hold in
+    every trial; no new trial starts after `timeout` seconds."""
     entry = get_entry(model)
     X, y, folds, X_test = subsample(data, tp.max_rows, seed)
     direction = "maximize" if ctx.metric.greater_is_better else "minimize"
@@ -95,7 +105,7 @@ def tune_model(
         study.enqueue_trial(default_params(model), skip_if_exists=True)
     if remaining:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study.optimize(objective, n_trials=remaining, timeout=tp.timeout, show_progress_bar=ctx.progress)
+        study.optimize(objective, n_trials=remaining, timeout=timeout, show_progress_bar=ctx.progress)
     return study
 
 
@@ -123,9 +133,10 @@ def main(args, params) -> None:
     tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump(), tp.max_rows)
     rows = min(len(data.y), tp.max_rows or len(data.y))
     log.info("tune: %d row(s), up to %d trial(s) per model", rows, tp.trials_for(rows, ctx.n_classes))
-    models = [m for m in tp.models if m in models_for(params, args.name)]
+    models = [m for m in tp.models if m in models_for(params, args.name, len(data.y))]
+    deadline = Deadline.for_stage(params.budget, "tune")
     best, history = {}, []
-    for model in models:
+    for i, model in enumerate(models):
         entry = get_entry(model)
         if entry.search_space is None or ctx.task not in entry.tasks or entry.modality != spec.modality:
             log.info("tune: skipping %s (no search space for this competition)", model)
@@ -134,7 +145,10 @@ def main(args, params) -> None:
             continue
         fixed = params.train.params_for(model)
         name = f"{args.name}-{model}-{tag}" + (f"-{fingerprint(fixed)}" if fixed else "")  # new arguments: new study
-        study = tune_model(model, data, ctx, tp, storage, name, params.seed, fixed)
+        # with a budget, this model's part of what is left of the stage's share
+        limits = [t for t in (tp.timeout, deadline.share(len(models) - i)) if t is not None]
+        timeout = min(limits) if limits else None
+        study = tune_model(model, data, ctx, tp, storage, name, params.seed, fixed, timeout)
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not done:
             continue

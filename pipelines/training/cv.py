@@ -129,7 +129,8 @@ def cross_validate(
     start = time.perf_counter()
     n_splits = int(folds.max()) + 1
     if cache_dir is not None:
-        key = fingerprint(model, params, ctx.seed, ctx.epochs, X, y, folds, soft_targets)
+        timed = () if ctx.fit_seconds is None else (ctx.fit_seconds,)  # a budgeted fit is another result
+        key = fingerprint(model, params, ctx.seed, ctx.epochs, X, y, folds, soft_targets, *timed)
         cache_dir = Path(cache_dir) / f"{model}-{key}"
         cache_dir.mkdir(parents=True, exist_ok=True)
     job = _FoldJob(model, params, X, y, X_test, folds, ctx, soft_targets, cache_dir)
