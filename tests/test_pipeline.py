@@ -43,6 +43,10 @@ def test_titanic_repro_end_to_end_and_noop(dvc_repo):
     assert metrics["cv"] == get_metric("accuracy")(y, oof, "binary")
     assert set(metrics["models"]) == {"lightgbm", "logreg", "mlp", "distill:student"}
     assert metrics["cv"] > 0.78
+    folds = np.load(dvc_repo / "data/clean/titanic/folds.npy")
+    per_fold = [get_metric("accuracy")(y[folds == k], oof[folds == k], "binary") for k in range(3)]
+    assert metrics["cv_folds"] == per_fold and metrics["cv_std"] == float(np.std(per_fold)) > 0
+    assert set(metrics["models_std"]) == set(metrics["models"])
     for model, cv in metrics["models"].items():
         if not model.startswith("distill"):
             model_oof = np.load(dvc_repo / f"data/train/titanic/{model}/oof.npy")
@@ -136,8 +140,11 @@ def test_regression_and_multiclass_from_spec_alone(dvc_repo, tmp_path):
     )
     params["train"]["models"]["tabular"] = ["lightgbm", "logreg"]
     params["tune"]["n_trials"] = 2
+    params["distill"]["student"]["tabular"] = "student_gbdt"  # a tree student: soft targets, no ONNX
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
     run(["dvc", "repro"], dvc_repo, env={"PIPELINES_PROGRESS": ""}, timeout=600)
+    speed = json.loads((dvc_repo / "data/distill/prices/speed.json").read_text())
+    assert speed["onnx"] is None and "not a torch model" in speed["onnx_note"] and speed["student_cv"] < 0.2
 
     # regression: values, RMSLE per model and for the ensemble; logreg became ridge
     out = dvc_repo / "submissions/prices"

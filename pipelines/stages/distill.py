@@ -163,11 +163,11 @@ def main(args, params) -> None:
         # rmsle: models learn log1p(target), so the graph's outputs need expm1
         transformed = not np.array_equal(forward(np.ones(1)), np.ones(1))
         write_json(tmp / "speed.json", {**speed, "onnx_output_transform": "expm1" if transformed else None})
-    onnx_line = f"; ONNX {onnx['onnx_rows_per_s']:.0f} rows/s, parity {onnx['onnx_parity_max_abs_diff']:.1e}"
-    print(
-        f"{args.name}: student {student} cv {result.score:.5f} vs teachers {teacher_cv:.5f}; "
-        f"{result.rows_per_s / teacher_rate:.1f}x faster" + (onnx_line if onnx.get("onnx") else "")
-    )
+    line = f"{args.name}: student {student} cv {result.score:.5f} vs teachers {teacher_cv:.5f}; "
+    line += f"{result.rows_per_s / teacher_rate:.1f}x faster"
+    if onnx.get("onnx"):
+        line += f"; ONNX {onnx['onnx_rows_per_s']:.0f} rows/s, parity {onnx['onnx_parity_max_abs_diff']:.1e}"
+    print(line)
 
 
 def speed_figures(student_rate: float, teacher_rate: float, onnx: dict) -> dict:

@@ -110,15 +110,19 @@ def main(args, params) -> None:
     save_array(args.out / "oof.npy", final_oof)
     write_plots(args.out / "plots", data.y, final_oof, task, data.meta["classes"])
     cv = metric(data.y, final_oof, task)
+    folds = [metric(data.y[data.folds == k], final_oof[data.folds == k], task) for k in range(data.n_splits)]
     write_json(
         args.out / "metrics.json",
         {
             "metric": metric.name,
             "cv": cv,
+            "cv_std": float(np.std(folds)),  # fold spread: is a change beyond noise?
+            "cv_folds": folds,
             "method": best,
             "methods_nested_cv": nested_scores,
             "ensemble": {"members": names, **detail},
             "models": {n: preds[n]["scores"]["cv"] for n in names},
+            "models_std": {n: float(np.std(preds[n]["scores"]["folds"])) for n in names},
             **({"left_out": left_out} if left_out else {}),
         },
     )
