@@ -1,13 +1,13 @@
 """Every benchmark behind the README's tables, one after another (`make bench`).
 
-    python benchmarks/run.py [--only titanic,house-prices,tabular-tasks,digits,digits-split,digit-recipes]
+    python benchmarks/run.py [--only titanic,house-prices,tabular-tasks,adult,large,digits,digits-split,digit-recipes]
 
 Each runs in its own process (never two at once: on 2 cores two multi-threaded jobs slow
 each other down several-fold) and prints its own table; a failing one is reported and the
-rest still run. On the 2-core development machine the whole set takes about 2.2 hours:
-Titanic splits ~15 min, House Prices ~10, the tabular proxies ~10, each digits run ~18
-(13 for the pipeline, 5 for two seeds of the issue's reference CNN beside it), the digit
-recipes ~30.
+rest still run. On the 2-core development machine the whole set takes about 2.5 hours:
+Titanic splits ~15 min, House Prices ~10, the tabular proxies ~10, Adult ~8, the 300,000-row
+competition ~7, each digits run ~18 (13 for the pipeline, 5 for two seeds of the issue's
+reference CNN beside it), the digit recipes ~30.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ BENCHMARKS = {
     "titanic": ["titanic_splits.py", "--splits", "4"],
     "house-prices": ["house_prices.py", "--splits", "3"],
     "tabular-tasks": ["tabular_tasks.py", "--splits", "2"],
+    "adult": ["tabular_tasks.py", "--tasks", "adult-auc", "--splits", "3"],
+    "large": ["large_tabular.py"],
     "digits": ["digits.py", "--reference", "2"],
     "digits-split": ["digits.py", "--split-seed", "1", "--reference", "2"],
     "digit-recipes": [

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from pipelines.core.config import load_params, parse_params
+from pipelines.core.errors import PipelineError
 from pipelines.models.selection import models_for
 from tests.bad_inputs import Case, assert_refused, ids, param, spec
 from tests.conftest import ROOT
@@ -69,3 +70,10 @@ def test_default_models_follow_the_size_of_the_data():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["competitions"]["titanic"]["models"] = ["svm", "catboost"]  # a competition's own list is kept as it is
     assert models_for(parse_params(raw), "titanic", 34_000) == ["svm", "catboost"]
+
+
+def test_no_model_left_by_the_size_rules_is_one_clear_error():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["train"]["models"]["tabular"] = ["svm", "mlp"]
+    with pytest.raises(PipelineError, match="train.models.tabular: no model fits 50000 training rows of 'titanic'"):
+        models_for(parse_params(raw), "titanic", 50_000)

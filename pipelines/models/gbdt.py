@@ -118,6 +118,11 @@ def _holdout_split(y: np.ndarray, task: str, share: float, seed: int) -> tuple[n
     return np.sort(fit_idx), np.sort(stop_idx)
 
 
+def lightgbm_fixed(ctx: ModelContext) -> dict:
+    """What every LightGBM here runs with: seeded, deterministic, on the pinned threads, quiet."""
+    return dict(random_state=ctx.seed, n_jobs=ctx.threads, deterministic=True, force_row_wise=True, verbose=-1)
+
+
 @register_model("lightgbm", modality=TABULAR, search_space=lightgbm_space)
 def lightgbm(
     ctx: ModelContext,
@@ -146,11 +151,7 @@ def lightgbm(
         subsample_freq=1,
         colsample_bytree=colsample_bytree,
         reg_lambda=reg_lambda,
-        random_state=ctx.seed,
-        n_jobs=ctx.threads,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
+        **lightgbm_fixed(ctx),
     )
     ordinal = ordinal and ctx.task == "multiclass"
     est = lgb.LGBMRegressor(**kw) if ctx.task == "regression" or ordinal else lgb.LGBMClassifier(**kw)
@@ -211,9 +212,9 @@ class GBDTStudent(SklearnModel):
 def student_gbdt(
     ctx: ModelContext,
     alpha: float = KD_ALPHA,
-    n_estimators: int = 200,
+    n_estimators: int = 400,
     learning_rate: float = 0.1,
-    num_leaves: int = 15,
+    num_leaves: int = 31,
     min_child_samples: int = 20,
 ):
     """`alpha`: the teachers' share of each target (the labels' is 1 - alpha)."""
@@ -225,10 +226,6 @@ def student_gbdt(
         subsample=0.8,
         subsample_freq=1,
         colsample_bytree=0.8,
-        random_state=ctx.seed,
-        n_jobs=ctx.threads,
-        deterministic=True,
-        force_row_wise=True,
-        verbose=-1,
+        **lightgbm_fixed(ctx),
     )
     return GBDTStudent(ctx, params, alpha)

@@ -39,6 +39,11 @@ def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str
             continue
         if use not in chosen:
             chosen.append(use)
+    if n_rows is not None and not chosen:
+        raise PipelineError(
+            f"params.yaml: train.models.{spec.modality}: no model fits {n_rows} training rows of {name!r} "
+            "(see train.min_rows / train.max_rows, or list the competition's own models)"
+        )
     return chosen
 
 
