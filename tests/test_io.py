@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
 from pipelines.__main__ import main
+from pipelines.core.io import read_csv
 from tests.bad_inputs import (
     N_TRAIN,
     TEST,
@@ -26,7 +30,7 @@ from tests.bad_inputs import (
     replace_row,
     zipped,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TITANIC, run
 
 
 def _corrupt_member(ws):
@@ -134,3 +138,34 @@ def test_no_code_path_unpickles_foreign_files():
                 if re.search(pattern, line) and not (unless and re.search(unless, line)):
                     hits.append(f"{path.relative_to(ROOT)}:{n}: {what}")
     assert hits == []
+
+
+def test_number_placeholders_become_missing_values(tmp_path, caplog):
+    path = tmp_path / "train.csv"
+    path.write_text("id,age,code,note\n1,22,A-1,-\n2,?,B,ok\n3, 7.5 ,-,?\n4,-,C,fine\n")
+    with caplog.at_level("INFO"):
+        df = read_csv(path)
+    assert df["age"].dtype == np.float64 and df["age"].isna().tolist() == [False, True, False, True]
+    assert df["age"].iloc[2] == 7.5
+    assert df["code"].tolist() == ["A-1", "B", "-", "C"]  # text with a dash stays text
+    assert df["note"].tolist() == ["-", "ok", "?", "fine"]  # placeholders among words stay text
+    assert "column 'age': 2 ['-', '?'] read as missing numbers" in caplog.text
+
+
+def test_a_titanic_with_question_marks_for_ages_cleans(tmp_path):
+    """Tried as a new user would: missing ages written '?' used to end `clean` in a traceback."""
+    frame = pd.read_csv(ROOT / "pipelines/resources/titanic_train.csv")
+    frame["Age"] = frame["Age"].astype(object).where(frame["Age"].notna(), "?")
+    comp = tmp_path / "comp"
+    comp.mkdir()
+    frame.iloc[:700].to_csv(comp / "train.csv", index=False)
+    frame.iloc[700:].drop(columns="Survived").to_csv(comp / "test.csv", index=False)
+    frame.iloc[700:][["PassengerId"]].assign(Survived=0).to_csv(comp / "sample_submission.csv", index=False)
+    spec = {"source": "local", "path": str(comp), **{k: TITANIC[k] for k in ("id", "target", "task", "metric")}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"competitions": {"t": spec}}))
+    for argv in (["download", "t", "--out", "raw"], ["clean", "t", "--raw", "raw", "--out", "clean"]):
+        proc = run([sys.executable, "-m", "pipelines", *argv], tmp_path, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    features = pd.read_parquet(tmp_path / "clean/train.parquet")
+    assert features["Age"].dtype.kind == "f"  # a number again (missing ones filled by title, flagged)
+    assert features["AgeMissing"].sum() == (frame["Age"].iloc[:700] == "?").sum() > 100

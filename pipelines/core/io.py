@@ -18,6 +18,7 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.errors import PipelineError
+
+log = logging.getLogger(__name__)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -198,6 +201,27 @@ def read_csv(path: Path | str, where: Path | str | None = None, **kwargs) -> pd.
             f"{where}: {len(unnamed)} column(s) without a name in the header (a trailing comma, or a saved index?)"
         )
     _check_last_line(where, tail, df.shape[1])
+    return placeholders_to_missing(df, where)
+
+
+# what files write for a missing number ("?" in UCI's Adult; pandas already reads NA, N/A, null)
+PLACEHOLDERS = frozenset({"?", "-", "--", ".", "na", "n/a", "nan", "null", "none", "missing"})
+
+
+def placeholders_to_missing(df: pd.DataFrame, where: Path | str = "") -> pd.DataFrame:
+    """A text column whose every value but placeholders (`PLACEHOLDERS`, e.g. "?") is a number
+    becomes numeric, the placeholders missing values (said in the log)."""
+    for col in df.columns:
+        values = df[col]
+        if values.dtype.kind in "biufcmM" or values.isna().all():
+            continue
+        text = values.astype("string").str.strip()
+        placeholder = text.str.lower().isin(PLACEHOLDERS)
+        numbers = pd.to_numeric(text.mask(placeholder), errors="coerce")
+        if placeholder.any() and not placeholder.all() and numbers.notna().sum() == (text.notna() & ~placeholder).sum():
+            df[col] = numbers.astype(np.float64)
+            shown = sorted(set(text[placeholder]))
+            log.info("%s: column %r: %d %s read as missing numbers", where, col, int(placeholder.sum()), shown)
     return df
 
 
