@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 
 from pipelines.core.context import TABULAR, ModelContext
 from pipelines.features.preprocess import categorical_frame
-from pipelines.models.gbdt import FINAL_FIT_ROWS, BoostedModel
+from pipelines.models.gbdt import BoostedModel
 from pipelines.models.registry import register_model
 
 
@@ -56,7 +56,4 @@ def catboost(
     )
     est = cb.CatBoostRegressor(**kw) if ctx.task == "regression" else cb.CatBoostClassifier(**kw)
     pipeline = Pipeline([("prep", categorical_frame(ctx, codes=True)), ("model", est)])
-    return CatBoostModel(
-        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds,
-        seed=ctx.seed, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0,
-    )  # fmt: skip
+    return CatBoostModel.for_fold(pipeline, ctx, n_estimators, max_rounds, final_fit)

