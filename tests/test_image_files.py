@@ -153,7 +153,8 @@ def test_load_images_keeps_the_order(tmp_path):
 def test_resolve_names_ids_with_or_without_extension(tmp_path):
     for name in ("a.png", "b.jpg", "c.png", "c.jpg"):
         Image.new("L", (4, 4)).save(tmp_path / name)
-    assert image_files.resolve(["a", "b.jpg"], tmp_path, "x") == [tmp_path / "a.png", tmp_path / "b.jpg"]
+    found = image_files.resolve(["a", "b.jpg", "images/a.png"], tmp_path, "x")
+    assert found == [tmp_path / "a.png", tmp_path / "b.jpg", tmp_path / "a.png"]
     with pytest.raises(PipelineError, match=r"id 'c' names 2 files \(c.jpg, c.png\)"):
         image_files.resolve(["c"], tmp_path, "x")
 

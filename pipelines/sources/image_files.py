@@ -59,7 +59,8 @@ def _expected(folder: Path, name: str, names: dict[str, Path], shown: Path) -> s
 
 def resolve(ids: Iterable, folder: Path, where: str, shown: Path | None = None) -> list[Path]:
     """The file each id names in `folder` (`where`: the CSV and column, for messages; `shown`:
-    the folder as messages name it). An id names `<id>` or `<id>.<any image extension>`."""
+    the folder as messages name it). An id names `<id>` or `<id>.<any image extension>`; one
+    written as a path (`images/<id>.png`) names the file by its last part."""
     shown = shown or folder
     if not folder.is_dir():
         raise PipelineError(f"{shown}: folder not found (the image files that {where} names)")
@@ -69,6 +70,7 @@ def resolve(ids: Iterable, folder: Path, where: str, shown: Path | None = None) 
     found, missing = [], []
     for value in ids:
         name = str(value)
+        name = name if name in names or name in stems else Path(name).name  # 'images/a.png' names a.png
         hits = [names[name]] if name in names else stems.get(name, [])
         if len(hits) > 1:
             raise PipelineError(f"{where}: id {name!r} names {len(hits)} files ({', '.join(p.name for p in hits)})")
