@@ -29,7 +29,11 @@ def tiny_params(**competitions) -> dict:
     params["competitions"] = competitions
     params["folds"] = {"n_splits": 3}
     params["tune"] = {"models": ["lightgbm"], "n_trials": 2, "timeout": None, "storage": None}
-    params["train"]["models"] = {"tabular": ["lightgbm", "logreg", "mlp"], "image": ["cnn"]}
+    params["train"]["models"] = {
+        "tabular": ["lightgbm", "logreg", "mlp"],
+        "image": ["cnn"],
+        "text": ["tfidf_linear", "text_bert", "lightgbm"],
+    }
     params["train"]["epochs"] = 3
     params["distill"]["epochs"] = 3
     params["ensemble"]["iterations"] = 10

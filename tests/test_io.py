@@ -22,12 +22,14 @@ from tests.bad_inputs import (
     Case,
     Workspace,
     assert_refused,
+    both,
     edit,
     error_line,
     good_members,
     ids,
     put,
     replace_row,
+    spec,
     zipped,
 )
 from tests.conftest import ROOT, TITANIC, run
@@ -57,9 +59,9 @@ CSV = [
     Case("truncated", edit("train.csv", lambda t: t[: t.rindex("\n", 0, -1) + 4]), ("comp/train.csv", "truncated")),
     Case("semicolons", edit("train.csv", lambda t: t.replace(",", ";")), ("comp/train.csv", "comma-separated")),
     Case(
-        "latin-1",
-        put("train.csv", TRAIN.replace(",a,", ",caf\xe9,").encode("latin-1")),
-        ("comp/train.csv", "not UTF-8"),
+        "latin-1 declared utf-8",
+        both(put("train.csv", TRAIN.replace(",a,", ",caf\xe9,").encode("latin-1")), spec(encoding="utf-8")),
+        ("comp/train.csv", "not utf-8 text", "byte 0xe9 at line"),
     ),
     Case("utf-16", put("test.csv", TEST.encode("utf-16")), ("comp/test.csv", "UTF-16")),
     Case("zip posing as csv", _zip_as_csv, ("comp/train.csv", "zip archive")),
@@ -129,7 +131,8 @@ def test_no_code_path_unpickles_foreign_files():
         (r"allow_pickle\s*=\s*True", None, "allow_pickle=True"),
         (r"torch\.load\(", r"weights_only\s*=\s*True", "torch.load without weights_only=True"),
         (r"yaml\.(load|unsafe_load|full_load)\(", r"Loader=_UniqueKeyLoader\b", "unsafe yaml load"),
-        (r"read_pickle|\.load_model\(|from_pretrained\(", None, "a loader that may unpickle"),
+        (r"read_pickle|\.load_model\(", None, "a loader that may unpickle"),
+        (r"from_pretrained\(", r"use_safetensors=True", "from_pretrained that may read pickled weights"),
     ]
     hits = []
     for path in sorted((ROOT / "pipelines").rglob("*.py")):
@@ -169,3 +172,25 @@ def test_a_titanic_with_question_marks_for_ages_cleans(tmp_path):
     features = pd.read_parquet(tmp_path / "clean/train.parquet")
     assert features["Age"].dtype.kind == "f"  # a number again (missing ones filled by title, flagged)
     assert features["AgeMissing"].sum() == (frame["Age"].iloc[:700] == "?").sum() > 100
+
+
+def test_a_file_that_is_not_utf8_is_read_by_its_likely_encoding_and_says_so(tmp_path, caplog):
+    path = tmp_path / "tweets.csv"
+    path.write_bytes("id,text\n1,caf\xe9 \u201cquoted\u201d\n2,na\xefve\n".encode("cp1252"))
+    with caplog.at_level("WARNING"):
+        frame = read_csv(path)
+    assert frame["text"].tolist() == ["caf\xe9 \u201cquoted\u201d", "na\xefve"]
+    assert "read as cp1252" in caplog.text and "byte 0xe9 at line 2" in caplog.text
+    # a byte cp1252 leaves undefined (0x81) falls through to latin-1, which decodes every byte
+    path.write_bytes(b"id,text\n1,caf\xe9\x81\n")
+    assert read_csv(path)["text"].tolist() == ["caf\xe9\x81"]
+    # the spec's encoding wins over detection, and nothing is logged
+    path.write_bytes("id,text\n1,caf\xe9\n".encode("latin-1"))
+    caplog.clear()
+    assert read_csv(path, encoding="latin-1")["text"].tolist() == ["caf\xe9"] and "read as" not in caplog.text
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffid,text\n1,a\n".encode())
+    assert list(read_csv(path).columns) == ["id", "text"]

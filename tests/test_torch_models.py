@@ -24,14 +24,16 @@ TINY = {
     "vit": {"patch": 7, "dim": 16, "depth": 1, "heads": 2},
     "mlp": {"hidden": 16},
     "student_mlp": {"hidden": 8},
+    "text_bert": {"hidden": 16, "layers": 1, "heads": 2, "vocab_size": 60},
 }
+WORDS = ["awful", "poor", "fine", "good", "great"]
 TASKS = {"binary": ("roc_auc", 2), "multiclass": ("logloss", 3), "regression": ("rmse", 1)}
 N = 48
 
 
 def make_ctx(task, checkpoint_dir=None, **kw):
     metric, k = TASKS[task]
-    roles = {"numeric": ["a", "b", "c"], "categorical": ["color"]}
+    roles = {"numeric": ["a", "b", "c"], "categorical": ["color"], "text": ["review"]}
     return ModelContext(
         task=task,
         metric=get_metric(metric),
@@ -52,7 +54,11 @@ def make_data(modality, task, n=N, seed=0):
     else:
         k = TASKS[task][1]
         y = np.digitize(signal, np.quantile(signal, np.linspace(0, 1, k + 1)[1:-1]))
-    if modality == "tabular":
+    if modality == "text":  # a word for the signal's level among filler words, beside the table
+        level = np.digitize(signal, [-1, -0.3, 0.3, 1])
+        review = [f"the food was {WORDS[v]} and the room {rng.choice(['big', 'small'])}" for v in level]
+        X = make_data("tabular", task, n, seed)[0].assign(review=review)
+    elif modality == "tabular":
         X = pd.DataFrame(
             {
                 "a": signal + 0.1 * rng.normal(size=n),
@@ -119,10 +125,10 @@ def test_gradients_reach_every_parameter(name):
     entry = get_entry(name)
     model = create_model(name, make_ctx("multiclass"), **TINY.get(name, {}))
     X, y = make_data(entry.modality, "multiclass", n=8)
-    x = torch.as_tensor(model._fit_inputs(X, y), dtype=torch.float32)
-    if x.dim() == 4:
-        x = x / 255.0
-    net = model.build(tuple(x.shape[1:]), 3)
+    x = torch.as_tensor(model._fit_inputs(X, y))
+    x = x.float() / 255.0 if x.dim() == 4 else x  # pixels scaled; token ids stay ids
+    model.input_shape_ = tuple(x.shape[1:])
+    net = model._net(3)
     torch.nn.functional.cross_entropy(net(x), torch.as_tensor(y)).backward()
     for pname, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname

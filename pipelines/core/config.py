@@ -9,6 +9,7 @@ Defaults live here, next to their declaration; `params.yaml` only needs what dif
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.core.context import IMAGE, KD_ALPHA, KD_TEMPERATURE, MODALITIES, TABULAR, Modality, Task
+from pipelines.core.context import IMAGE, KD_ALPHA, KD_TEMPERATURE, MODALITIES, TABULAR, TEXT, Modality, Task
 from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import METRICS
 
@@ -51,7 +52,11 @@ class CompetitionSpec(Strict):
     task: Task = doc(..., " | ".join(get_args(Task)))
     metric: str = doc(..., " | ".join(METRICS))
     modality: Modality = doc(TABULAR, " | ".join(MODALITIES))
-    image: ImageShape | None = doc(None, "modality image: {height, width, channels} of the pixel columns")
+    image: ImageShape | None = doc(
+        None, "modality image: {height, width, channels} of the pixel columns, or what image files are resized to"
+    )
+    text: list[str] | None = doc(None, "modality text: the free-text columns (null: found by their content)")
+    encoding: str | None = doc(None, "the CSVs' text encoding, e.g. latin-1 (null: UTF-8, else detected)")
     group: str | None = doc(None, "column for GroupKFold (rows of one group stay in one fold)")
     models: list[str] | None = doc(None, "overrides train.models for this competition")
     size: Literal["sample", "full"] = doc(
@@ -63,6 +68,16 @@ class CompetitionSpec(Strict):
     def _slug(cls, value: str | None) -> str | None:
         if value is not None and not SLUG.match(value):
             raise ValueError(f"{value!r} is not a Kaggle competition slug (lowercase letters, digits and dashes)")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _codec(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, latin-1, cp1252)") from None
         return value
 
     @field_validator("metric")
@@ -84,6 +99,12 @@ class CompetitionSpec(Strict):
             raise ValueError("modality 'image' needs 'image: {height, width, channels}'")
         if self.modality != IMAGE and self.image is not None:
             raise ValueError("'image' is only for modality 'image'")
+        if self.modality != TEXT and self.text is not None:
+            raise ValueError("'text' (the free-text columns) is only for modality 'text'")
+        if self.text is not None and not self.text:
+            raise ValueError("'text' lists no column (leave it out to find the text columns by content)")
+        if self.text is not None and {self.id, self.target} & set(self.text):
+            raise ValueError("'text' must name feature columns, not the id or target")
         if self.id == self.target:
             raise ValueError(f"'id' and 'target' are the same column {self.id!r}")
         if self.group is not None and self.group in (self.id, self.target):
@@ -141,7 +162,11 @@ class TuneParams(Strict):
 
 class TrainParams(Strict):
     models: dict[str, list[str]] = doc(
-        {TABULAR: ["lightgbm", "xgboost", "catboost", "logreg", "svm", "mlp"], IMAGE: ["cnn"]},
+        {
+            TABULAR: ["lightgbm", "xgboost", "catboost", "logreg", "svm", "mlp"],
+            IMAGE: ["cnn"],
+            TEXT: ["tfidf_linear", "text_bert", "lightgbm"],
+        },
         "models per modality (logreg becomes ridge for regression); a competition's `models` wins",
     )
     # part of the result: summation order follows the thread count
@@ -176,7 +201,7 @@ class TrainParams(Strict):
 
 class DistillParams(Strict):
     student: dict[str, str | list[str]] = doc(
-        {TABULAR: ["student_mlp", "student_gbdt"], IMAGE: "student_cnn"},
+        {TABULAR: ["student_mlp", "student_gbdt"], IMAGE: "student_cnn", TEXT: "student_tfidf"},
         "per modality, a model that learns from soft targets (of a list, the first that fits the data's size)",
     )
     temperature: float = doc(KD_TEMPERATURE, "softens the teachers' probabilities in the KD loss", gt=0)

@@ -10,8 +10,8 @@ from typing import Literal, get_args
 from pipelines.core.metrics import Metric
 
 Task = Literal["binary", "multiclass", "regression"]
-Modality = Literal["tabular", "image"]
-TABULAR, IMAGE = MODALITIES = get_args(Modality)
+Modality = Literal["tabular", "image", "text"]
+TABULAR, IMAGE, TEXT = MODALITIES = get_args(Modality)
 # knowledge distillation: the defaults of `distill.temperature` / `distill.alpha` and of the
 # students' factories (one place, so the stage and a student built by hand agree)
 KD_TEMPERATURE, KD_ALPHA = 2.0, 0.7
@@ -24,7 +24,7 @@ class ModelContext:
     task: str
     metric: Metric
     n_classes: int = 1  # classes for classification, 1 for regression
-    roles: dict[str, list[str]] = field(default_factory=dict)  # tabular: numeric/categorical/key columns
+    roles: dict[str, list[str]] = field(default_factory=dict)  # tables: numeric/categorical/key/text columns
     image_shape: tuple[int, int, int] | None = None  # (channels, height, width)
     seed: int = 42
     threads: int = 2

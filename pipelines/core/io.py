@@ -156,9 +156,12 @@ def load_array(path: Path | str) -> np.ndarray:
         raise PipelineError(f"{path}: not a plain numpy array ({detail})") from None
 
 
-def read_csv(path: Path | str, where: Path | str | None = None, **kwargs) -> pd.DataFrame:
+def read_csv(path: Path | str, where: Path | str | None = None, encoding: str | None = None, **kwargs) -> pd.DataFrame:
     """Read a Kaggle CSV, turning parser failures into one-line errors that name the file
-    (`where`: the name to show instead of `path`, e.g. the user's file a temporary copy came from)."""
+    (`where`: the name to show instead of `path`, e.g. the user's file a temporary copy came from).
+
+    `encoding` None: UTF-8 (a byte-order mark is dropped), else the first of `FALLBACK_ENCODINGS`
+    that decodes the whole file (Kaggle's older text sets are cp1252 or latin-1), said in the log."""
     path = Path(path)
     where = where or path
     if not path.is_file():
@@ -178,10 +181,11 @@ def read_csv(path: Path | str, where: Path | str | None = None, **kwargs) -> pd.
         raise PipelineError(f"{where}: UTF-16 text; expected UTF-8 (re-save the file as UTF-8)")
     if b"\x00" in head:
         raise PipelineError(f"{where}: binary data, not CSV text")
+    encoding = encoding or _detect_encoding(path, where)
     try:
-        df = pd.read_csv(path, low_memory=False, **kwargs)
+        df = pd.read_csv(path, low_memory=False, encoding=encoding, **kwargs)
     except UnicodeDecodeError:
-        raise PipelineError(f"{where}: not UTF-8 text ({_first_non_utf8(path)}); re-save it as UTF-8") from None
+        raise PipelineError(f"{where}: not {encoding} text ({_first_undecodable(path, encoding)})") from None
     except pd.errors.EmptyDataError:
         raise PipelineError(f"{where}: no columns to read (empty file?)") from None
     except pd.errors.ParserError as err:
@@ -225,10 +229,34 @@ def placeholders_to_missing(df: pd.DataFrame, where: Path | str = "") -> pd.Data
     return df
 
 
-def _first_non_utf8(path: Path) -> str:
+# tried in order when a file is not UTF-8: cp1252 (Windows' Western) decodes what latin-1 does
+# but five bytes, and reads 0x80-0x9f as the curly quotes and dashes such files hold
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+
+
+def _detect_encoding(path: Path, where: Path | str) -> str:
+    """utf-8-sig when the whole file decodes as UTF-8, else the first fallback that decodes it."""
     data = path.read_bytes()
     try:
         data.decode("utf-8")
+        return "utf-8-sig"
+    except UnicodeDecodeError:
+        pass
+    why = _first_undecodable(path, "utf-8")
+    for encoding in FALLBACK_ENCODINGS:
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        log.warning("%s: not UTF-8 (%s); read as %s (set the spec's 'encoding' to choose)", where, why, encoding)
+        return encoding
+    return "utf-8"  # unreachable (latin-1 decodes any byte); kept so the reader names the byte
+
+
+def _first_undecodable(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    try:
+        data.decode(encoding)
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         return f"byte {data[err.start]:#04x} at line {line}: {err.reason}"

@@ -15,7 +15,7 @@ frames plus the *roles* the models use:
 - key: high-cardinality identifiers (a ticket, a surname); each also yields a frequency
   count, and the models target-encode keys inside each fold (no leakage);
 - dates become year/month/day-of-week/ordinal numbers; free text becomes length and word
-  counts (the text itself is dropped).
+  counts (the text itself is dropped, except in text competitions: `text` columns stay text).
 
 Competition-aware features are added first by hooks chosen by the columns they need
 (`HOOKS`); they only ever look at features, never at labels. Frequencies are counted over
@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from pipelines.core.errors import PipelineError
 from pipelines.features import titanic
 
 HOOKS = [titanic]
@@ -120,9 +121,79 @@ def _frequency(values: pd.Series) -> pd.Series:
     return keys.map(keys.value_counts(normalize=True)).astype(np.float32)
 
 
+def find_text_columns(train: pd.DataFrame, exclude) -> list[str]:
+    """The free-text columns of a text competition: text of three or more words on average
+    whose values mostly differ (a column of a few repeated phrases is a category)."""
+    found = []
+    for col in train.columns:
+        values = train[col]
+        if col in exclude or pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        if _is_text(values) and values.nunique() > min(MAX_CATEGORIES, 0.05 * len(values)):
+            found.append(col)
+    return found
+
+
+def text_columns(train: pd.DataFrame, named: list[str] | None, exclude, where: str) -> list[str]:
+    """A text competition's text columns: those `named` (checked), else those found."""
+    if named is None:
+        found = find_text_columns(train, exclude)
+        if not found:
+            raise PipelineError(
+                f"{where}: modality text, but no column holds free text (3+ words per value); "
+                "name the text columns in the spec's 'text'"
+            )
+        return found
+    for col in named:
+        if col not in train:
+            raise PipelineError(f"{where}: text column {col!r} not found")
+        values = train[col]
+        if not values.astype("string").str.strip().fillna("").astype(bool).any():
+            raise PipelineError(f"{where}: text column {col!r} is empty in every row")
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise PipelineError(f"{where}: text column {col!r} holds numbers, not text")
+    return list(named)
+
+
+class _Features:
+    """The feature columns being built and their roles."""
+
+    def __init__(self):
+        self.columns: dict[str, pd.Series] = {}
+        self.roles: dict[str, list[str]] = {"numeric": [], "categorical": [], "key": [], "frequency": [], "text": []}
+
+    def add(self, role: str, name: str, values: pd.Series) -> None:
+        self.columns[name] = values.astype(np.float32) if role in ("numeric", "frequency") else values
+        self.roles[role].append(name)
+        if role == "frequency":  # trees use it as a number; one-hot models have the levels already
+            self.roles["numeric"].append(name)
+
+    def text_stats(self, col: str, text: pd.Series) -> None:
+        self.add("numeric", f"{col}__len", text.str.len())
+        self.add("numeric", f"{col}__words", text.str.count(r"\S+"))
+
+    def dates(self, col: str, dates: pd.Series) -> None:
+        self.add("numeric", f"{col}__year", dates.dt.year)
+        self.add("numeric", f"{col}__month", dates.dt.month)
+        self.add("numeric", f"{col}__dayofweek", dates.dt.day_of_week)
+        self.add("numeric", f"{col}__ordinal", (dates - pd.Timestamp("1970-01-01")).dt.days)
+
+    def categorical(self, col: str, values: pd.Series, n_train: int) -> None:
+        tr = values.iloc[:n_train]
+        cat_tr, cat_te = _categorical(tr, values.iloc[n_train:])
+        self.add("categorical", col, pd.concat([cat_tr, cat_te], ignore_index=True).astype(cat_tr.dtype))
+        scale = ordinal_scale(tr.dropna().unique())
+        if scale is not None:
+            self.add("numeric", f"{col}__ord", _ordinal(values, scale))
+        if tr.nunique() > 2:
+            self.add("frequency", f"{col}__freq", _frequency(values))
+
+
 def build_features(
-    train: pd.DataFrame, test: pd.DataFrame, id_col: str | None, target_col: str
+    train: pd.DataFrame, test: pd.DataFrame, id_col: str | None, target_col: str, text: list[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]]]:
+    """`text`: columns kept as text (role `text`, for the text models, missing as ""), each
+    also giving its length and word count; free text elsewhere gives only those two numbers."""
     n_train = len(train)
     both = pd.concat([train.drop(columns=[target_col]), test], ignore_index=True)
     if id_col in both:
@@ -131,49 +202,32 @@ def build_features(
         if hook.applies(both.columns):
             both = hook.add_features(both)
 
-    features: dict[str, pd.Series] = {}
-    roles: dict[str, list[str]] = {"numeric": [], "categorical": [], "key": [], "frequency": []}
-
-    def numeric(name: str, values: pd.Series) -> None:
-        features[name] = values.astype(np.float32)
-        roles["numeric"].append(name)
-
+    out = _Features()
     for col in both.columns:
         values = both[col]
         tr = values.iloc[:n_train]
+        if col in text:
+            out.add("text", col, values.astype("string").fillna(""))
+            out.text_stats(col, out.columns[col])
+            continue
         if tr.isna().all() or tr.nunique(dropna=False) < 2:
             continue  # nothing to learn from a column that is empty or constant in train
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-            numeric(col, pd.to_numeric(values, errors="coerce").replace([np.inf, -np.inf], np.nan))
+            out.add("numeric", col, pd.to_numeric(values, errors="coerce").replace([np.inf, -np.inf], np.nan))
             if values.isna().any():
-                numeric(f"{col}__missing", values.isna().astype(np.float32))
+                out.add("numeric", f"{col}__missing", values.isna())
             continue
         dates = _as_dates(values)
-        if dates is not None:
-            numeric(f"{col}__year", dates.dt.year)
-            numeric(f"{col}__month", dates.dt.month)
-            numeric(f"{col}__dayofweek", dates.dt.day_of_week)
-            numeric(f"{col}__ordinal", (dates - pd.Timestamp("1970-01-01")).dt.days)
-            continue
         n_levels = tr.nunique()
-        if n_levels <= MAX_CATEGORIES or n_levels <= 0.05 * n_train:
-            cat_tr, cat_te = _categorical(tr, values.iloc[n_train:])
-            features[col] = pd.concat([cat_tr, cat_te], ignore_index=True).astype(cat_tr.dtype)
-            roles["categorical"].append(col)
-            scale = ordinal_scale(tr.dropna().unique())
-            if scale is not None:
-                numeric(f"{col}__ord", _ordinal(values, scale))
-            if n_levels > 2:
-                numeric(f"{col}__freq", _frequency(values))
-                roles["frequency"].append(f"{col}__freq")
+        if dates is not None:
+            out.dates(col, dates)
+        elif n_levels <= MAX_CATEGORIES or n_levels <= 0.05 * n_train:
+            out.categorical(col, values, n_train)
         elif _is_text(tr):
-            text = values.astype("string").fillna("")
-            numeric(f"{col}__len", text.str.len())
-            numeric(f"{col}__words", text.str.count(r"\S+"))
+            out.text_stats(col, values.astype("string").fillna(""))
         else:
-            features[col] = values.astype("string")
-            roles["key"].append(col)
-            numeric(f"{col}__count", values.map(values.value_counts()).fillna(0))
+            out.add("key", col, values.astype("string"))
+            out.add("numeric", f"{col}__count", values.map(values.value_counts()).fillna(0))
 
-    frame = pd.DataFrame(features)
-    return frame.iloc[:n_train].reset_index(drop=True), frame.iloc[n_train:].reset_index(drop=True), roles
+    frame = pd.DataFrame(out.columns)
+    return frame.iloc[:n_train].reset_index(drop=True), frame.iloc[n_train:].reset_index(drop=True), out.roles

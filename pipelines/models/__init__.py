@@ -1,3 +1,3 @@
 """The model zoo: importing the package registers every family (see `registry`)."""
 
-from pipelines.models import catboost_model, gbdt, tabular, torch_zoo, xgb  # noqa: F401  (fills the registry)
+from pipelines.models import catboost_model, gbdt, tabular, text, torch_zoo, xgb  # noqa: F401  (fills the registry)

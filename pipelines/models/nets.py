@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pipelines.core.errors import PipelineError
+from pipelines.features.tokens import checkpoint_folder
 
 
 class MLP(nn.Sequential):
@@ -180,3 +181,46 @@ def load_weights(net: nn.Module, path) -> None:
     if not any(v.dim() > 0 for v in best.values()):  # scalar counters match anything
         raise PipelineError(f"weights file {path}: no tensor matches {type(net).__name__} (names or shapes differ)")
     net.load_state_dict(best, strict=False)
+
+
+class TextEncoder(nn.Module):
+    """A BERT encoder (transformers) over token ids, mean-pooled over the real tokens, then a
+    linear head. From scratch: a small `BertConfig` (`hidden`, `layers`, `heads`); with
+    `pretrained` (a local checkpoint, or one in the Hugging Face cache) that model's encoder.
+    Each batch is cut to its longest text (ids are right-padded), so short batches run short."""
+
+    def __init__(
+        self, input_shape, n_out: int, *, vocab_size: int, pad_id: int = 0, hidden: int = 128, layers: int = 2,
+        heads: int = 2, dropout: float = 0.1, pretrained: str | None = None,
+    ):  # fmt: skip
+        super().__init__()
+        from transformers import AutoModel, BertConfig, BertModel
+
+        self.pad_id = pad_id
+        if pretrained is not None:
+            try:
+                folder = checkpoint_folder(pretrained)
+                self.encoder = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True)
+            except (OSError, ValueError) as err:
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise PipelineError(f"pretrained {pretrained!r}: no safetensors model there ({first[:160]})") from None
+        else:
+            config = BertConfig(
+                vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                intermediate_size=4 * hidden, max_position_embeddings=input_shape[0], pad_token_id=pad_id,
+                hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+            )  # fmt: skip
+            self.encoder = BertModel(config, add_pooling_layer=False)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(self.encoder.config.hidden_size, n_out)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        mask = ids != self.pad_id
+        if not torch.jit.is_tracing():  # an exported graph keeps the full width
+            longest = max(1, int(mask.sum(dim=1).max()))
+            ids, mask = ids[:, :longest], mask[:, :longest]
+        ids = ids.long()
+        hidden = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        weight = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
+        return self.out(self.drop(pooled))

@@ -21,7 +21,7 @@ def export_onnx(model: TorchModel, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wrapper = model.exportable()
-    example = torch.zeros((2, *model.input_shape_), dtype=torch.float32)
+    example = torch.as_tensor(model.onnx_inputs_like(2))
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated in favour of the dynamo one, which needs
         # onnxscript (not a dependency here); it still exports these nets exactly

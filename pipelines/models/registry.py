@@ -26,7 +26,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines.core.context import ModelContext
+from pipelines.core.context import TABULAR, TEXT, ModelContext
 from pipelines.core.errors import PipelineError
 
 
@@ -58,6 +58,12 @@ def register_model(
         return factory
 
     return decorator
+
+
+def serves(model_modality: str, competition_modality: str) -> bool:
+    """Whether a model of one modality plays a competition of another: its own, and tabular
+    models also play text competitions (on their other columns and the texts' statistics)."""
+    return model_modality == competition_modality or (model_modality, competition_modality) == (TABULAR, TEXT)
 
 
 def list_models(modality: str | None = None, task: str | None = None) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pipelines.core.config import Params
 from pipelines.core.errors import PipelineError
-from pipelines.models.registry import get_entry, list_models, unknown_params
+from pipelines.models.registry import get_entry, list_models, serves, unknown_params
 
 log = logging.getLogger(__name__)
 # a listed model that does not support the competition's task is replaced by its counterpart
@@ -90,7 +90,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
 
     for modality, names in params.train.models.items():
         for i, name in enumerate(names):
-            if entry(f"train.models.{modality}[{i}]", name).modality != modality:
+            if not serves(entry(f"train.models.{modality}[{i}]", name).modality, modality):
                 raise PipelineError(f"{path}: train.models.{modality}[{i}]: {name!r} is not a {modality} model")
     for i, name in enumerate(params.tune.models):
         entry(f"tune.models[{i}]", name)
@@ -106,7 +106,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
             )
     for modality, name, key in _students(params):
         e = entry(key, name)
-        if e.modality != modality or not e.accepts_soft_targets:
+        if not serves(e.modality, modality) or not e.accepts_soft_targets:
             raise PipelineError(
                 f"{path}: distill.student.{modality}: {name!r} is not a {modality} model that learns from soft targets"
             )
@@ -114,7 +114,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
         key = f"competitions.{comp}.models" if spec.models is not None else f"train.models.{spec.modality}"
         for i, name in enumerate(spec.models or params.train.models.get(spec.modality, [])):
             e = entry(f"{key}[{i}]", name)
-            if e.modality != spec.modality:
+            if not serves(e.modality, spec.modality):
                 raise PipelineError(
                     f"{path}: {key}[{i}]: {name!r} is a model for {e.modality} data; {comp!r} is {spec.modality}"
                 )

@@ -12,16 +12,18 @@ The registered factories that make them are in `torch_zoo`.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipelines.core.context import IMAGE, TABULAR, ModelContext
+from pipelines.core.context import IMAGE, TABULAR, TEXT, ModelContext
 from pipelines.core.errors import PipelineError
 from pipelines.models.nets import load_weights
 from pipelines.nn.checkpoint import seed_everything
-from pipelines.nn.data import TTA_VIEWS, DigitAugment, ImageDataset, TabularDataset, channel_stats
+from pipelines.nn.data import TTA_VIEWS, DigitAugment, ImageDataset, TabularDataset, TokenDataset, channel_stats
 from pipelines.nn.heads import Distill, Head, n_outputs
 from pipelines.nn.loop import FitResult, TrainConfig, predict, train
 
@@ -71,7 +73,7 @@ class TorchModel:
             self.y_range_ = (float(np.min(y)), float(np.max(y)))
         self.input_shape_ = tuple(x.shape[1:])
         seed_everything(self.ctx.seed)  # the initial weights are part of what a seed fixes
-        self.net_ = self.build(self.input_shape_, n_outputs(self.ctx.task, self.ctx.n_classes))
+        self.net_ = self._net(n_outputs(self.ctx.task, self.ctx.n_classes))
         if self.weights is not None:
             load_weights(self.net_, self.weights)
         train_set = self._dataset(x, y, soft_targets, train=True)
@@ -85,6 +87,9 @@ class TorchModel:
             self.net_, self.head_, train_set, val_set, y_val, ctx=self.ctx, cfg=self.cfg, loss_fn=loss_fn
         )
         return self
+
+    def _net(self, n_out: int) -> nn.Module:
+        return self.build(self.input_shape_, n_out)
 
     def predict_output(self, X) -> np.ndarray:
         out = predict(
@@ -107,6 +112,10 @@ class TorchModel:
     def onnx_inputs(self, X) -> np.ndarray:
         """What the exported graph takes for `X`: the float32 array fed to the net's wrapper."""
         return np.asarray(self._inputs(X), dtype=np.float32)
+
+    def onnx_inputs_like(self, n: int) -> np.ndarray:
+        """`n` rows of what the exported graph takes (its example input)."""
+        return np.zeros((n, *self.input_shape_), dtype=np.float32)
 
     def exportable(self) -> nn.Module:
         """A CPU copy of net + head, raw model inputs in, contract outputs out (eval mode)."""
@@ -189,6 +198,47 @@ class ImageTorchModel(TorchModel):
 
     def _export_scaling(self):
         return self.mean_, self.std_
+
+
+@dataclass(frozen=True)
+class TextNet:
+    """What a text model builds: its tokenizer (`tokens()` -> an unfitted `Tokens`) and its net
+    (`net(input_shape, n_out, vocab_size=, pad_id=)`, once the tokenizer knows them)."""
+
+    tokens: Callable
+    net: Callable
+
+
+class TextTorchModel(TorchModel):
+    """Texts: the frame's `text` columns (joined by the separator token), tokenized by a
+    tokenizer fitted on the training rows only, as int32 ids."""
+
+    modality = TEXT
+
+    def _texts(self, X):
+        columns = self.ctx.roles.get("text", [])
+        if not columns:
+            raise ValueError("text models need the `text` columns of a `modality: text` competition")
+        return X[columns]
+
+    def _fit_inputs(self, X, y) -> np.ndarray:
+        self.tokens_ = self.build.tokens().fit(self._texts(X))
+        return self.tokens_.encode(self._texts(X))
+
+    def _inputs(self, X) -> np.ndarray:
+        return self.tokens_.encode(self._texts(X))
+
+    def _dataset(self, x, y=None, soft=None, train=False) -> TokenDataset:
+        return TokenDataset(x, y, soft)
+
+    def _net(self, n_out: int) -> nn.Module:
+        return self.build.net(self.input_shape_, n_out, vocab_size=self.tokens_.n_tokens, pad_id=self.tokens_.pad_id_)
+
+    def onnx_inputs(self, X) -> np.ndarray:
+        return self._inputs(X).astype(np.int64)
+
+    def onnx_inputs_like(self, n: int) -> np.ndarray:
+        return np.full((n, *self.input_shape_), self.tokens_.pad_id_, dtype=np.int64)
 
 
 class _Exported(nn.Module):

@@ -27,9 +27,10 @@ from dataclasses import dataclass, fields, replace
 from functools import partial
 
 from pipelines.core.context import KD_ALPHA, KD_TEMPERATURE, ModelContext
-from pipelines.models.nets import CNN, MLP, StudentCNN, ViT, timm_net
+from pipelines.features.tokens import Tokens
+from pipelines.models.nets import CNN, MLP, StudentCNN, TextEncoder, ViT, timm_net
 from pipelines.models.registry import register_model
-from pipelines.models.torch_adapter import ImageTorchModel, TabularTorchModel, TorchModel
+from pipelines.models.torch_adapter import ImageTorchModel, TabularTorchModel, TextNet, TextTorchModel, TorchModel
 from pipelines.nn.loop import TrainConfig
 
 
@@ -181,3 +182,18 @@ def student_cnn(*, width: int = 16, hidden: int = 128):
     """About an eighth of `cnn`'s multiply-adds; without `epochs`, at most 20 (distill's
     `epochs` param is the upper bound)."""
     return partial(StudentCNN, width=width, hidden=hidden)
+
+
+@torch_model("text_bert", TextTorchModel, takes=("label_smoothing",), budget=8, lr=1e-3, weight_decay=1e-2, patience=3)
+def text_bert(
+    *, hidden: int = 128, layers: int = 2, heads: int = 2, dropout: float = 0.1, vocab_size: int = 8000,
+    max_len: int = 128, pretrained: str | None = None,
+):  # fmt: skip
+    """A small BERT from scratch (WordPiece vocabulary of `vocab_size` learnt on the fold's
+    training texts), or `pretrained`: a local transformers checkpoint folder (model and fast
+    tokenizer, as `save_pretrained` writes them) or a model name in the Hugging Face cache;
+    nothing is downloaded. Without `epochs`, at most 8 (what a CPU affords)."""
+    return TextNet(
+        tokens=partial(Tokens, vocab_size=vocab_size, max_len=max_len, pretrained=pretrained),
+        net=partial(TextEncoder, hidden=hidden, layers=layers, heads=heads, dropout=dropout, pretrained=pretrained),
+    )

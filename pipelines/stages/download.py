@@ -45,7 +45,7 @@ def fetch(spec, name: str, dest: Path) -> None:
         slug = embedded.dataset_of(spec, name)
         tables = embedded.carve(slug)
         for file in FILES:
-            tables[file].to_csv(dest / file, index=False)
+            tables[file].to_csv(dest / file, index=False, encoding=embedded.get_embedded(slug).encoding)
         embedded.write_files(slug, tables, dest)
     elif spec.source == "local":
         fetch_local(Path(spec.path).expanduser(), dest, spec.modality == IMAGE)

@@ -27,7 +27,7 @@ from pipelines.core.budget import Deadline
 from pipelines.core.context import set_threads
 from pipelines.core.io import atomic_file, write_json
 from pipelines.core.tables import take_rows
-from pipelines.models.registry import get_entry
+from pipelines.models.registry import get_entry, serves
 from pipelines.models.selection import check_models, models_for
 from pipelines.sources.cleaned import CleanData
 from pipelines.stages.common import model_context
@@ -138,7 +138,7 @@ def main(args, params) -> None:
     best, history = {}, []
     for i, model in enumerate(models):
         entry = get_entry(model)
-        if entry.search_space is None or ctx.task not in entry.tasks or entry.modality != spec.modality:
+        if entry.search_space is None or ctx.task not in entry.tasks or not serves(entry.modality, spec.modality):
             log.info("tune: skipping %s (no search space for this competition)", model)
             continue
         if tp.n_trials == 0:

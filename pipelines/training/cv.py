@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.core.context import IMAGE, ModelContext
+from pipelines.core.context import TABULAR, ModelContext
 from pipelines.core.io import atomic_file
 from pipelines.core.metrics import target_transform
 from pipelines.core.tables import take_rows
@@ -273,10 +273,11 @@ def _run_parallel(job: _FoldJob, jobs: list[int], workers: int) -> list[float]:
 
 
 def fold_workers(model: str, ctx: ModelContext, n_splits: int) -> int:
-    """Folds to train at once: for a torch image model on a CPU, one per thread of
-    `train.threads` (each on one thread); everything else one at a time on all threads
-    (LightGBM and scikit-learn use their threads well; a GPU is shared, not split)."""
-    if get_entry(model).modality != IMAGE or ctx.threads < 2:
+    """Folds to train at once: for an image or text model on a CPU, one per thread of
+    `train.threads` (each on one thread: small torch nets and sparse linear fits use one
+    thread well); tabular ones one at a time on all threads (LightGBM and scikit-learn use
+    their threads well; a GPU is shared, not split)."""
+    if get_entry(model).modality == TABULAR or ctx.threads < 2:
         return 1
     import torch
 
