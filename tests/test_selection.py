@@ -7,7 +7,7 @@ import yaml
 
 from pipelines.core.config import load_params, parse_params
 from pipelines.core.errors import PipelineError
-from pipelines.models.selection import models_for
+from pipelines.models.selection import check_models, models_for
 from tests.bad_inputs import Case, assert_refused, ids, param, spec
 from tests.conftest import ROOT
 
@@ -23,6 +23,18 @@ CASES = [
         spec(models=["logreg", "cnn"]),
         ("competitions.comp.models[1]", "'cnn' is a model for image data"),
         stage="train",
+    ),
+    Case(
+        "text model for a table",
+        spec(models=["lightgbm", "tfidf_linear"]),
+        ("competitions.comp.models[1]", "'tfidf_linear' is a model for text data; 'comp' is tabular"),
+        stage="train",
+    ),
+    Case(
+        "tabular student for images",
+        param(distill={"student": {"image": "student_gbdt"}}),
+        ("distill.student.image", "'student_gbdt' is not an image model"),
+        stage="distill",
     ),
     Case(
         "no models at all",
@@ -77,3 +89,16 @@ def test_no_model_left_by_the_size_rules_is_one_clear_error():
     raw["train"]["models"]["tabular"] = ["svm", "mlp"]
     with pytest.raises(PipelineError, match="train.models.tabular: no model fits 50000 training rows of 'titanic'"):
         models_for(parse_params(raw), "titanic", 50_000)
+
+
+def test_tabular_models_also_play_text_competitions():
+    """A text competition's other columns and its texts' statistics are a table."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["competitions"]["spam"] = {"source": "embedded", "kaggle": "sms-spam", "id": "id", "target": "target",
+                                   "task": "binary", "metric": "f1", "modality": "text"}  # fmt: skip
+    params = parse_params(raw)
+    check_models(params)
+    assert models_for(params, "spam", 3_000) == ["tfidf_linear", "text_bert", "lightgbm"]
+    raw["competitions"]["spam"]["models"] = ["catboost", "cnn"]
+    with pytest.raises(PipelineError, match=r"models\[1\]: 'cnn' is a model for image data; 'spam' is text"):
+        check_models(parse_params(raw))

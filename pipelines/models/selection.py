@@ -91,7 +91,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
     for modality, names in params.train.models.items():
         for i, name in enumerate(names):
             if not serves(entry(f"train.models.{modality}[{i}]", name).modality, modality):
-                raise PipelineError(f"{path}: train.models.{modality}[{i}]: {name!r} is not a {modality} model")
+                raise PipelineError(f"{path}: train.models.{modality}[{i}]: {name!r} is not {_a(modality)} model")
     for i, name in enumerate(params.tune.models):
         entry(f"tune.models[{i}]", name)
     for key in ("min_rows", "max_rows"):
@@ -108,7 +108,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
         e = entry(key, name)
         if not serves(e.modality, modality) or not e.accepts_soft_targets:
             raise PipelineError(
-                f"{path}: distill.student.{modality}: {name!r} is not a {modality} model that learns from soft targets"
+                f"{path}: distill.student.{modality}: {name!r} is not {_a(modality)} model that learns from soft targets"
             )
     for comp, spec in params.competitions.items():
         key = f"competitions.{comp}.models" if spec.models is not None else f"train.models.{spec.modality}"
@@ -120,3 +120,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
                 )
         if not models_for(params, comp):  # models that do not fit the task are swapped or skipped
             raise PipelineError(f"{path}: {key}: no models to train for task {spec.task!r} of competition {comp!r}")
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
