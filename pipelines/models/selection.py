@@ -108,7 +108,8 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
         e = entry(key, name)
         if not serves(e.modality, modality) or not e.accepts_soft_targets:
             raise PipelineError(
-                f"{path}: distill.student.{modality}: {name!r} is not {_a(modality)} model that learns from soft targets"
+                f"{path}: distill.student.{modality}: {name!r} is not {_a(modality)} model "
+                "that learns from soft targets"
             )
     for comp, spec in params.competitions.items():
         key = f"competitions.{comp}.models" if spec.models is not None else f"train.models.{spec.modality}"

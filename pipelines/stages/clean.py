@@ -8,7 +8,10 @@ Writes into `--out`:
   size here, see `sources/image_files.py`);
 - `target.npy` (classes encoded 0..k-1, or values), `folds.npy` (fold index per train row,
   computed once and shared by every model), `test_ids.csv`, `meta.json` (task, metric,
-  classes, feature roles, submission columns).
+  classes, feature roles, submission columns);
+- `drift.json`: adversarial validation of train vs test (`features/drift.py`: out-of-fold
+  AUC of a classifier telling them apart, the most telling features), warned about in the
+  log above 0.7.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from pipelines.core.context import IMAGE, TEXT
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, save_array, write_json
+from pipelines.features.drift import adversarial_validation, report
 from pipelines.features.tabular import build_features, text_columns
 from pipelines.sources.image_files import load_images
 from pipelines.sources.layout import read_layout
@@ -130,8 +134,14 @@ def main(args, params) -> None:
             train_x.to_parquet(tmp / "train.parquet")
             test_x.to_parquet(tmp / "test.parquet")
             meta["roles"] = roles
+        drift = adversarial_validation(
+            train_x, test_x, meta.get("roles"), seed=params.seed, threads=params.train.threads
+        )
+        write_json(tmp / "drift.json", drift)
         save_array(tmp / "target.npy", y)
         save_array(tmp / "folds.npy", folds)
         layout.test_ids.to_frame(spec.id).to_csv(tmp / "test_ids.csv", index=False)
         write_json(tmp / "meta.json", meta)
-    print(f"{args.name}: {len(y)} train rows, {n_splits} folds -> {args.out}")
+    report(drift, args.name)
+    shown = f"adversarial AUC {drift['auc']:.3f}" if drift["auc"] is not None else "no drift check"
+    print(f"{args.name}: {len(y)} train rows, {n_splits} folds, {shown} -> {args.out}")
