@@ -1,7 +1,7 @@
 """Command line: `python -m pipelines <stage> <name> [paths...]`.
 
 Stages (run by `dvc repro`): download, clean, tune, train, distill, ensemble. Commands
-with side effects (not DVC stages): submit, leaderboard. A user error (a bad spec,
+with side effects (not DVC stages): submit, leaderboard, new. A user error (a bad spec,
 parameter or file) prints one line, `error: ...`, naming the file, column or key, and exits
 2 (`--debug` shows the traceback). Ctrl-C / SIGTERM stop the stage after what it finished
 has been saved (fold files, checkpoints, Optuna trials; the output itself is written
@@ -26,7 +26,10 @@ from pathlib import Path  # noqa: E402
 
 from pipelines.core.errors import PipelineError  # noqa: E402
 
-STAGES = ("download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard")
+STAGES = ("download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard", "new")
+# commands that take their own positional and read params.yaml themselves: `new` writes the
+# file, and must work before it lists any competition (or exists at all)
+OWN_PARAMS = ("new",)
 
 
 def build_parser(stages=STAGES) -> argparse.ArgumentParser:
@@ -37,7 +40,8 @@ def build_parser(stages=STAGES) -> argparse.ArgumentParser:
     for stage in stages:
         module = importlib.import_module(f"pipelines.stages.{stage}")
         p = sub.add_parser(stage, help=(module.__doc__ or "").strip().splitlines()[0])
-        p.add_argument("name", help="competition name (a key under 'competitions' in params.yaml)")
+        if stage not in OWN_PARAMS:
+            p.add_argument("name", help="competition name (a key under 'competitions' in params.yaml)")
         p.add_argument("--params", type=Path, default=Path("params.yaml"))
         p.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
         module.add_arguments(p)
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.core.config import load_params
 
     try:
-        params = load_params(args.params)
+        params = None if args.stage in OWN_PARAMS else load_params(args.params)
         args.module.main(args, params)
     except PipelineError as err:
         if args.debug:
