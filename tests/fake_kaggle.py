@@ -10,7 +10,10 @@ It speaks what /work/shared/KAGGLE-API.md records of kaggle 2.2.5 / kagglesdk 0.
 call is `POST /api/v1/<Service>/<Method>` with a JSON body and a JSON reply, errors are
 `{"code", "message"}` with the same HTTP status; DownloadDataFiles redirects to
 `/files/<slug>.zip`; a submission is StartSubmissionUpload -> PUT to its `createUrl` ->
-CreateSubmission -> ListSubmissions / GetSubmission. Credentials: HTTP Basic with one of
+CreateSubmission -> ListSubmissions (paged: pageSize, pageToken -> nextPageToken) /
+GetSubmission; GetSubmissionLimits answers with the real fields (numToday, numTotal,
+numAllowedNow). Scoring can be held back (`scoring = False`: every submission stays PENDING
+until it is set True) and can depend on the uploaded bytes (`scorer`). Credentials: HTTP Basic with one of
 `users`, or a Bearer token in `tokens` (IntrospectToken answers for those). It serves both
 as the API host (the test process points the client at it) and as an HTTP proxy (a
 subprocess with HTTP_PROXY sends absolute-form paths such as `http://localhost/api/...`).
@@ -24,6 +27,7 @@ import json
 import threading
 import zipfile
 from collections import defaultdict, deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -49,6 +53,9 @@ class FakeKaggle:
         self.submissions: dict[str, list[dict]] = defaultdict(list)  # slug -> newest first
         self.score = {"publicScore": "0.77512", "privateScore": ""}  # what a scored submission gets
         self.pending_polls = 0  # ListSubmissions/GetSubmission answer PENDING this many times first
+        self.scoring = True  # False: every submission answers PENDING (Kaggle scoring later)
+        self.scorer: Callable[[bytes], dict] | None = None  # uploaded bytes -> {"publicScore", "privateScore"}
+        self.daily_limit = 5  # GetSubmissionLimits: numAllowedNow = daily_limit - submissions so far
         self.error_description: str | None = None  # set: scoring ends in ERROR with this description
         self.create_message: str | None = None  # set: CreateSubmission refuses with this message
         self.calls: list[tuple[str, dict, dict]] = []
@@ -90,12 +97,28 @@ class FakeKaggle:
         return None
 
     def _submission_status(self, sub: dict) -> dict:
+        if not self.scoring:
+            return {**sub["record"], "status": "PENDING"}
         if sub["polls"] < self.pending_polls:
             sub["polls"] += 1
             return {**sub["record"], "status": "PENDING"}
         if self.error_description is not None:
             return {**sub["record"], "status": "ERROR", "errorDescription": self.error_description}
-        return {**sub["record"], "status": "COMPLETE", **self.score}
+        score = self.scorer(sub["data"]) if self.scorer is not None else self.score
+        return {**sub["record"], "status": "COMPLETE", **score}
+
+    def _list(self, slug: str, body: dict) -> dict:
+        """One page of `slug`'s submissions, newest first; the page token is the offset."""
+        size, start = int(body.get("pageSize") or 20), int(body.get("pageToken") or 0)
+        subs = self.submissions[slug]
+        reply = {"submissions": [self._submission_status(s) for s in subs[start : start + size]]}
+        if start + size < len(subs):
+            reply["nextPageToken"] = str(start + size)
+        return reply
+
+    def _limits(self, slug: str) -> dict:
+        used = len(self.submissions[slug])
+        return {"numToday": used, "numTotal": used, "numAllowedNow": max(0, self.daily_limit - used)}
 
     def api(self, method: str, body: dict, host: str, headers) -> tuple[int, dict, dict]:
         """(status, JSON reply, extra headers) for one API call."""
@@ -131,10 +154,10 @@ class FakeKaggle:
                 "description": body.get("submissionDescription", ""),
                 "totalBytes": len(self.uploads[token]),
             }
-            self.submissions[slug].insert(0, {"record": record, "polls": 0})
+            self.submissions[slug].insert(0, {"record": record, "polls": 0, "data": self.uploads[token]})
             return 200, {"message": "Successfully submitted to Fake Competition", "ref": ref}, {}
         if method == "ListSubmissions":
-            return 200, {"submissions": [self._submission_status(s) for s in self.submissions[slug]]}, {}
+            return 200, self._list(slug, body), {}
         if method == "GetSubmission":
             for subs in self.submissions.values():
                 for s in subs:
@@ -142,7 +165,7 @@ class FakeKaggle:
                         return 200, self._submission_status(s), {}
             return 404, {"code": 404, "message": "no such submission"}, {}
         if method == "GetSubmissionLimits":
-            return 200, {"dailyLimit": 5, "remaining": 4}, {}
+            return 200, self._limits(slug), {}
         return 404, {"code": 404, "message": f"fake Kaggle has no {method}"}, {}
 
     def _handler(self):

@@ -55,23 +55,28 @@ def _isolate(monkeypatch, home: Path) -> Path:
     return config
 
 
+def point_client_at(server: FakeKaggle, monkeypatch, config: Path) -> None:
+    """The in-process client sent to `server` (kagglesdk's LOCAL endpoint, and what `KaggleApi`
+    computed at its first import, perhaps under another environment); retries made fast."""
+    from kagglesdk import kaggle_env
+
+    monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, server.url)
+    from kaggle.api.kaggle_api_extended import KaggleApi
+
+    monkeypatch.setattr(KaggleApi, "args", ["--local"])
+    monkeypatch.setattr(KaggleApi, "config_dir", str(config))
+    monkeypatch.setattr(KaggleApi, "config", str(config / "kaggle.json"))
+    monkeypatch.setattr(kaggle_api, "BACKOFF", 0.01)
+
+
 @pytest.fixture
 def fake(tmp_path, monkeypatch):
     """A running fake Kaggle that the in-process client talks to, with legacy key credentials."""
-    from kagglesdk import kaggle_env
-
     config = _isolate(monkeypatch, tmp_path / "home")
     monkeypatch.setenv("KAGGLE_USERNAME", "tester")
     monkeypatch.setenv("KAGGLE_KEY", "secret")
     with FakeKaggle() as server:
-        monkeypatch.setitem(kaggle_env._env_to_endpoint, kaggle_env.KaggleEnv.LOCAL, server.url)
-        from kaggle.api.kaggle_api_extended import KaggleApi
-
-        # computed when the module was first imported, perhaps under another environment
-        monkeypatch.setattr(KaggleApi, "args", ["--local"])
-        monkeypatch.setattr(KaggleApi, "config_dir", str(config))
-        monkeypatch.setattr(KaggleApi, "config", str(config / "kaggle.json"))
-        monkeypatch.setattr(kaggle_api, "BACKOFF", 0.01)
+        point_client_at(server, monkeypatch, config)
         server.archives[SLUG] = make_zip(FILES)
         yield server
 
@@ -198,7 +203,7 @@ def submission(tmp_path) -> Path:
 def test_submit_uploads_creates_and_reads_back_the_score(fake, submission):
     fake.pending_polls = 1  # scored on the second look
     record = kaggle_api.submit(SLUG, submission, "cv 0.81", poll=0.01)
-    assert record == {"ref": "1001", "status": "complete", "public": 0.77512, "private": None}
+    assert record == {"ref": "1001", "status": "complete", "public": 0.77512, "private": None, "error": ""}
     methods = [m for m, _, _ in fake.calls]
     assert methods[:3] == ["StartSubmissionUpload", "PUT", "CreateSubmission"]
     assert methods[3:] == ["ListSubmissions", "ListSubmissions"]
@@ -220,9 +225,41 @@ def test_submit_that_is_still_scoring_returns_pending(fake, submission):
     "description, expected", [("Bad column Survived", "Bad column Survived"), ("", "Kaggle gave no reason")]
 )
 def test_submit_that_fails_to_score_says_why(fake, submission, description, expected):
+    """Returned, not raised: the submission exists on Kaggle, so the command records it first."""
     fake.error_description = description
-    with pytest.raises(PipelineError, match=f"submission 1001 failed to score: {expected}"):
-        kaggle_api.submit(SLUG, submission, "m", poll=0.01)
+    record = kaggle_api.submit(SLUG, submission, "m", poll=0.01)
+    assert record["status"] == "error" and record["error"] == expected and record["ref"] == "1001"
+
+
+def test_submission_limits_with_the_real_fields(fake, submission):
+    assert kaggle_api.submission_limits(SLUG) == {"left": 5, "today": 0}
+    kaggle_api.submit(SLUG, submission, "m", poll=0.01)
+    assert kaggle_api.submission_limits(SLUG) == {"left": 4, "today": 1}
+    assert fake.called("GetSubmissionLimits")[-1] == {"competitionName": SLUG}
+
+
+def test_submission_limits_unavailable_is_none_not_an_error(fake):
+    fake.fail("GetSubmissionLimits", 500)
+    assert kaggle_api.submission_limits(SLUG) is None
+    assert len(fake.called("GetSubmissionLimits")) == 1  # advice only: never retried
+    fake.daily_limit = 0  # all zeros: not on a team yet, Kaggle cannot say
+    fake.submissions.clear()
+    assert kaggle_api.submission_limits(SLUG) is None
+
+
+def test_list_submissions_reads_every_page(fake, submission):
+    fake.scoring = False
+    fake.daily_limit = 10
+    for i in range(5):
+        submission.write_text(SAMPLE.replace(",0\n", f",{i % 2}\n"))
+        kaggle_api.submit(SLUG, submission, f"m{i}", wait=0)
+    fake.calls.clear()
+    records = kaggle_api.list_submissions(SLUG, page_size=2)
+    assert [r["ref"] for r in records] == ["1005", "1004", "1003", "1002", "1001"]
+    assert {r["status"] for r in records} == {"pending"} and records[0]["public"] is None
+    assert [b.get("pageToken", "") for b in fake.called("ListSubmissions")] == ["", "2", "4"]
+    fake.scoring = True
+    assert {(r["status"], r["public"]) for r in kaggle_api.list_submissions(SLUG)} == {("complete", 0.77512)}
 
 
 def test_submit_refused_by_kaggle_is_an_error_not_a_success(fake, submission):

@@ -1,7 +1,9 @@
 """Talking to Kaggle through the official `kaggle` client: download data, submit.
 
     download_competition(slug, dest)     # train.csv, test.csv, sample_submission.csv into dest
-    submit(slug, csv, message)           # -> {"ref", "status", "public", "private"}
+    submission_limits(slug)              # -> {"left", "today"} or None when Kaggle cannot say
+    submit(slug, csv, message)           # -> {"ref", "status", "public", "private", "error"}
+    list_submissions(slug)               # -> every submission's record, newest first
 
 Credentials come from where the client looks (`~/.kaggle/kaggle.json`, `KAGGLE_USERNAME` /
 `KAGGLE_KEY`, `KAGGLE_API_TOKEN`). Archives are extracted safely (`io.safe_extract_zip`):
@@ -10,7 +12,8 @@ What users run into becomes one line saying what to do: no credentials, 401 (rej
 credentials), 403 (competition rules not accepted: only a browser can accept them), 404,
 a submission Kaggle did not accept or could not score. Rate limits (429) and transient
 server errors are retried with backoff, honouring `Retry-After`; a submission is retried
-only on 429, which guarantees it was not recorded (a 5xx might have been).
+only on 429, which guarantees it was not recorded (a 5xx might have been). A record's
+`status` is Kaggle's, lower-cased: pending, complete or error.
 """
 
 from __future__ import annotations
@@ -149,9 +152,61 @@ def _score(value) -> float | None:
         return None
 
 
+def _record(sub) -> dict:
+    """What we keep of one `ApiSubmission` (scores arrive as strings, "" while hidden)."""
+    return {
+        "ref": str(sub.ref),
+        "status": sub.status.name.lower(),
+        "public": _score(getattr(sub, "public_score", None)),
+        "private": _score(getattr(sub, "private_score", None)),
+        "error": (getattr(sub, "error_description", None) or "").strip(),
+    }
+
+
+def submission_limits(slug: str) -> dict | None:
+    """How many submissions Kaggle still takes today: {"left", "today"}; None when it cannot
+    say (an older client, an endpoint that fails, or all zeros: not on a team yet). Only
+    advice before a submit, so it is never retried and never fails the submit itself."""
+    api = _api()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            limits = with_retry(lambda: api.competition_get_submission_limits(slug), slug, retry_on=(), network=False)
+    except PipelineError as err:
+        log.info("kaggle: %s: submission limits unavailable (%s)", slug, err)
+        return None
+    left, today, total = (int(getattr(limits, k, 0) or 0) for k in ("num_allowed_now", "num_today", "num_total"))
+    return None if not (left or today or total) else {"left": left, "today": today}
+
+
+def list_submissions(slug: str, page_size: int = 100, max_pages: int = 50) -> list[dict]:
+    """Our submissions to `slug`, newest first, every page of them: the client's own
+    `competition_submissions` returns one page and drops the next-page token, so the same
+    `ListSubmissions` request is made through its SDK client, page after page."""
+    from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
+
+    api = _api()
+
+    def page(token: str):
+        with api.build_kaggle_client() as kaggle:
+            request = ApiListSubmissionsRequest()
+            request.competition_name, request.page_size, request.page_token = slug, page_size, token
+            return kaggle.competitions.competition_api_client.list_submissions(request)
+
+    records, token = [], ""
+    for _ in range(max_pages):
+        response = with_retry(lambda token=token: page(token), slug)
+        records += [_record(s) for s in response.submissions or [] if s is not None]
+        token = response.next_page_token
+        if not token:
+            break
+    return records
+
+
 def submit(slug: str, csv: Path, message: str, wait: float = 120.0, poll: float = 5.0) -> dict:
     """Submit `csv` to Kaggle, wait up to `wait` seconds for its score, and return its record
-    (`status` "complete" or "pending"; `public`/`private` floats or None while hidden)."""
+    (`status` complete, pending or error, with Kaggle's reason in `error`; `public`/`private`
+    floats or None while hidden). A failed scoring is returned, not raised: the submission
+    exists and counts against the daily limit, so the caller records it first."""
     api = _api()
     with contextlib.redirect_stdout(io.StringIO()):
         created = with_retry(
@@ -165,16 +220,11 @@ def submit(slug: str, csv: Path, message: str, wait: float = 120.0, poll: float 
     while True:
         subs = with_retry(lambda: api.competition_submissions(slug), slug) or []
         sub = next((s for s in subs if s is not None and str(s.ref) == str(ref)), None)
-        status = sub.status.name if sub is not None else "PENDING"
-        if status == "ERROR":
-            reason = (sub.error_description or "").strip() or "Kaggle gave no reason"
-            raise PipelineError(f"kaggle: {slug}: submission {ref} failed to score: {reason}")
-        if status == "COMPLETE" or time.monotonic() + poll > deadline:
+        record = _record(sub) if sub is not None else {"ref": str(ref), "status": "pending"}
+        if record["status"] != "pending" or time.monotonic() + poll > deadline:
             break
         time.sleep(poll)
-    return {
-        "ref": str(ref),
-        "status": status.lower(),
-        "public": _score(getattr(sub, "public_score", None)),
-        "private": _score(getattr(sub, "private_score", None)),
-    }
+    record = {"public": None, "private": None, "error": "", **record}
+    if record["status"] == "error" and not record["error"]:
+        record["error"] = "Kaggle gave no reason"
+    return record
