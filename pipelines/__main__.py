@@ -35,7 +35,9 @@ OWN_PARAMS = ("new",)
 def build_parser(stages=STAGES) -> argparse.ArgumentParser:
     """The command line of `stages`: a stage's run imports its own module only, so that the
     modules a stage's command loads are those `dvc.yaml` lists for it (tests/test_structure.py)."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines", description=__doc__.splitlines()[0])
+    # the console script shows its own name; `python -m pipelines` would show "__main__.py"
+    prog = "python -m pipelines" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
     for stage in stages:
         module = importlib.import_module(f"pipelines.stages.{stage}")
