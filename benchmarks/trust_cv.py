@@ -1,7 +1,7 @@
 """How far to trust CV: per held-out split, the ensemble's CV, its fold spread and the score on
 rows it never saw.
 
-    python benchmarks/trust_cv.py [--splits 4] [--tasks titanic,house-prices] [--threads 2]
+    python benchmarks/trust_cv.py [--splits 4] [--first-split 0] [--tasks titanic,house-prices] [--threads 2]
 
 Each split carves the labelled rows of the embedded Titanic (accuracy) and House Prices
 (rmsle) 70/30 with its own seed, plays the 70% as a `local` competition with the default
@@ -64,11 +64,12 @@ def main() -> None:
     ap.add_argument("--splits", type=int, default=4)
     ap.add_argument("--tasks", default="titanic,house-prices")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--first-split", type=int, default=0, help="split seeds are 4000 + first-split + i")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.tasks.split(","):
-            for i in range(args.splits):
+            for i in range(args.first_split, args.first_split + args.splits):
                 rows.append(one_split(name, 4000 + i, Path(tmp) / f"{name}-{i}", args.threads))
                 print(table(rows[-1:]), flush=True)
     print()
