@@ -35,11 +35,14 @@ COMPETITIONS = "competitions.CompetitionApiService"
 
 
 def make_zip(members: dict[str, bytes | str]) -> bytes:
-    """A zip archive holding `members` (name -> content), names taken as given (even '../x')."""
+    """A zip archive holding `members` (name -> content), deflated as Kaggle's are, names taken
+    as given (even '../x')."""
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(buf, "w") as zf:
         for name, data in members.items():
-            zf.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED  # a ZipInfo's own type wins over the ZipFile's
+            zf.writestr(info, data)
     return buf.getvalue()
 
 

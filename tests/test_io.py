@@ -5,6 +5,7 @@ through the command line with one line naming it (see tests/bad_inputs.py)."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import sys
 
@@ -14,7 +15,9 @@ import pytest
 import yaml
 
 from pipelines.__main__ import main
-from pipelines.core.io import read_csv
+from pipelines.core import io as core_io
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import read_csv, safe_extract_zip
 from tests.bad_inputs import (
     N_TRAIN,
     TEST,
@@ -33,6 +36,7 @@ from tests.bad_inputs import (
     zipped,
 )
 from tests.conftest import ROOT, TITANIC, run
+from tests.fake_kaggle import make_zip
 
 
 def _corrupt_member(ws):
@@ -106,6 +110,68 @@ CASES = CSV + ARCHIVES
 @pytest.mark.parametrize("case", CASES, ids=ids(CASES))
 def test_bad_input_is_one_clear_line(case: Case, tmp_path, capsys):
     assert_refused(case, tmp_path, capsys)
+
+
+# Zip bombs, with the limits patched down (see `small_zip_limits`) so the archives stay tiny.
+SMALL_LIMITS = {"MAX_ZIP_MEMBERS": 4, "MAX_ZIP_BYTES": 200_000, "MAX_ZIP_RATIO": 100, "RATIO_MIN_BYTES": 100_000}
+NOISE = random.Random(0).randbytes(250_000)  # incompressible: large without a suspicious ratio
+
+
+def _deflated(*extra: tuple[str, bytes]):
+    """comp.zip with the good files plus `extra`, deflated (`Workspace.zip` stores members)."""
+
+    def setup(ws):
+        archive = ws.root / "comp.zip"
+        archive.write_bytes(make_zip(dict([*good_members(ws), *extra])))
+        ws.spec["path"] = str(archive)
+
+    return setup
+
+
+BOMBS = [
+    Case(
+        "too many members",
+        lambda ws: ws.zip([*good_members(ws), ("a.txt", b"a"), ("b.txt", b"b")]),
+        ("comp.zip", "5 members, over the limit of 4", "zip bomb?"),
+    ),
+    Case("too large", _deflated(("noise.bin", NOISE)), ("comp.zip", "uncompressed, over the limit of 200,000 bytes")),
+    Case(
+        "absurd ratio",
+        _deflated(("zeros.bin", bytes(150_000))),
+        ("comp.zip", "member 'zeros.bin' expands", "to 150,000 bytes, over the limit of 100:1"),
+    ),
+]
+
+
+@pytest.fixture
+def small_zip_limits(monkeypatch):
+    for name, value in SMALL_LIMITS.items():
+        monkeypatch.setattr(core_io, name, value)
+
+
+@pytest.mark.parametrize("case", BOMBS, ids=ids(BOMBS))
+def test_zip_bombs_are_one_clear_line(case: Case, tmp_path, capsys, small_zip_limits):
+    assert_refused(case, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("case", BOMBS, ids=ids(BOMBS))
+def test_zip_limits_are_checked_before_anything_is_written(case: Case, tmp_path, small_zip_limits):
+    ws = Workspace(tmp_path)
+    case.setup(ws)
+    with pytest.raises(PipelineError):
+        safe_extract_zip(ws.spec["path"], tmp_path / "dest")
+    assert os.listdir(tmp_path / "dest") == []
+
+
+def test_a_small_file_that_compresses_well_is_no_bomb(tmp_path, small_zip_limits):
+    ws = Workspace(tmp_path)
+    _deflated(("zeros.bin", bytes(90_000)))(ws)  # ratio far above 100:1, but under RATIO_MIN_BYTES
+    files = safe_extract_zip(ws.spec["path"], tmp_path / "dest")
+    assert sorted(f.name for f in files) == ["sample_submission.csv", "test.csv", "train.csv", "zeros.bin"]
+
+
+def test_the_real_limits_are_generous_for_real_competitions():
+    assert core_io.MAX_ZIP_BYTES >= 20 * 2**30 and core_io.MAX_ZIP_MEMBERS >= 100_000 and core_io.MAX_ZIP_RATIO >= 1000
 
 
 def test_foreign_arrays_are_never_unpickled(tmp_path, capsys):

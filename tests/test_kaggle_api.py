@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 import yaml
 
 from pipelines.__main__ import main
+from pipelines.core import io as core_io
 from pipelines.core.errors import PipelineError
 from pipelines.sources import kaggle_api
 from tests.conftest import ROOT
@@ -140,6 +142,49 @@ def test_truncated_archive_is_refused(fake, tmp_path):
     whole = make_zip(FILES)
     fake.archives[SLUG] = whole[: len(whole) // 2]
     assert "not a valid zip archive" in _download_error(fake, tmp_path)
+
+
+def test_zips_inside_the_download_share_its_size_budget(fake, tmp_path, monkeypatch):
+    """Each archive alone is under the limit, the outer one plus the zip inside it is not."""
+    monkeypatch.setattr(core_io, "MAX_ZIP_BYTES", 4000)
+    noise = random.Random(0).randbytes(1500)  # incompressible
+    inner = make_zip({"train.csv": TRAIN, "noise.bin": noise})
+    fake.archives[SLUG] = make_zip({"train.csv.zip": inner, "test.csv": TEST, "sample_submission.csv": SAMPLE,
+                                    "more.bin": noise})  # fmt: skip
+    message = _download_error(fake, tmp_path)
+    assert "train.csv.zip:" in message and "uncompressed, over the limit of" in message and "zip bomb?" in message
+
+
+def test_an_archive_with_too_many_members_is_refused(fake, tmp_path, monkeypatch):
+    monkeypatch.setattr(core_io, "MAX_ZIP_MEMBERS", 3)
+    fake.archives[SLUG] = make_zip({**FILES, "extra.txt": "x"})
+    assert f"{SLUG}.zip: 4 members, over the limit of 3 (zip bomb?)" in _download_error(fake, tmp_path)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o600])
+def test_a_kaggle_json_readable_by_others_is_one_warning(tmp_path, monkeypatch, caplog, capsys, mode):
+    """The client prints its warning on stdout, which `_api` keeps out of ours: it reaches the log,
+    once per process (two clients here), and the key never goes with it."""
+    config = _isolate(monkeypatch, tmp_path / "home")
+    key = "k3y-readable-by-others"
+    (config / "kaggle.json").write_text(json.dumps({"username": "tester", "key": key}))
+    (config / "kaggle.json").chmod(mode)
+    monkeypatch.setattr(kaggle_api, "_WARNED", set())
+    dest = tmp_path / "raw"
+    dest.mkdir()
+    with FakeKaggle(users={"tester": key}) as server, caplog.at_level("INFO"):
+        point_client_at(server, monkeypatch, config)
+        server.archives[SLUG] = make_zip(FILES)
+        kaggle_api.download_competition(SLUG, dest)
+        assert kaggle_api.submission_limits(SLUG) is not None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if mode == 0o600:
+        assert warnings == []
+    else:
+        (line,) = warnings
+        assert "readable by other users" in line and f"chmod 600 {config / 'kaggle.json'}" in line
+    out, err = capsys.readouterr()
+    assert key not in caplog.text + out + err
 
 
 def test_rules_not_accepted_is_403_with_what_to_do(fake, tmp_path):

@@ -7,8 +7,9 @@ could mistake for a good one. A temporary carries its writer's pid; one left beh
 killed process (SIGKILL skips all cleanup) is removed by the next writer of the same path.
 
 Nothing we read is unpickled: arrays are loaded with `allow_pickle=False`, archives are
-extracted member by member after checking that no path escapes the target folder
-(`safe_extract_zip`), and CSVs are checked for what pandas lets through silently (a binary
+extracted after checking that no path escapes the target folder and that the directory
+promises no zip bomb (`safe_extract_zip`: total size, member count, compression ratio),
+and CSVs are checked for what pandas lets through silently (a binary
 or zipped file, a line cut short at the end of a truncated file).
 """
 
@@ -278,27 +279,63 @@ def _check_last_line(where: Path | str, tail: bytes, n_columns: int) -> None:
         )
 
 
-def safe_extract_zip(archive: Path | str, dest: Path | str) -> list[Path]:
-    """Extract a zip into `dest` and return the files, refusing any member whose path would land
-    outside `dest` (absolute, `..`, a drive letter, a symbolic link) before writing anything."""
+# Zip bombs: limits checked on the archive's directory before anything is written. The
+# declared sizes can be trusted: zipfile stops a member at its declared size (and fails its
+# CRC), so a member cannot write more than the directory says. Generous for real
+# competitions (most ship a few GiB at most; image sets tens of thousands of files); a bomb
+# claims terabytes or millions of files. Raise them here for a larger competition.
+MAX_ZIP_BYTES = 20 * 2**30  # total uncompressed size of an archive (of one download, nested zips included)
+MAX_ZIP_MEMBERS = 100_000  # files in one archive
+MAX_ZIP_RATIO = 1000  # uncompressed:compressed, for a member of at least...
+RATIO_MIN_BYTES = 16 * 2**20  # ...16 MiB (small files of zeros compress absurdly and harmlessly)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n:,} bytes"
+
+
+def _check_zip_limits(archive: Path, members: list[zipfile.ZipInfo], max_bytes: int | None = None) -> None:
+    """Refuse an archive whose directory promises a zip bomb."""
+    max_bytes = MAX_ZIP_BYTES if max_bytes is None else max_bytes
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise PipelineError(f"{archive}: {len(members):,} members, over the limit of {MAX_ZIP_MEMBERS:,} (zip bomb?)")
+    total = sum(info.file_size for info in members)
+    if total > max_bytes:
+        raise PipelineError(f"{archive}: {_size(total)} uncompressed, over the limit of {_size(max_bytes)} (zip bomb?)")
+    for info in members:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= RATIO_MIN_BYTES and ratio > MAX_ZIP_RATIO:
+            raise PipelineError(
+                f"{archive}: member {info.filename!r} expands {ratio:,.0f}:1 to {_size(info.file_size)}, "
+                f"over the limit of {MAX_ZIP_RATIO}:1 (zip bomb?)"
+            )
+
+
+def _check_member_path(archive: Path, root: Path, info: zipfile.ZipInfo) -> None:
+    name = PurePosixPath(info.filename.replace("\\", "/"))
+    is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+    target = (root / name).resolve()
+    if name.is_absolute() or ".." in name.parts or ":" in info.filename or is_link or root not in target.parents:
+        raise PipelineError(f"{archive}: unsafe member {info.filename!r} (path escapes the folder)")
+
+
+def safe_extract_zip(archive: Path | str, dest: Path | str, max_bytes: int | None = None) -> list[Path]:
+    """Extract a zip into `dest` and return the files, refusing before writing anything an
+    archive over the limits above (`max_bytes`, when given, lowers the size limit: what is
+    left of a download's budget) or a member whose path would land outside `dest` (absolute,
+    `..`, a drive letter, a symbolic link)."""
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
     try:
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
+            _check_zip_limits(archive, members, max_bytes)
             for info in members:
-                name = PurePosixPath(info.filename.replace("\\", "/"))
-                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                target = (root / name).resolve()
-                if (
-                    name.is_absolute()
-                    or ".." in name.parts
-                    or ":" in info.filename
-                    or is_link
-                    or root not in target.parents
-                ):
-                    raise PipelineError(f"{archive}: unsafe member {info.filename!r} (path escapes the folder)")
+                _check_member_path(archive, root, info)
             zf.extractall(root)  # checks each member's CRC as it goes
     except zipfile.BadZipFile as err:
         if "CRC" in str(err):

@@ -6,8 +6,11 @@
     list_submissions(slug)               # -> every submission's record, newest first
 
 Credentials come from where the client looks (`~/.kaggle/kaggle.json`, `KAGGLE_USERNAME` /
-`KAGGLE_KEY`, `KAGGLE_API_TOKEN`). Archives are extracted safely (`io.safe_extract_zip`):
-a member whose path would escape the target folder is refused before anything is written.
+`KAGGLE_KEY`, `KAGGLE_API_TOKEN`); the client's warning about a kaggle.json readable by
+others becomes one log warning (its other output is kept off ours), and no secret is ever
+logged. Archives are extracted safely (`io.safe_extract_zip`): a member whose path would
+escape the target folder, or an archive over the zip-bomb limits, is refused before
+anything is written.
 What users run into becomes one line saying what to do: no credentials, 401 (rejected
 credentials), 403 (competition rules not accepted: only a browser can accept them), 404,
 a submission Kaggle did not accept or could not score. Rate limits (429) and transient
@@ -21,10 +24,12 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
 
+from pipelines.core import io as core_io
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import safe_extract_zip
 from pipelines.sources.layout import copy_layout
@@ -42,22 +47,42 @@ CREDENTIALS_HELP = (
 
 
 def _api():
-    """An authenticated `KaggleApi`; the client's own help text (printed on stdout) is kept out."""
-    quiet = io.StringIO()
+    """An authenticated `KaggleApi`. The client prints on stdout (help text, and a warning about
+    a kaggle.json readable by others): that is kept out of ours, its warnings passed to the log."""
+    printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(quiet):  # `import kaggle` authenticates and may print help
+        with contextlib.redirect_stdout(printed):  # `import kaggle` authenticates and may print
             from kaggle.api.kaggle_api_extended import KaggleApi
     except Exception as err:
         raise PipelineError(f"kaggle: client unavailable ({_first_line(err)})") from None
     api = KaggleApi()
     try:
-        with contextlib.redirect_stdout(quiet):
+        with contextlib.redirect_stdout(printed):
             api.authenticate()
     except SystemExit:  # the client calls exit(1) when it finds no credentials at all
         raise PipelineError(f"kaggle: no credentials found; {CREDENTIALS_HELP}") from None
     except Exception as err:
         raise PipelineError(_explain(err, "authentication")) from None
+    finally:
+        _pass_on_warnings(printed.getvalue(), api)
     return api
+
+
+_WARNED: set[str] = set()  # the client's warnings already logged by this process
+
+
+def _pass_on_warnings(printed: str, api) -> None:
+    """Each warning the client printed, once, as one log line; a secret never goes with it."""
+    values = getattr(api, "config_values", None) or {}
+    secrets = [values.get("key"), values.get("token"), os.environ.get("KAGGLE_KEY"), os.environ.get("KAGGLE_API_TOKEN")]
+    for line in printed.splitlines():
+        line = line.strip()
+        if not line.lower().startswith("warning") or line in _WARNED:
+            continue
+        _WARNED.add(line)
+        for secret in filter(None, secrets):
+            line = line.replace(secret, "***")
+        log.warning("kaggle: %s", line)
 
 
 def _first_line(err: BaseException) -> str:
@@ -119,13 +144,18 @@ def with_retry(call, slug: str, retry_on: tuple[int, ...] = TRANSIENT, network: 
 
 
 def _archives_unpacked(folder: Path) -> list[Path]:
-    """Files of the download, with zips (and zips inside them, one level) extracted safely."""
+    """Files of the download, with zips (and zips inside them, one level) extracted safely; the
+    zips inside share one size budget with their archive (`io.MAX_ZIP_BYTES`)."""
     files = []
     for path in sorted(folder.iterdir()):
         if path.suffix.lower() == ".zip":
-            for inner in safe_extract_zip(path, folder / f"{path.stem}.files"):
+            outer = safe_extract_zip(path, folder / f"{path.stem}.files")
+            left = core_io.MAX_ZIP_BYTES - sum(f.stat().st_size for f in outer)
+            for inner in outer:
                 if inner.suffix.lower() == ".zip":  # large files come zipped inside the archive
-                    files += safe_extract_zip(inner, inner.with_name(f"{inner.stem}.files"))
+                    extracted = safe_extract_zip(inner, inner.with_name(f"{inner.stem}.files"), max(left, 0))
+                    left -= sum(f.stat().st_size for f in extracted)
+                    files += extracted
                 else:
                     files.append(inner)
         elif path.is_file() and not path.name.startswith("."):
