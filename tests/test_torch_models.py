@@ -287,6 +287,19 @@ def test_elastic_augmentation_moves_strokes_but_keeps_their_mass():
     assert "elastic=1.5" in repr(bent) and "elastic" not in repr(plain)  # checkpoints tell them apart
 
 
+def test_flips_mirror_some_images_whole_and_only_when_asked():
+    from pipelines.nn.data import DigitAugment
+
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 0, 0] = 1.0  # a mark in the top-left corner: where it lands says how the image turned
+    y = DigitAugment(shift=0, degrees=0, scale=0, flip=True)(x)
+    corners = {(int(r), int(c)) for r, c in (y[:, 0] == 1).nonzero()[:, 1:].tolist()}
+    assert corners == {(0, 0), (0, 7), (7, 0), (7, 7)}  # each of the four turns, nothing in between
+    torch.testing.assert_close(y.sum(dim=(1, 2, 3)), x.sum(dim=(1, 2, 3)))
+    assert "flip" in repr(DigitAugment(flip=True)) and "flip" not in repr(DigitAugment())
+
+
 def test_regression_outputs_stay_in_the_training_range_in_torch_and_onnx(tmp_path):
     model, X_va = fitted("mlp", "regression")
     X, y = make_data("tabular", "regression")

@@ -131,17 +131,24 @@ class DigitAugment:
         p_cutout: float = 0.5,
         elastic: float = 0.0,
         elastic_grid: int = 4,
+        flip: bool = False,
     ):
         self.shift, self.degrees, self.scale = shift, degrees, scale
         self.cutout, self.p_cutout = cutout, p_cutout
         self.elastic, self.elastic_grid = elastic, elastic_grid
+        self.flip = flip  # images whose meaning has no orientation (cells, tissue, satellites): not digits
 
     def __repr__(self) -> str:  # part of the checkpoint fingerprint
         extra = f", elastic={self.elastic}/{self.elastic_grid}" if self.elastic else ""
+        extra += ", flip" if self.flip else ""
         return f"DigitAugment({self.shift}, {self.degrees}, {self.scale}, {self.cutout}, {self.p_cutout}{extra})"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = self._affine(x)
+        if self.flip:  # each image mirrored left-right and top-bottom with probability 1/2 each
+            turn = torch.rand(len(x), 2, device=x.device) < 0.5
+            x = torch.where(turn[:, 0, None, None, None], x.flip(-1), x)
+            x = torch.where(turn[:, 1, None, None, None], x.flip(-2), x)
         return self._cutout(x) if self.cutout > 0 and self.p_cutout > 0 else x
 
     def _affine(self, x: torch.Tensor) -> torch.Tensor:
