@@ -97,14 +97,15 @@ class Tokens:
         self.sep_ = "[SEP]"
         if self.pretrained is not None:
             self.tokenizer_, self.pad_id_, self.sep_ = load_pretrained_tokenizer(self.pretrained)
-        else:
+        texts = self._texts(frame)  # joined once the separator is known
+        if self.pretrained is None:
             from tokenizers import BertWordPieceTokenizer
 
-            tok = BertWordPieceTokenizer(wordpiece_vocab(self._texts(frame), self.vocab_size), lowercase=True)
-            self.tokenizer_, self.pad_id_, self.sep_ = tok._tokenizer, tok.token_to_id("[PAD]"), "[SEP]"
+            tok = BertWordPieceTokenizer(wordpiece_vocab(texts, self.vocab_size), lowercase=True)
+            self.tokenizer_, self.pad_id_ = tok._tokenizer, tok.token_to_id("[PAD]")
         self.tokenizer_.no_padding()
         self.tokenizer_.no_truncation()
-        lengths = [len(e.ids) for e in self.tokenizer_.encode_batch(self._texts(frame))]
+        lengths = [len(e.ids) for e in self.tokenizer_.encode_batch(texts)]
         self.length_ = int(min(self.max_len, max(8, np.percentile(lengths, 99))))
         return self
 
