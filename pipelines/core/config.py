@@ -129,6 +129,12 @@ class FoldParams(Strict):
     n_splits: Annotated[int, Field(ge=2, le=50)] | Literal["auto"] = doc(
         "auto", "k of k-fold, shared by every model; auto: 5, or 3 from 200,000 training rows"
     )
+    adversarial: bool = doc(
+        False, "score CV (tuning, models, ensemble) only on the training rows most like the test set"
+    )
+    adversarial_share: float = doc(
+        0.3, "with adversarial: the share of training rows, most test-like first, that CV scores", gt=0, le=1
+    )
 
     def resolve(self, n_rows: int) -> int:
         if self.n_splits != "auto":

@@ -43,6 +43,14 @@ class Metric:
     def __call__(self, y: np.ndarray, pred: np.ndarray, task: str) -> float:
         return float(self.fn(np.asarray(y), np.asarray(pred), task))
 
+    def on(self, y: np.ndarray, pred: np.ndarray, task: str, rows: np.ndarray | None = None) -> float:
+        """The score on the rows that CV scores: `rows` is a boolean mask (`folds.adversarial`:
+        the training rows most like the test set), None every row; a mask that selects no row
+        (a fold holding none of them) scores every row."""
+        if rows is None or not rows.any():
+            return self(y, pred, task)
+        return self(np.asarray(y)[rows], np.asarray(pred)[rows], task)
+
     def better(self, a: float, b: float) -> bool:
         """True when score `a` beats score `b`."""
         return a > b if self.greater_is_better else a < b

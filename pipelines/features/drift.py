@@ -7,6 +7,11 @@ and the most telling features say where. `clean` writes the result to `drift.jso
 warns in its log. Text columns count by their statistics (length, words), images by their
 pixels pooled to at most 8x8 per channel; keys (ids, tickets, names) are left out, since a
 value unique to one row tells the sets apart without saying anything about drift.
+
+`most_test_like(scores, share)` turns the classifier's out-of-fold scores of the training
+rows (kept with `keep_train_scores=True`, which then scores every training row rather than a
+sample) into the mask that `folds.adversarial` validates on: the `share` of training rows
+that look most like the test set.
 """
 
 from __future__ import annotations
@@ -44,12 +49,17 @@ def _sample(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return frame.iloc[np.sort(rng.choice(len(frame), MAX_ROWS, replace=False))]
 
 
-def adversarial_validation(train, test, roles: dict | None = None, *, seed: int = 42, threads: int = 2) -> dict:
-    """{"auc", "warn_auc", "drift", "rows", "features": [{"name", "importance"}, ...]}."""
+def adversarial_validation(
+    train, test, roles: dict | None = None, *, seed: int = 42, threads: int = 2, keep_train_scores: bool = False
+) -> dict:
+    """{"auc", "warn_auc", "drift", "rows", "features": [{"name", "importance"}, ...]}; with
+    `keep_train_scores`, every training row is compared and "train_scores" holds its
+    out-of-fold probability of being a test row (not JSON: `clean` turns it into a mask)."""
     import lightgbm as lgb
 
     rng = np.random.default_rng(seed)
-    a, b = _sample(_table(train, roles), rng), _sample(_table(test, roles), rng)
+    a = _table(train, roles) if keep_train_scores else _sample(_table(train, roles), rng)
+    b = _sample(_table(test, roles), rng)
     result = {"auc": None, "warn_auc": WARN_AUC, "drift": False, "rows": {"train": len(a), "test": len(b)}}
     if a.shape[1] == 0 or min(len(a), len(b)) < 10:
         result["features"] = []
@@ -68,6 +78,8 @@ def adversarial_validation(train, test, roles: dict | None = None, *, seed: int 
     share = gain / gain.sum() if gain.sum() > 0 else gain
     order = np.argsort(-share, kind="stable")[:TOP]
     result.update(auc=round(auc, 4), drift=auc > WARN_AUC)
+    if keep_train_scores:
+        result["train_scores"] = oof[: len(a)]
     result["features"] = [
         {"name": X.columns[i], "importance": round(float(share[i]), 4)} for i in order if share[i] > 0
     ]
@@ -87,3 +99,14 @@ def report(result: dict, where: str) -> None:
         )  # fmt: skip
     else:
         log.info("%s: train and test look alike (adversarial AUC %.3f)", where, result["auc"])
+
+
+def most_test_like(scores: np.ndarray | None, share: float) -> np.ndarray | None:
+    """Boolean mask of the `share` of training rows most like the test set (the highest
+    out-of-fold test probability, `train_scores`; ties keep row order); None (every row
+    counts) when there were too few rows or features to compare."""
+    if scores is None:
+        return None
+    mask = np.zeros(len(scores), dtype=bool)
+    mask[np.argsort(-scores, kind="stable")[: max(1, int(np.ceil(share * len(scores))))]] = True
+    return mask

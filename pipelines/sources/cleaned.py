@@ -18,6 +18,9 @@ class CleanData:
         self.meta = read_json(folder / "meta.json")
         self.y = load_array(folder / "target.npy")
         self.folds = load_array(folder / "folds.npy")
+        # folds.adversarial: CV scores only these rows (the most test-like); None: every row
+        rows = folder / "score_rows.npy"
+        self.score_rows = load_array(rows) if rows.is_file() else None
         self.test_ids = pd.read_csv(folder / "test_ids.csv")[self.meta["id"]]
         if self.meta["modality"] == IMAGE:
             self.X = load_array(folder / "train_x.npy")

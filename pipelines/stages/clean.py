@@ -12,6 +12,9 @@ Writes into `--out`:
 - `drift.json`: adversarial validation of train vs test (`features/drift.py`: out-of-fold
   AUC of a classifier telling them apart, the most telling features), warned about in the
   log above 0.7.
+- with `folds.adversarial`: `score_rows.npy`, the mask of the `folds.adversarial_share`
+  training rows most like the test set; every later stage scores CV on those rows only
+  (models still train, and predict out of fold, on every row).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from sklearn.model_selection import GroupKFold, StratifiedKFold
 from pipelines.core.context import IMAGE, TEXT
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, save_array, write_json
-from pipelines.features.drift import adversarial_validation, report
+from pipelines.features.drift import adversarial_validation, most_test_like, report
 from pipelines.features.tabular import build_features, text_columns
 from pipelines.sources.image_files import load_images
 from pipelines.sources.layout import read_layout
@@ -135,8 +138,13 @@ def main(args, params) -> None:
             test_x.to_parquet(tmp / "test.parquet")
             meta["roles"] = roles
         drift = adversarial_validation(
-            train_x, test_x, meta.get("roles"), seed=params.seed, threads=params.train.threads
-        )
+            train_x, test_x, meta.get("roles"), seed=params.seed, threads=params.train.threads,
+            keep_train_scores=params.folds.adversarial,
+        )  # fmt: skip
+        rows = most_test_like(drift.pop("train_scores", None), params.folds.adversarial_share)
+        if rows is not None:
+            save_array(tmp / "score_rows.npy", rows)
+            drift["score_rows"] = {"share": params.folds.adversarial_share, "rows": int(rows.sum())}
         write_json(tmp / "drift.json", drift)
         save_array(tmp / "target.npy", y)
         save_array(tmp / "folds.npy", folds)
@@ -144,4 +152,6 @@ def main(args, params) -> None:
         write_json(tmp / "meta.json", meta)
     report(drift, args.name)
     shown = f"adversarial AUC {drift['auc']:.3f}" if drift["auc"] is not None else "no drift check"
+    if "score_rows" in drift:
+        shown += f"; CV scores the {drift['score_rows']['rows']} most test-like rows"
     print(f"{args.name}: {len(y)} train rows, {n_splits} folds, {shown} -> {args.out}")

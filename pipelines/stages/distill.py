@@ -141,6 +141,7 @@ def main(args, params) -> None:
             student, kd, data.X, data.y, data.X_test, data.folds,
             replace(ctx, fit_seconds=deadline.share(data.n_splits + refit)),
             soft_targets=soft, cache_dir=args.cache, keep_last_model=True, workers=workers, refit=refit, on_fold=check,
+            score_rows=data.score_rows,
         )  # fmt: skip
     except OverBudget as err:
         with atomic_dir(args.out) as tmp:
@@ -150,7 +151,7 @@ def main(args, params) -> None:
     used = [n for n, w in weights.items() if w > 0]
     # every teacher in the blend must run for each row: their times add up
     teacher_rate = 1.0 / sum(1.0 / teachers[n]["scores"]["rows_per_s"] for n in used)
-    teacher_cv = ctx.metric(data.y, teacher_oof, ctx.task)
+    teacher_cv = ctx.metric.on(data.y, teacher_oof, ctx.task, data.score_rows)
     with atomic_dir(args.out) as tmp:
         save_predictions(tmp / "student", result, {"model": student, "teachers": weights})
         last = np.flatnonzero(data.folds == data.folds.max())  # rows the exported (last fold's) model never saw

@@ -26,7 +26,7 @@ from pipelines.core.metrics import get_metric, to_labels
 from pipelines.sources.cleaned import CleanData
 from pipelines.sources.submission import make_submission, validate_submission
 from pipelines.stages.common import load_predictions, trained
-from pipelines.training.ensembling import candidate_methods, choose_method, nested_oof
+from pipelines.training.ensembling import candidate_methods, choose_method, fold_scores, nested_oof
 
 
 def add_arguments(parser) -> None:
@@ -92,8 +92,8 @@ def main(args, params) -> None:
     nested, nested_scores = {}, {}
     for method, fit_apply in candidates.items():
         nested[method] = nested_oof(lambda tr, y, ap, f=fit_apply: f(tr, y, ap)[0], oofs, data.y, data.folds)
-        nested_scores[method] = metric(data.y, nested[method], task)
-    best = choose_method(nested, data.y, data.folds, metric, task)
+        nested_scores[method] = metric.on(data.y, nested[method], task, data.score_rows)
+    best = choose_method(nested, data.y, data.folds, metric, task, data.score_rows)
     final_test, detail = candidates[best](oofs, data.y, tests)
     final_oof = nested[best]
 
@@ -109,8 +109,8 @@ def main(args, params) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     save_array(args.out / "oof.npy", final_oof)
     write_plots(args.out / "plots", data.y, final_oof, task, data.meta["classes"])
-    cv = metric(data.y, final_oof, task)
-    folds = [metric(data.y[data.folds == k], final_oof[data.folds == k], task) for k in range(data.n_splits)]
+    cv = metric.on(data.y, final_oof, task, data.score_rows)
+    folds = fold_scores(data.y, final_oof, data.folds, metric, task, data.score_rows)
     write_json(
         args.out / "metrics.json",
         {
@@ -124,6 +124,8 @@ def main(args, params) -> None:
             "models": {n: preds[n]["scores"]["cv"] for n in names},
             "models_std": {n: float(np.std(preds[n]["scores"]["folds"])) for n in names},
             **({"left_out": left_out} if left_out else {}),
+            # folds.adversarial: every score above is that of the training rows most like the test set
+            **({"cv_rows": int(data.score_rows.sum())} if data.score_rows is not None else {}),
         },
     )
     with atomic_file(args.out / "submission.csv") as fh:  # written last: its presence means success

@@ -59,7 +59,7 @@ def main(args, params) -> None:
             try:
                 result = cross_validate(
                     model, model_params, data.X, data.y, data.X_test, data.folds, timed,
-                    cache_dir=args.cache, workers=workers, refit=refit, on_fold=check,
+                    cache_dir=args.cache, workers=workers, refit=refit, on_fold=check, score_rows=data.score_rows,
                 )  # fmt: skip
             except OverBudget as err:
                 left_out[model] = str(err)

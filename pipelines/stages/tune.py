@@ -42,12 +42,14 @@ def add_arguments(parser) -> None:
 
 
 def subsample(data: CleanData, max_rows: int | None, seed: int):
-    """(X, y, folds, X_test) for tuning: at most `max_rows` seeded training rows, each keeping
-    its fold; one test row (trials need no test predictions)."""
+    """(X, y, folds, X_test, score_rows) for tuning: at most `max_rows` seeded training rows,
+    each keeping its fold (and whether CV scores it); one test row (trials need no test
+    predictions)."""
     idx = np.arange(len(data.y))
     if max_rows is not None and len(idx) > max_rows:
         idx = np.sort(np.random.default_rng(seed).choice(idx, size=max_rows, replace=False))
-    return take_rows(data.X, idx), data.y[idx], data.folds[idx], take_rows(data.X_test, np.arange(1))
+    rows = None if data.score_rows is None else data.score_rows[idx]
+    return take_rows(data.X, idx), data.y[idx], data.folds[idx], take_rows(data.X_test, np.arange(1)), rows
 
 
 def default_params(model: str) -> dict:
@@ -74,7 +76,7 @@ def tune_model(
     """Run (or resume) the study; `fixed` factory arguments (params' `train.params`) hold in
     every trial; no new trial starts after `timeout` seconds."""
     entry = get_entry(model)
-    X, y, folds, X_test = subsample(data, tp.max_rows, seed)
+    X, y, folds, X_test, rows = subsample(data, tp.max_rows, seed)
     direction = "maximize" if ctx.metric.greater_is_better else "minimize"
     study = optuna.create_study(
         study_name=study_name,
@@ -96,8 +98,10 @@ def tune_model(
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        result = cross_validate(model, {**params, **(fixed or {}), **cheap}, X, y, X_test, folds, ctx, on_fold=on_fold)
-        return ctx.metric.best_score(y, result.oof, ctx.task)
+        fit = {**params, **(fixed or {}), **cheap}
+        result = cross_validate(model, fit, X, y, X_test, folds, ctx, on_fold=on_fold, score_rows=rows)
+        scored = slice(None) if rows is None else rows
+        return ctx.metric.best_score(y[scored], result.oof[scored], ctx.task)
 
     finished = [t for t in study.trials if t.state.is_finished()]
     remaining = max(0, tp.trials_for(len(y), ctx.n_classes) - len(finished))

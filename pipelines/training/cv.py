@@ -9,6 +9,9 @@ and a finished fold is never trained twice. `on_fold(k, running_score)` lets Opt
 student's fold-k training rows with the fold-k teachers, which never saw fold k's labels.
 `soft_targets` may be (n, ...) or per fold (n_splits, n, ...).
 
+`score_rows` (a boolean mask, `folds.adversarial`) makes the fold scores and the score those
+of the masked rows only; the OOF predictions still cover every row.
+
 `workers > 1` trains that many folds at once, each in its own (spawned) process on one
 thread: on a CPU, two one-thread folds of a small CNN side by side train faster than one
 fold after another on two threads (tiny convolutions barely use a second thread). Each
@@ -125,6 +128,7 @@ def cross_validate(
     keep_last_model: bool = False,
     workers: int = 1,
     refit: bool = False,
+    score_rows: np.ndarray | None = None,
 ) -> CVResult:
     start = time.perf_counter()
     n_splits = int(folds.max()) + 1
@@ -143,12 +147,11 @@ def cross_validate(
         keep = keep_last_model and k == n_splits - 1
         preds, est = job.cached_or_run(k, keep_model=keep)
         va = folds == k
-        if oof is None:
-            oof = np.zeros((len(y), *preds.val.shape[1:]))
+        oof = np.zeros((len(y), *preds.val.shape[1:])) if oof is None else oof
         oof[va] = preds.val
         test_sum = test_sum + preds.test.astype(np.float64)
         fold_train.append(preds.train)
-        scores.append(ctx.metric(y[va], preds.val, ctx.task))
+        scores.append(ctx.metric.on(y[va], preds.val, ctx.task, None if score_rows is None else score_rows[va]))
         predict_s += [preds.predict_s] if preds.predict_s is not None else []
         last_model = est if keep else last_model
         if on_fold is not None:
@@ -162,7 +165,7 @@ def cross_validate(
         oof=oof,
         test=test,
         fold_scores=scores,
-        score=ctx.metric(y, oof, ctx.task),
+        score=ctx.metric.on(y, oof, ctx.task, score_rows),
         seconds=time.perf_counter() - start,
         params=dict(params),
         rows_per_s=len(X_test) / float(np.mean(predict_s)) if predict_s else 0.0,

@@ -160,14 +160,22 @@ def candidate_methods(names: list[str], metric: Metric, task: str, iterations: i
     return out
 
 
-def choose_method(nested: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, metric: Metric, task: str) -> str:
-    """The first (simplest) method whose nested-OOF score is within one standard error of
-    the best one's: OOF scores on a few hundred rows are noisy, and a greedy method that
-    wins by noise alone does worse on the leaderboard than a plain mean (measured on Titanic
-    splits: mean 0.855 vs hill climbing 0.847 held-out accuracy)."""
-    scores = {m: metric(y, p, task) for m, p in nested.items()}
+def fold_scores(y: np.ndarray, pred: np.ndarray, folds: np.ndarray, metric: Metric, task: str, rows=None) -> list:
+    """The score of each fold's rows (only the `rows` that CV scores, when a mask is given)."""
+    ks = range(int(folds.max()) + 1)
+    return [metric.on(y[folds == k], pred[folds == k], task, None if rows is None else rows[folds == k]) for k in ks]
+
+
+def choose_method(
+    nested: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, metric: Metric, task: str, rows=None
+) -> str:
+    """The first (simplest) method whose nested-OOF score (on the `rows` CV scores) is within
+    one standard error of the best one's: OOF scores on a few hundred rows are noisy, and a
+    greedy method that wins by noise alone does worse on the leaderboard than a plain mean
+    (measured on Titanic splits: mean 0.855 vs hill climbing 0.847 held-out accuracy)."""
+    scores = {m: metric.on(y, p, task, rows) for m, p in nested.items()}
     best = max(scores, key=lambda m: scores[m] if metric.greater_is_better else -scores[m])
-    per_fold = [metric(y[folds == k], nested[best][folds == k], task) for k in range(int(folds.max()) + 1)]
+    per_fold = fold_scores(y, nested[best], folds, metric, task, rows)
     se = float(np.std(per_fold, ddof=1) / np.sqrt(len(per_fold))) if len(per_fold) > 1 else 0.0
     for method, score in scores.items():  # insertion order: simplest first
         if abs(score - scores[best]) <= se or method == best:
