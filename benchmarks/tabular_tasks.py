@@ -102,8 +102,11 @@ def lightgbm_default(train: pd.DataFrame, test: pd.DataFrame, spec: dict, thread
     return model.predict_proba(X_test)[:, 1] if spec["metric"] == "roc_auc" else model.predict(X_test)
 
 
-def play(name: str, train: pd.DataFrame, test: pd.DataFrame, spec: dict, workdir: Path, threads: int, models=None):
-    """The default pipeline on one split as a `local` competition: (submission, metrics, seconds)."""
+def play(
+    name: str, train: pd.DataFrame, test: pd.DataFrame, spec: dict, workdir: Path, threads: int, models=None, folds=None
+):
+    """The default pipeline on one split as a `local` competition: (submission, metrics, seconds);
+    `folds` updates params' `folds` section."""
     folder = workdir / "data"
     folder.mkdir(parents=True)
     train.to_csv(folder / "train.csv", index=False)
@@ -115,6 +118,7 @@ def play(name: str, train: pd.DataFrame, test: pd.DataFrame, spec: dict, workdir
     params["train"]["threads"] = threads
     if models:
         params["train"]["models"]["tabular"] = models
+    params["folds"].update(folds or {})
     repo = make_repo(workdir / "repo", params)
     seconds = repro(repo)
     sub = pd.read_csv(repo / f"submissions/{name}/submission.csv").set_index(spec["id"])

@@ -11,6 +11,12 @@ metrics.json); the last lines give the share of splits within, per task. A fold 
 fifth of the training rows and the hidden part 30% of all rows, so the hidden score is less
 noisy than one fold: most splits should be within, and a task where they are not is one
 whose CV should not be trusted to the second decimal.
+
+`--shift` carves a test set that leans one way (Titanic: a first-class passenger goes to
+test with probability 0.6, any other with 0.2; House Prices: a house of OverallQual >= 7
+likewise), as when Kaggle's test rows come from elsewhere. `--adversarial` plays each split
+twice, with `folds.adversarial` off and on, and prints both CVs beside the hidden score:
+how far each CV lies from it says whether validating on the test-like rows pays.
 """
 
 from __future__ import annotations
@@ -36,12 +42,24 @@ TASKS = {
 }
 
 
-def one_split(name: str, seed: int, workdir: Path, threads: int) -> dict:
-    spec = TASKS[name]
-    full = get_embedded(name).load()
+# --shift: the rows that go to test more often (probability 0.6 against 0.2)
+LEANS = {"titanic": lambda f: f["Pclass"] == 1, "house-prices": lambda f: f["OverallQual"] >= 7}
+
+
+def carve(name: str, seed: int, shift: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    spec, full = TASKS[name], get_embedded(name).load()
+    if shift:
+        to_test = np.random.default_rng(seed).random(len(full)) < np.where(LEANS[name](full), 0.6, 0.2)
+        return full[~to_test].reset_index(drop=True), full[to_test].reset_index(drop=True)
     strata = full[spec["target"]] if spec["task"] != "regression" else pd.qcut(full[spec["target"]], 10, labels=False)
     train, test = train_test_split(full, test_size=0.3, random_state=seed, stratify=strata)
-    pred, metrics, seconds = play(name, train.reset_index(drop=True), test.reset_index(drop=True), spec, workdir, threads)
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def one_split(name: str, seed: int, workdir: Path, threads: int, shift: bool = False) -> dict:
+    spec = TASKS[name]
+    train, test = carve(name, seed, shift)
+    pred, metrics, seconds = play(name, train, test, spec, workdir, threads)
     metric = get_metric(spec["metric"])
     truth = test[spec["target"]].to_numpy()
     hidden = float(metric(truth, pred.astype(np.float64), spec["task"]))
@@ -59,21 +77,44 @@ def one_split(name: str, seed: int, workdir: Path, threads: int) -> dict:
     }
 
 
+def paired_split(name: str, seed: int, workdir: Path, threads: int, shift: bool) -> dict:
+    """One split played with `folds.adversarial` off and on: both CVs and hidden scores."""
+    spec, metric = TASKS[name], get_metric(TASKS[name]["metric"])
+    train, test = carve(name, seed, shift)
+    truth, row = test[spec["target"]].to_numpy(), {"task": name, "split": seed}
+    for tag, folds in (("off", {}), ("adversarial", {"adversarial": True})):
+        pred, metrics, seconds = play(name, train, test, spec, workdir / tag, threads, folds=folds)
+        hidden = float(metric(truth, pred.astype(np.float64), spec["task"]))
+        row.update({f"cv {tag}": float(metrics["cv"]), f"hidden {tag}": hidden})
+        row[f"|hidden - cv| {tag}"] = round(abs(hidden - float(metrics["cv"])), 4)
+        row[f"s {tag}"] = round(seconds)
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", type=int, default=4)
     ap.add_argument("--tasks", default="titanic,house-prices")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--first-split", type=int, default=0, help="split seeds are 4000 + first-split + i")
+    ap.add_argument("--shift", action="store_true", help="test rows lean one way (see the module doc)")
+    ap.add_argument("--adversarial", action="store_true", help="each split with folds.adversarial off and on")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.tasks.split(","):
             for i in range(args.first_split, args.first_split + args.splits):
-                rows.append(one_split(name, 4000 + i, Path(tmp) / f"{name}-{i}", args.threads))
+                play_one = paired_split if args.adversarial else one_split
+                rows.append(play_one(name, 4000 + i, Path(tmp) / f"{name}-{i}", args.threads, args.shift))
                 print(table(rows[-1:]), flush=True)
     print()
     print(table(rows))
+    if args.adversarial:
+        for name in args.tasks.split(","):
+            mine = [r for r in rows if r["task"] == name]
+            gaps = {tag: np.mean([r[f"|hidden - cv| {tag}"] for r in mine]) for tag in ("off", "adversarial")}
+            print(f"{name}: mean |hidden - CV| {gaps['off']:.4f} off, {gaps['adversarial']:.4f} adversarial")
+        return
     for name in args.tasks.split(","):
         mine = [r for r in rows if r["task"] == name]
         within = sum(r["within 2 std"] for r in mine)
