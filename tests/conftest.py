@@ -40,6 +40,26 @@ def tiny_params(**competitions) -> dict:
     return params
 
 
+def play_stages(root: Path, name: str, params: dict, raw: Path) -> dict[str, Path]:
+    """clean, tune, train and ensemble (no student) of competition `name` in-process on the
+    Kaggle-layout folder `raw`; returns the stage folders (clean, tune, train, out)."""
+    from pipelines.__main__ import main
+
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    d = {k: root / k for k in ("clean", "tune", "train", "cache", "out")}
+    steps = [
+        ["clean", "--raw", str(raw), "--out", str(d["clean"])],
+        ["tune", "--clean", str(d["clean"]), "--out", str(d["tune"])],
+        ["train", "--clean", str(d["clean"]), "--tuned", str(d["tune"]), "--cache", str(d["cache"]),
+         "--out", str(d["train"])],
+        ["ensemble", "--raw", str(raw), "--clean", str(d["clean"]), "--train", str(d["train"]),
+         "--distill", str(root / "no-student"), "--out", str(d["out"])],
+    ]  # fmt: skip
+    for step in steps:
+        assert main([step[0], name, "--params", str(root / "params.yaml"), *step[1:]]) == 0, step[0]
+    return d
+
+
 def make_dvc_repo(repo: Path) -> Path:
     """A git + DVC repo at `repo` holding this project's pipeline; write params, then run `dvc repro`."""
     repo.mkdir()

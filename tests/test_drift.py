@@ -9,13 +9,13 @@ import logging
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from pipelines.__main__ import main
 from pipelines.core.metrics import get_metric
 from pipelines.features.drift import WARN_AUC, adversarial_validation, most_test_like
 from pipelines.features.tabular import build_features
 from pipelines.sources.embedded import get_embedded
+from tests.conftest import play_stages
 
 
 def _titanic_carve(shifted: bool):
@@ -100,19 +100,7 @@ def test_adversarial_folds_score_cv_on_the_most_test_like_in_every_stage(tmp_pat
         "train": {"models": {"tabular": ["lightgbm", "logreg"]}},
         "ensemble": {"iterations": 5},
     }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    d = {k: tmp_path / k for k in ("clean", "tune", "train", "cache", "out")}
-    common = ["lean", "--params", str(tmp_path / "params.yaml")]
-    steps = [
-        ["clean", "--raw", str(tmp_path / "raw"), "--out", str(d["clean"])],
-        ["tune", "--clean", str(d["clean"]), "--out", str(d["tune"])],
-        ["train", "--clean", str(d["clean"]), "--tuned", str(d["tune"]), "--cache", str(d["cache"]),
-         "--out", str(d["train"])],
-        ["ensemble", "--raw", str(tmp_path / "raw"), "--clean", str(d["clean"]), "--train", str(d["train"]),
-         "--distill", str(tmp_path / "no-student"), "--out", str(d["out"])],
-    ]  # fmt: skip
-    for step in steps:
-        assert main([step[0], *common, *step[1:]]) == 0, step[0]
+    d = play_stages(tmp_path, "lean", params, tmp_path / "raw")
 
     rows = np.load(d["clean"] / "score_rows.npy")
     assert rows.dtype == bool and rows.sum() == int(np.ceil(0.25 * len(train)))

@@ -2,7 +2,8 @@
 
 `make_submission` orders rows and columns exactly like `sample_submission.csv` and writes
 labels, probabilities or values as the metric asks. `validate_submission` is the check the
-`submit` command (and tests) run before anything is sent anywhere.
+`submit` command (and tests) run before anything is sent anywhere. `with_ids_as_written`
+puts back the sample's ids as text (pandas reads an id `007` as the number 7).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.core.errors import PipelineError
+from pipelines.core.io import read_csv
 from pipelines.core.metrics import Metric, to_labels
 
 
@@ -45,3 +47,10 @@ def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, id_col: str, wh
     nan_cols = sub.columns[sub.isna().any()].tolist()
     if nan_cols:
         raise PipelineError(f"{where}: missing values in column(s) {nan_cols}")
+
+
+def with_ids_as_written(sub: pd.DataFrame, sample_path, id_col: str) -> pd.DataFrame:
+    """`sub` (in the sample's row order, as `make_submission` gives it) with the id column
+    exactly as `sample_submission.csv` writes it: '007' stays '007', '1.50' stays '1.50'."""
+    written = read_csv(sample_path, usecols=[id_col], dtype={id_col: str})[id_col]
+    return sub.assign(**{id_col: written.to_numpy()})

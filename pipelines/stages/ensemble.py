@@ -24,7 +24,7 @@ from sklearn.metrics import roc_curve
 from pipelines.core.io import atomic_file, read_csv, read_json, save_array, write_json
 from pipelines.core.metrics import get_metric, to_labels
 from pipelines.sources.cleaned import CleanData
-from pipelines.sources.submission import make_submission, validate_submission
+from pipelines.sources.submission import make_submission, validate_submission, with_ids_as_written
 from pipelines.stages.common import load_predictions, trained
 from pipelines.training.ensembling import candidate_methods, choose_method, fold_scores, nested_oof
 
@@ -105,6 +105,7 @@ def main(args, params) -> None:
         value_cols = [c for c in sub.columns if c != data.meta["id"]]
         sub[value_cols] = sub[value_cols].round().astype(np.int64)  # integer ratings stay integers
     validate_submission(sub, sample, data.meta["id"])
+    sub = with_ids_as_written(sub, args.raw / "sample_submission.csv", data.meta["id"])
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_array(args.out / "oof.npy", final_oof)
