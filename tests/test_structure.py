@@ -81,3 +81,16 @@ def test_functions_and_modules_stay_small():
             too_long.append(f"{path.relative_to(ROOT)} ({n} lines)")
         too_long.extend(_long_functions(path))
     assert not too_long, "over the size rule (split, or say why above it with '# long: ...'): " + ", ".join(too_long)
+
+
+def test_readme_draws_the_dag_dvc_draws():
+    """README's Architecture picture is `dvc dag --md ensemble@titanic`, not a memory of it."""
+    import shutil
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"
+    drawn = subprocess.run(
+        [dvc, "dag", "--md", "ensemble@titanic"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert drawn.stdout.strip() in (ROOT / "README.md").read_text(), "README's DAG differs: paste `dvc dag --md`"
