@@ -55,7 +55,8 @@ def test_a_tiny_budget_leaves_models_out_and_still_submits(dvc_repo):
     assert list(cv["models"]) == ["lightgbm"] and set(cv["left_out"]) == {"logreg", "mlp"}
     assert "logreg left out: the train stage's share of the budget was spent" in out.stdout
     metrics = json.loads((dvc_repo / "submissions/titanic/metrics.json").read_text())
-    assert {"logreg", "mlp"} <= set(metrics["left_out"]) and "lightgbm" in metrics["models"]
+    details = json.loads((dvc_repo / "submissions/titanic/details.json").read_text())
+    assert {"logreg", "mlp"} <= set(details["left_out"]) and "lightgbm" in metrics["models"]
     sub = pd.read_csv(dvc_repo / "submissions/titanic/submission.csv")
     sample = pd.read_csv(dvc_repo / "data/raw/titanic/sample_submission.csv")
     assert sub["PassengerId"].tolist() == sample["PassengerId"].tolist() and sub.notna().all().all()

@@ -45,8 +45,13 @@ def test_titanic_repro_end_to_end_and_noop(dvc_repo):
     assert metrics["cv"] > 0.78
     folds = np.load(dvc_repo / "data/clean/titanic/folds.npy")
     per_fold = [get_metric("accuracy")(y[folds == k], oof[folds == k], "binary") for k in range(3)]
-    assert metrics["cv_folds"] == per_fold and metrics["cv_std"] == float(np.std(per_fold)) > 0
-    assert set(metrics["models_std"]) == set(metrics["models"])
+    assert set(metrics) == {"metric", "cv", "cv_std", "models"}  # the headline only: `dvc exp show` stays narrow
+    details = json.loads((sub_dir / "details.json").read_text())
+    assert list(details["ensemble"]["folds"].values()) == per_fold and metrics["cv_std"] == float(np.std(per_fold)) > 0
+    assert details["ensemble"]["cv"] == metrics["cv"] and details["ensemble"]["method"] in details["methods_nested_cv"]
+    assert set(details["models"]) == set(metrics["models"])
+    for model, d in details["models"].items():
+        assert d["cv_std"] == float(np.std(list(d["folds"].values()))) and d["cv"] == metrics["models"][model]
     for model, cv in metrics["models"].items():
         if not model.startswith("distill"):
             model_oof = np.load(dvc_repo / f"data/train/titanic/{model}/oof.npy")
@@ -166,7 +171,8 @@ def test_regression_and_multiclass_from_spec_alone(dvc_repo, tmp_path):
     out = dvc_repo / "submissions/ratings"
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["models"]) == {"lightgbm", "logreg", "distill:student"}
-    assert any(m.endswith("+thresholds") for m in metrics["methods_nested_cv"])
+    details = json.loads((out / "details.json").read_text())
+    assert any(m.endswith("+thresholds") for m in details["methods_nested_cv"])
     y = np.load(dvc_repo / "data/clean/ratings/target.npy")
     assert metrics["cv"] == get_metric("qwk")(y, np.load(out / "oof.npy"), "multiclass")
     assert metrics["cv"] > 0.7
