@@ -20,7 +20,7 @@ QUALITY = np.array(["Po", "Fa", "TA", "Gd", "Ex"])
 
 
 def repro(repo, *targets):
-    return run(["dvc", "repro", *targets], repo, env={"PIPELINES_PROGRESS": ""}, timeout=900)
+    return run(["dvc", "repro", *targets], repo, timeout=900)
 
 
 @pytest.mark.slow
@@ -147,7 +147,7 @@ def test_regression_and_multiclass_from_spec_alone(dvc_repo, tmp_path):
     params["tune"]["n_trials"] = 2
     params["distill"]["student"]["tabular"] = "student_gbdt"  # a tree student: soft targets, no ONNX
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
-    run(["dvc", "repro"], dvc_repo, env={"PIPELINES_PROGRESS": ""}, timeout=600)
+    run(["dvc", "repro"], dvc_repo, timeout=600)
     speed = json.loads((dvc_repo / "data/distill/prices/speed.json").read_text())
     assert speed["onnx"] is None and "not a torch model" in speed["onnx_note"] and speed["student_cv"] < 0.2
 

@@ -46,6 +46,7 @@ import pandas as pd
 from pipelines.core.context import TABULAR, ModelContext
 from pipelines.core.io import atomic_file
 from pipelines.core.metrics import target_transform
+from pipelines.core.progress import bar
 from pipelines.core.tables import take_rows
 from pipelines.models.registry import create_model, get_entry
 
@@ -139,7 +140,8 @@ def cross_validate(
         predict_s += _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)
 
     oof, test_sum, scores, fold_train, last_model = None, 0.0, [], [], None
-    for k in range(n_splits):
+    folds_bar = bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress)
+    for k in folds_bar:
         keep = keep_last_model and k == n_splits - 1
         preds, est = job.cached_or_run(k, keep_model=keep)
         va = folds == k
@@ -149,6 +151,7 @@ def cross_validate(
         test_sum = test_sum + preds.test.astype(np.float64)
         fold_train.append(preds.train)
         scores.append(ctx.metric(y[va], preds.val, ctx.task))
+        folds_bar.set_postfix(score=f"{np.mean(scores):.4f}")
         predict_s += [preds.predict_s] if preds.predict_s is not None else []
         last_model = est if keep else last_model
         if on_fold is not None:
