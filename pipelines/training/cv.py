@@ -140,8 +140,7 @@ def cross_validate(
         predict_s += _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)
 
     oof, test_sum, scores, fold_train, last_model = None, 0.0, [], [], None
-    folds_bar = bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress)
-    for k in folds_bar:
+    for k in bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress):
         keep = keep_last_model and k == n_splits - 1
         preds, est = job.cached_or_run(k, keep_model=keep)
         va = folds == k
@@ -151,7 +150,6 @@ def cross_validate(
         test_sum = test_sum + preds.test.astype(np.float64)
         fold_train.append(preds.train)
         scores.append(ctx.metric(y[va], preds.val, ctx.task))
-        folds_bar.set_postfix(score=f"{np.mean(scores):.4f}")
         predict_s += [preds.predict_s] if preds.predict_s is not None else []
         last_model = est if keep else last_model
         if on_fold is not None:
