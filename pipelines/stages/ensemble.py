@@ -10,9 +10,15 @@ folds); the best one is refitted on all OOF rows and applied to the test predict
 Writes `metrics.json`, the headline that `dvc exp show` compares (metric; cv: the chosen
 method's nested OOF score; cv_std: its fold spread; cv per model), `details.json` (fold
 scores, the ensemble's method, members and weights, each method's nested cv, each model's
-spread and time, what a budget left out: `dvc metrics diff --targets` it to compare spreads),
-`oof.npy` (those nested OOF predictions), `plots/` (confusion matrix, ROC, or residuals and
-predicted vs actual for regression, as CSV and PNG) and, last, `submission.csv`.
+spread and time, what a budget left out), `oof.npy` (those nested OOF predictions), `plots/`
+(confusion matrix, ROC, or residuals and predicted vs actual for regression, as CSV and PNG)
+and, last, `submission.csv`.
+
+`details.json` is an out, not a declared metric, so `dvc exp show` leaves it out; DVC 3 still
+reads it when named (checked with DVC 3.67): `dvc metrics diff --targets
+submissions/<name>/details.json` and `dvc metrics show submissions/<name>/details.json`
+(positional: `show` has no `--targets`). DVC compares the numbers of mappings and drops lists,
+hence fold scores and weights keyed by fold and member.
 """
 
 from __future__ import annotations
