@@ -113,8 +113,9 @@ def rows_for(label: str, repo: Path, seconds: float, answers: pd.DataFrame, base
             }
         )
     sub = pd.read_csv(repo / f"submissions/{NAME}/submission.csv")
+    method = json.loads((repo / f"submissions/{NAME}/details.json").read_text())["ensemble"]["method"]
     held_out = RMSLE(truth.to_numpy(), sub.set_index("Id").loc[truth.index, "SalePrice"].to_numpy(), "regression")
-    ensemble = {"split": label, "model": f"ENSEMBLE ({metrics['method']})", "cv": metrics["cv"], "held-out": held_out}
+    ensemble = {"split": label, "model": f"ENSEMBLE ({method})", "cv": metrics["cv"], "held-out": held_out}
     if label == "embedded":
         spec = parse_params({"competitions": {NAME: default_params()["competitions"][NAME]}}).competitions[NAME]
         public, private = score_offline(sub, NAME, spec)

@@ -123,6 +123,7 @@ def play(
     seconds = repro(repo)
     sub = pd.read_csv(repo / f"submissions/{name}/submission.csv").set_index(spec["id"])
     metrics = json.loads((repo / f"submissions/{name}/metrics.json").read_text())
+    metrics["method"] = json.loads((repo / f"submissions/{name}/details.json").read_text())["ensemble"]["method"]
     return sub.loc[test[spec["id"]], spec["target"]].to_numpy(), metrics, seconds
 
 

@@ -1,7 +1,8 @@
 """Command line: `python -m pipelines <stage> <name> [paths...]`.
 
 Stages (run by `dvc repro`): download, clean, tune, train, distill, ensemble. Commands
-with side effects (not DVC stages): submit, leaderboard, new. A user error (a bad spec,
+beside them (not DVC stages): submit, leaderboard, new, report. `--[no-]progress` overrides
+params.yaml's `progress` (bars on stderr; auto: when it is a terminal). A user error (a bad spec,
 parameter or file) prints one line, `error: ...`, naming the file, column or key, and exits
 2 (`--debug` shows the traceback). Ctrl-C / SIGTERM stop the stage after what it finished
 has been saved (fold files, checkpoints, Optuna trials; the output itself is written
@@ -26,7 +27,7 @@ from pathlib import Path  # noqa: E402
 
 from pipelines.core.errors import PipelineError  # noqa: E402
 
-STAGES = ("download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard", "new")
+STAGES = ("download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard", "new", "report")
 # commands that take their own positional and read params.yaml themselves: `new` writes the
 # file, and must work before it lists any competition (or exists at all)
 OWN_PARAMS = ("new",)
@@ -46,6 +47,8 @@ def build_parser(stages=STAGES) -> argparse.ArgumentParser:
             p.add_argument("name", help="competition name (a key under 'competitions' in params.yaml)")
         p.add_argument("--params", type=Path, default=Path("params.yaml"))
         p.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+        bars = "progress bars on stderr (default: params.yaml's `progress`; auto: when stderr is a terminal)"
+        p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help=bars)
         module.add_arguments(p)
         p.set_defaults(module=module)
     return parser
@@ -88,10 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _quiet_interrupts()
     previous = signal.signal(signal.SIGTERM, _terminate)
+    from pipelines.core import progress
     from pipelines.core.config import load_params
 
     try:
         params = None if args.stage in OWN_PARAMS else load_params(args.params)
+        progress.configure(args.progress if args.progress is not None else params.progress if params else "auto")
         args.module.main(args, params)
     except PipelineError as err:
         if args.debug:

@@ -50,12 +50,13 @@ def test_a_tiny_budget_leaves_models_out_and_still_submits(dvc_repo):
     params = tiny_params(titanic=TITANIC)
     params["budget"] = 0.5  # train's share, 0.33 s, is spent by the first model
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
-    out = run(["dvc", "repro"], dvc_repo, env={"PIPELINES_PROGRESS": ""})
+    out = run(["dvc", "repro"], dvc_repo)
     cv = json.loads((dvc_repo / "data/train/titanic/cv.json").read_text())
     assert list(cv["models"]) == ["lightgbm"] and set(cv["left_out"]) == {"logreg", "mlp"}
     assert "logreg left out: the train stage's share of the budget was spent" in out.stdout
     metrics = json.loads((dvc_repo / "submissions/titanic/metrics.json").read_text())
-    assert {"logreg", "mlp"} <= set(metrics["left_out"]) and "lightgbm" in metrics["models"]
+    details = json.loads((dvc_repo / "submissions/titanic/details.json").read_text())
+    assert {"logreg", "mlp"} <= set(details["left_out"]) and "lightgbm" in metrics["models"]
     sub = pd.read_csv(dvc_repo / "submissions/titanic/submission.csv")
     sample = pd.read_csv(dvc_repo / "data/raw/titanic/sample_submission.csv")
     assert sub["PassengerId"].tolist() == sample["PassengerId"].tolist() and sub.notna().all().all()

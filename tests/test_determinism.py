@@ -43,7 +43,6 @@ def test_two_clean_repros_are_byte_identical(tmp_path):
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PIPELINES_PROGRESS": "",
     }
     procs = [
         subprocess.Popen(["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -337,7 +337,7 @@ def test_both_image_layouts_through_dvc_repro(dvc_repo, tmp_path):
     params["train"]["params"] = {"cnn": {"width": 8, "hidden": 32}}
     params["distill"]["epochs"] = 2
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
-    run(["dvc", "repro"], dvc_repo, env={"PIPELINES_PROGRESS": ""}, timeout=600)
+    run(["dvc", "repro"], dvc_repo, timeout=600)
     for name in ("listed", "classes"):
         sub = pd.read_csv(dvc_repo / f"submissions/{name}/submission.csv")
         sample = pd.read_csv(tmp_path / name / "sample_submission.csv")

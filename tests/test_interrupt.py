@@ -49,7 +49,7 @@ def _train_argv(root: Path, params: Path, run: str) -> list[str]:
 
 def _start(argv: list[str], log: Path) -> subprocess.Popen:
     """`python -m pipelines ...` in the background, stdout and stderr into `log` (no pipe to fill)."""
-    env = {**os.environ, "PIPELINES_PROGRESS": "", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "wb") as fh:
         return subprocess.Popen([sys.executable, "-m", "pipelines", *argv], cwd=ROOT, env=env, stdout=fh, stderr=fh)
 

@@ -60,7 +60,6 @@ def kaggle_env(server: FakeKaggle, home: Path, **credentials: str) -> dict[str, 
         "HTTP_PROXY": server.url,
         "http_proxy": server.url,
         "DVC_NO_ANALYTICS": "1",
-        "PIPELINES_PROGRESS": "",
         "OMP_WAIT_POLICY": "PASSIVE",
         **credentials,
     }

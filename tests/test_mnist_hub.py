@@ -84,7 +84,7 @@ def test_full_size_format_through_dvc_repro(dvc_repo, tmp_path):
     params = tiny_params(**{"digit-recognizer": DIGITS})
     params["train"]["params"] = {"cnn": {"width": 8}}
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg"), "PIPELINES_PROGRESS": ""}
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
     run(["dvc", "repro"], dvc_repo, env=env)
     train = pd.read_csv(dvc_repo / "data/raw/digit-recognizer/train.csv")
     test = pd.read_csv(dvc_repo / "data/raw/digit-recognizer/test.csv")

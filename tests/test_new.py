@@ -347,7 +347,7 @@ def test_new_entries_run_through_dvc_repro(dvc_repo, tmp_path):
     for folder in ("tiny-bin", "tiny-reg"):
         proc = run([sys.executable, "-m", "pipelines", "new", str(tmp_path / folder), "--yes"], dvc_repo)
         assert f"dvc repro ensemble@{folder}" in proc.stdout
-    run(["dvc", "repro"], dvc_repo, env={"PIPELINES_PROGRESS": ""}, timeout=600)
+    run(["dvc", "repro"], dvc_repo, timeout=600)
     for name, metric in (("tiny-bin", "roc_auc"), ("tiny-reg", "rmsle")):
         sub = pd.read_csv(dvc_repo / f"submissions/{name}/submission.csv")
         sample = pd.read_csv(tmp_path / name / "sample_submission.csv")

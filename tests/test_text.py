@@ -232,7 +232,7 @@ def test_a_tiny_text_competition_through_dvc_repro(dvc_repo, tmp_path):
     params["tune"]["models"] = ["tfidf_linear"]
     params["train"]["params"] = {"text_bert": {"hidden": 16, "layers": 1, "vocab_size": 100}}
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
-    run(["dvc", "repro"], dvc_repo, env={"PIPELINES_PROGRESS": ""}, timeout=600)
+    run(["dvc", "repro"], dvc_repo, timeout=600)
     sub = pd.read_csv(dvc_repo / "submissions/texts/submission.csv")
     assert sub["id"].tolist() == data["id"].iloc[60:].tolist() and set(sub["label"]) <= {0, 1}
     assert (sub["label"].to_numpy() == data["label"].iloc[60:].to_numpy()).mean() > 0.9

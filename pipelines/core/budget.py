@@ -10,7 +10,7 @@ and ensemble take seconds). Each stage plans within its own share, like AutoGluo
 - distill: the student is skipped the same way; ensemble then blends the teachers alone.
 
 What a stage left out is printed and written to its outputs (`cv.json`'s `left_out`,
-`distill`'s `left_out.json`), and `metrics.json` gathers it. A budget makes results depend on
+`distill`'s `left_out.json`), and `details.json` gathers it. A budget makes results depend on
 the machine's speed, as `tune.timeout` does: reproducible runs leave it null.
 """
 

@@ -230,6 +230,9 @@ class EnsembleParams(Strict):
 class Params(Strict):
     seed: int = doc(42, "seeds folds, samplers, models and torch")
     budget: float | None = doc(None, "seconds per competition for tune, train and distill; null: no limit", gt=0)
+    progress: bool | Literal["auto"] = doc(
+        "auto", "progress bars on stderr (folds, trials, epochs, downloads); auto: when stderr is a terminal"
+    )
     competitions: dict[str, CompetitionSpec]
     folds: FoldParams = FoldParams()
     tune: TuneParams = TuneParams()

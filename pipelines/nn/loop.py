@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, SequentialSampler
 from tqdm.auto import tqdm
 
+from pipelines.core.progress import bar as tqdm_bar
 from pipelines.nn.checkpoint import (
     FINAL,
     LAST,
@@ -188,13 +189,11 @@ def make_parts(net: nn.Module, train_set: Dataset, cfg: TrainConfig, seed: int, 
 
 def progress_bar(parts: Parts, progress: Progress, cfg: TrainConfig, *, show: bool) -> tqdm:
     steps = len(parts.loader)
-    return tqdm(
+    return tqdm_bar(
         total=cfg.epochs * steps,
         initial=(progress.epoch + 1) * steps,
         desc=f"{type(parts.net).__name__} ({parts.device.type})",
-        disable=not show,
-        leave=False,
-        dynamic_ncols=True,
+        show=show,
     )
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
-from tqdm.auto import tqdm
 
 from pipelines.core.errors import PipelineError
+from pipelines.core.progress import bar
 
 # what Pillow can open, by file extension (.png, .jpg, .jpeg, .bmp, .tif, .webp, ...)
 EXTENSIONS = frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
@@ -130,7 +130,7 @@ def decode(path: Path, shape) -> np.ndarray:
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
-def load_images(paths: list[Path], shape, *, desc: str = "images", progress: bool = True) -> np.ndarray:
+def load_images(paths: list[Path], shape, *, desc: str = "images", progress: bool | None = None) -> np.ndarray:
     """Every file decoded and resized, in order: (n, C, H, W) uint8. Pillow releases the GIL
     while it decodes and resizes, so one thread per core shares the work without the cost of
     processes; the result does not depend on the thread count."""
@@ -139,7 +139,7 @@ def load_images(paths: list[Path], shape, *, desc: str = "images", progress: boo
     pool = ThreadPoolExecutor(min(cores, 8))
     try:
         decoded = pool.map(decode, paths, [shape] * len(paths))
-        for k, pixels in enumerate(tqdm(decoded, total=len(paths), desc=desc, unit="img", disable=not progress)):
+        for k, pixels in enumerate(bar(decoded, total=len(paths), desc=desc, unit="img", show=progress)):
             out[k] = pixels
     finally:  # a bad file ends the work at once: files not started yet are not decoded
         pool.shutdown(cancel_futures=True)

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from pipelines.core import io as core_io
+from pipelines.core import progress
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import safe_extract_zip
 from pipelines.sources.layout import copy_layout
@@ -171,7 +172,8 @@ def download_competition(slug: str, dest: Path, images: bool = False) -> None:
     with tempfile.TemporaryDirectory(dir=dest, prefix=".download.") as tmp:  # inside the atomic folder
         tmp = Path(tmp)
         with contextlib.redirect_stdout(io.StringIO()):
-            with_retry(lambda: api.competition_download_files(slug, path=str(tmp), force=True, quiet=True), slug)
+            quiet = not progress.enabled()  # the client's own tqdm bar (stderr); its chatter on stdout is caught
+            with_retry(lambda: api.competition_download_files(slug, path=str(tmp), force=True, quiet=quiet), slug)
         copy_layout(_archives_unpacked(tmp), f"kaggle: {slug}: download", dest, images)
 
 

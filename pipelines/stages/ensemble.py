@@ -7,9 +7,18 @@ Candidates are every trained model plus the distilled student. Each method (Caru
 climbing, stacking, plain mean; for `qwk` and binary `f1` also each followed by thresholds
 fitted on OOF predictions) is scored on honest nested OOF predictions (fitted on the other
 folds); the best one is refitted on all OOF rows and applied to the test predictions.
-Writes `metrics.json` (metric, cv: the chosen method's nested OOF score, per-model cv),
-`oof.npy` (those nested OOF predictions), `plots/` (confusion matrix, ROC, or residuals and
-predicted vs actual for regression, as CSV and PNG) and, last, `submission.csv`.
+Writes `metrics.json`, the headline that `dvc exp show` compares (metric; cv: the chosen
+method's nested OOF score; cv_std: its fold spread; cv per model), `details.json` (fold
+scores, the ensemble's method, members and weights, each method's nested cv, each model's
+spread and time, what a budget left out), `oof.npy` (those nested OOF predictions), `plots/`
+(confusion matrix, ROC, or residuals and predicted vs actual for regression, as CSV and PNG)
+and, last, `submission.csv`.
+
+`details.json` is an out, not a declared metric, so `dvc exp show` leaves it out; DVC 3 still
+reads it when named (checked with DVC 3.67): `dvc metrics diff --targets
+submissions/<name>/details.json` and `dvc metrics show submissions/<name>/details.json`
+(positional: `show` has no `--targets`). DVC compares the numbers of mappings and drops lists,
+hence fold scores and weights keyed by fold and member.
 """
 
 from __future__ import annotations
@@ -76,6 +85,51 @@ def _regression_png(path: Path, y: np.ndarray, pred: np.ndarray) -> None:
     plt.close(fig)
 
 
+def keyed(scores: list[float]) -> dict[str, float]:
+    """Fold scores keyed fold0, fold1, ... (DVC compares the numbers of a mapping, not of a list)."""
+    return {f"fold{k}": v for k, v in enumerate(scores)}
+
+
+def summaries(metric, data, oof, chosen: dict, nested_scores: dict, preds: dict, left_out: dict) -> tuple[dict, dict]:
+    """metrics.json: the headline that `dvc exp show` and `dvc metrics diff` compare (metric, cv
+    and its fold spread, cv per model: one column each; the fold scores ride along as lists,
+    which DVC's tables leave out); details.json: the rest (fold scores keyed for `dvc metrics
+    diff`, the ensemble's members and weights, each method's nested cv, each model's spread
+    and time). With folds.adversarial every score is that of the rows CV scores (`cv_rows`)."""
+    folds = fold_scores(data.y, oof, data.folds, metric, data.task, data.score_rows)
+    cv, cv_std = metric.on(data.y, oof, data.task, data.score_rows), float(np.std(folds))
+    models = {}
+    for name, pred in preds.items():
+        s = pred["scores"]
+        models[name] = {
+            "cv": s["cv"],
+            "cv_std": float(np.std(s["folds"])),
+            "folds": keyed(s["folds"]),
+            **{key: s[key] for key in ("seconds", "rows_per_s") if key in s},
+        }
+    if "weights" in chosen:  # by member, so that each weight is a number DVC can compare
+        chosen = {**chosen, "weights": dict(zip(chosen["members"], chosen["weights"], strict=True))}
+    rows = {"cv_rows": int(data.score_rows.sum())} if data.score_rows is not None else {}
+    headline = {
+        "metric": metric.name,
+        "cv": cv,
+        "cv_std": cv_std,
+        "cv_folds": folds,
+        "models": {n: m["cv"] for n, m in models.items()},
+        "models_folds": {n: preds[n]["scores"]["folds"] for n in models},
+        **rows,
+    }
+    details = {
+        "metric": metric.name,
+        "ensemble": {"cv": cv, "cv_std": cv_std, "folds": keyed(folds), **chosen},
+        "methods_nested_cv": nested_scores,
+        "models": models,
+        **({"left_out": left_out} if left_out else {}),
+        **rows,
+    }
+    return headline, details
+
+
 def main(args, params) -> None:
     data = CleanData(args.clean)
     task, metric = data.task, get_metric(data.meta["metric"])
@@ -110,25 +164,10 @@ def main(args, params) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     save_array(args.out / "oof.npy", final_oof)
     write_plots(args.out / "plots", data.y, final_oof, task, data.meta["classes"])
-    cv = metric.on(data.y, final_oof, task, data.score_rows)
-    folds = fold_scores(data.y, final_oof, data.folds, metric, task, data.score_rows)
-    write_json(
-        args.out / "metrics.json",
-        {
-            "metric": metric.name,
-            "cv": cv,
-            "cv_std": float(np.std(folds)),  # fold spread: is a change beyond noise?
-            "cv_folds": folds,
-            "method": best,
-            "methods_nested_cv": nested_scores,
-            "ensemble": {"members": names, **detail},
-            "models": {n: preds[n]["scores"]["cv"] for n in names},
-            "models_std": {n: float(np.std(preds[n]["scores"]["folds"])) for n in names},
-            **({"left_out": left_out} if left_out else {}),
-            # folds.adversarial: every score above is that of the training rows most like the test set
-            **({"cv_rows": int(data.score_rows.sum())} if data.score_rows is not None else {}),
-        },
-    )
+    chosen = {"method": best, "members": names, **detail}
+    headline, details = summaries(metric, data, final_oof, chosen, nested_scores, preds, left_out)
+    write_json(args.out / "details.json", details)
+    write_json(args.out / "metrics.json", headline)
     with atomic_file(args.out / "submission.csv") as fh:  # written last: its presence means success
         sub.to_csv(fh, index=False)
-    print(f"{args.name}: ensemble {best} cv {metric.name} {cv:.5f} -> {args.out}")
+    print(f"{args.name}: ensemble {best} cv {metric.name} {headline['cv']:.5f} -> {args.out}")

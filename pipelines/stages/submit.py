@@ -59,7 +59,7 @@ def git_state() -> tuple[str, str]:
 def chain_params(params, name: str) -> str:
     """Hash of what fed this competition's chain: its spec and the shared sections, not the
     other competitions' specs (adding a competition must not look like a change here)."""
-    dump = params.model_dump()
+    dump = params.model_dump(exclude={"progress"})  # what is drawn on the terminal feeds nothing
     dump["competitions"] = {name: dump["competitions"][name]}
     return fingerprint(dump)
 

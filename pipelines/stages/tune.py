@@ -23,6 +23,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from pipelines.core import progress
 from pipelines.core.budget import Deadline
 from pipelines.core.context import set_threads
 from pipelines.core.io import atomic_file, write_json
@@ -109,7 +110,7 @@ def tune_model(
         study.enqueue_trial(default_params(model), skip_if_exists=True)
     if remaining:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study.optimize(objective, n_trials=remaining, timeout=timeout, show_progress_bar=ctx.progress)
+        study.optimize(objective, n_trials=remaining, timeout=timeout, show_progress_bar=progress.enabled())
     return study
 
 

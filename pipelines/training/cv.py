@@ -49,6 +49,7 @@ import pandas as pd
 from pipelines.core.context import TABULAR, ModelContext
 from pipelines.core.io import atomic_file
 from pipelines.core.metrics import target_transform
+from pipelines.core.progress import bar
 from pipelines.core.tables import take_rows
 from pipelines.models.registry import create_model, get_entry
 
@@ -143,7 +144,7 @@ def cross_validate(
         predict_s += _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)
 
     oof, test_sum, scores, fold_train, last_model = None, 0.0, [], [], None
-    for k in range(n_splits):
+    for k in bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress):
         keep = keep_last_model and k == n_splits - 1
         preds, est = job.cached_or_run(k, keep_model=keep)
         va = folds == k

@@ -1,0 +1,271 @@
+"""Command `report`: one self-contained HTML page per competition.
+
+    python -m pipelines report <name> [--dir submissions/<name>] [--clean data/clean/<name>] \
+        [--tune data/tune/<name>] [--distill data/distill/<name>] [--out <dir>/report.html]
+
+Gathers what the stages and `submit` wrote: the CV table with its spread (the ensemble and
+each model: cv, fold std, fold scores, seconds, rows/s; `details.json`), the ensemble
+(method, members, weights, each method's nested cv), the student against its teachers
+(`speed.json`: scores and rows/s), the plots (PNG files of `plots/` inlined, CSV plots and the
+Optuna history drawn with matplotlib), the submission history (CV, public, private) and the
+drift check (`drift.json`). A part that does not exist yet (no submission, no student, no
+drift check) is said so on the page; a missing `metrics.json` or `details.json` is an error
+naming it. Images are inlined as base64 and nothing is fetched: the page opens offline. Not a
+DVC stage: the history changes outside DVC, so the report is re-written on demand.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_file, read_json
+from pipelines.sources.history import load_history
+
+MAX_POINTS = 5_000  # a scatter draws at most this many rows (a seeded sample), so pages stay small
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+.warn { background: #fff3cd; border: 1px solid #e0b000; padding: 0.6em 1em; }
+.note { color: #666; } img { max-width: 100%; margin: 0.5em 0; }
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dir", type=Path, default=None, help="default: submissions/<name>")
+    parser.add_argument("--clean", type=Path, default=None, help="default: data/clean/<name> (drift.json)")
+    parser.add_argument("--tune", type=Path, default=None, help="default: data/tune/<name> (history.csv)")
+    parser.add_argument("--distill", type=Path, default=None, help="default: data/distill/<name> (speed.json)")
+    parser.add_argument("--out", type=Path, default=None, help="default: <dir>/report.html")
+
+
+def esc(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def num(value, digits: int = 5) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def rate(value) -> str:
+    """Rows/s; 0 means not measured (every fold came from the cache)."""
+    return "" if value is None else num(float(value), 1) if value else "not measured"
+
+
+def table(rows: list[dict]) -> str:
+    """An HTML table of `rows` (pandas escapes every cell)."""
+    return pd.DataFrame(rows).to_html(index=False, escape=True, na_rep="", border=0)
+
+
+def note(text: str) -> str:
+    return f'<p class="note">{esc(text)}</p>'
+
+
+def read_optional(path: Path) -> dict | None:
+    return read_json(path) if path.is_file() else None
+
+
+def cv_section(details: dict) -> str:
+    ens, rows = details["ensemble"], []
+    for name, d in [(f"ensemble ({ens['method']})", ens), *details["models"].items()]:
+        row = {"": name, "cv": num(d["cv"]), "fold std": num(d["cv_std"])}
+        row.update({k: num(v) for k, v in d["folds"].items()})
+        row.update({"seconds": num(d.get("seconds"), 2), "rows/s": rate(d.get("rows_per_s"))})
+        rows.append(row)
+    spread = f"{details['metric']} on out-of-fold predictions; the fold std says how far a difference is noise."
+    left = details.get("left_out", {})
+    out = [f"<h2>Cross-validation</h2>{note(spread)}{table(rows)}"]
+    out += [note(f"left out: {name}: {why}") for name, why in left.items()]
+    return "".join(out)
+
+
+def ensemble_section(details: dict) -> str:
+    ens = details["ensemble"]
+    weights = ens.get("weights")
+    if isinstance(weights, dict):
+        members = table([{"member": m, "weight": num(w, 4)} for m, w in weights.items()])
+    else:
+        members = note("members: " + ", ".join(ens["members"]))
+    extra = "".join(note(f"{key}: {ens[key]}") for key in ("coef", "thresholds") if key in ens)
+    methods = table([{"method": m, "nested cv": num(s)} for m, s in details["methods_nested_cv"].items()])
+    chosen = f"chosen method: {ens['method']} (best nested out-of-fold score)"
+    return f"<h2>Ensemble</h2>{note(chosen)}{members}{extra}<h3>Methods compared</h3>{methods}"
+
+
+def student_section(speed: dict | None, details: dict, distill: Path) -> str:
+    if speed is None:
+        left = details.get("left_out", {})
+        why = left.get("distill:student") or left.get("student") or f"{distill / 'speed.json'} not found"
+        return f"<h2>Student against teachers</h2>{note(f'no student: {why}')}"
+    rows = [{"": "teacher ensemble", "cv": num(speed["teacher_cv"]), "rows/s": rate(speed["teacher_rows_per_s"])}]
+    for name, d in details["models"].items():
+        if not name.startswith("distill:"):
+            rows.append({"": f"teacher {name}", "cv": num(d["cv"]), "rows/s": rate(d.get("rows_per_s"))})
+    rows.append({"": "student", "cv": num(speed["student_cv"]), "rows/s": rate(speed["student_rows_per_s"])})
+    if speed.get("onnx"):
+        rows.append({"": "student, ONNX fp32", "cv": "", "rows/s": rate(speed.get("onnx_rows_per_s"))})
+    if speed.get("int8_kept"):
+        rows.append({"": "student, ONNX int8", "cv": "", "rows/s": rate(speed.get("int8_rows_per_s"))})
+    said = f"student {speed['speedup']}x the teachers' speed" if speed["speedup"] else "student's speed not measured"
+    if speed.get("onnx_speedup"):
+        said += f", {speed['onnx_speedup']}x in onnxruntime"
+    if speed.get("onnx_note"):
+        said += f"; {speed['onnx_note']}"
+    said += f" (cv: {speed['metric']})"
+    return f"<h2>Student against teachers</h2>{note(said)}{table(rows)}"
+
+
+def history_section(history: pd.DataFrame, name: str) -> str:
+    if history.empty:
+        return f"<h2>Submissions</h2>{note(f'no submissions yet: python -m pipelines submit {name}')}"
+    rows = [
+        {"submission": r["submission"], "time": r["time"], "commit": r["commit"], "cv": num(r["cv"]),
+         "cv std": num(r["cv_std"]), "public": num(r["public"]), "private": num(r["private"]), "message": r["message"]}
+        for _, r in history.iterrows()
+    ]  # fmt: skip
+    return f"<h2>Submissions</h2>{table(rows)}"
+
+
+def drift_section(drift: dict | None, clean: Path) -> str:
+    title = "<h2>Train against test</h2>"
+    if drift is None:
+        return title + note(f"no drift check: {clean / 'drift.json'} not found")
+    if drift.get("auc") is None:
+        return title + note(drift.get("note", "no drift check"))
+    telling = ", ".join(f"{f['name']} ({f['importance']:.2f})" for f in drift.get("features", []))
+    if drift["drift"]:
+        text = (f"Drift: a classifier tells test rows from training rows (adversarial AUC {drift['auc']:.3f} > "
+                f"{drift['warn_auc']}); CV may not predict the leaderboard. Most telling: {telling}")  # fmt: skip
+        return f'{title}<p class="warn">{esc(text)}</p>'
+    return title + note(f"train and test look alike (adversarial AUC {drift['auc']:.3f})")
+
+
+def png_tag(data: bytes, title: str) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<figure><img alt="{esc(title)}" src="data:image/png;base64,{encoded}"><figcaption>{esc(title)}</figcaption></figure>'  # noqa: E501
+
+
+def _figure_png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _confusion(ax, df: pd.DataFrame) -> None:
+    counts = pd.crosstab(df["actual"].astype(str), df["predicted"].astype(str))
+    ax.imshow(counts.to_numpy(), cmap="Blues")
+    dark = counts.to_numpy().max() / 2
+    ax.set(xticks=range(counts.shape[1]), yticks=range(counts.shape[0]), xlabel="predicted", ylabel="actual")
+    ax.set_xticklabels(counts.columns, rotation=90)
+    ax.set_yticklabels(counts.index)
+    for (i, j), n in np.ndenumerate(counts.to_numpy()):
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="white" if n > dark else "black")
+
+
+def _curves(ax, df: pd.DataFrame) -> None:
+    numeric = list(df.select_dtypes("number").columns)
+    x, ys = numeric[0], numeric[1:4]
+    groups = [c for c in df.columns if c not in numeric and df[c].nunique() <= 10]
+    parts = df.groupby(groups[0]) if groups else [("", df)]
+    for label, part in parts:
+        label = label[0] if isinstance(label, tuple) else label
+        line = part[x].is_monotonic_increasing
+        if not line and len(part) > MAX_POINTS:
+            part = part.sample(MAX_POINTS, random_state=0)
+        for y in ys:
+            name = " ".join(str(s) for s in (label, y) if s != "")
+            ax.plot(part[x], part[y], label=name) if line else ax.scatter(part[x], part[y], s=6, alpha=0.5, label=name)
+    ax.set_xlabel(x)
+    ax.legend(fontsize=8)
+
+
+def render_csv(path: Path) -> bytes | None:
+    """A CSV plot as a PNG: a confusion matrix (actual/predicted labels), CV against public
+    (cv_vs_public.csv), else the numeric columns against the first one (lines when it only
+    grows, e.g. ROC or trials; points otherwise), one line per group of a text column."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = pd.read_csv(path)
+    numeric = df.select_dtypes("number").columns
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    if {"actual", "predicted"} <= set(df) and ("actual" not in numeric or df["actual"].nunique() <= 50):
+        _confusion(ax, df)
+    elif {"cv", "public"} <= set(numeric):
+        ax.scatter(df["cv"], df["public"])
+        lo, hi = df[["cv", "public"]].min().min(), df[["cv", "public"]].max().max()
+        ax.plot([lo, hi], [lo, hi], color="k", lw=1)
+        ax.set(xlabel="cv", ylabel="public")
+    elif len(numeric) >= 2 and len(df):
+        _curves(ax, df)
+    else:
+        plt.close(fig)
+        return None
+    ax.set_title(path.stem)
+    return _figure_png(fig)
+
+
+def plots_section(folder: Path | None, extra: dict[str, Path], title: str = "Plots") -> str:
+    """Every PNG and CSV plot under `folder` (named by their path in it), then `extra` ones by title."""
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".png", ".csv")) if folder and folder.is_dir() else []
+    named = {str(p.relative_to(folder)): p for p in files} | {t: p for t, p in extra.items() if p.is_file()}
+    figures = []
+    for caption, path in named.items():
+        data = path.read_bytes() if path.suffix == ".png" else render_csv(path)
+        if data is not None:
+            figures.append(png_tag(data, caption))
+    return f"<h2>{esc(title)}</h2>" + ("".join(figures) or note("no plots found"))
+
+
+def page(name: str, metrics: dict, sections: list[str]) -> str:
+    when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    head = f"{name}: {metrics['metric']} {num(metrics['cv'])} +/- {num(metrics['cv_std'])} (cv, fold std)"
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(name)} report</title>'
+        f"<style>{STYLE}</style></head><body><h1>{esc(head)}</h1>{note(f'written {when}')}"
+        + "".join(sections)
+        + "</body></html>\n"
+    )
+
+
+def main(args, params) -> None:
+    params.competition(args.name)
+    folder = args.dir or Path("submissions") / args.name
+    clean = args.clean or Path("data/clean") / args.name
+    tune = args.tune or Path("data/tune") / args.name
+    distill = args.distill or Path("data/distill") / args.name
+    out = args.out or folder / "report.html"
+    for required in (folder / "metrics.json", folder / "details.json"):
+        if not required.is_file():
+            raise PipelineError(f"{required}: not found; run `dvc repro ensemble@{args.name}` first")
+    metrics, details = read_json(folder / "metrics.json"), read_json(folder / "details.json")
+    sections = [
+        drift_section(read_optional(clean / "drift.json"), clean),
+        cv_section(details),
+        ensemble_section(details),
+        student_section(read_optional(distill / "speed.json"), details, distill),
+        plots_section(folder / "plots", {"Optuna history (tune)": tune / "history.csv"}),
+        history_section(load_history(folder / "history.csv"), args.name),
+    ]
+    if (folder / "cv_vs_public.csv").is_file():
+        sections.append(plots_section(None, {"CV against public": folder / "cv_vs_public.csv"}, "CV against public"))
+    with atomic_file(out) as fh:
+        fh.write(page(args.name, metrics, sections))
+    print(f"{args.name}: report -> {out}")
