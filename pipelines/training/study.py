@@ -123,7 +123,9 @@ def run_budget(study: optuna.Study, objective, n_trials: int, timeout: float | N
     budget = MaxTrialsCallback(n_trials, states=LIVE)
     while True:
         fail_dead(study)
-        left = n_trials - len(study.get_trials(deepcopy=False, states=LIVE))
+        # free slots, and the queued trials (enqueued, or retries of a dead worker's) that hold one
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        left = n_trials - len(study.get_trials(deepcopy=False, states=LIVE)) + waiting
         seconds = None if end is None else end - time.monotonic()
         if seconds is not None and seconds <= 0:
             return
