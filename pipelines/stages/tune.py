@@ -120,6 +120,7 @@ def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: d
         result = cross_validate(
             model, {**params, **fixed, **cheap}, X, y, X_test, folds, replace(ctx, trial=steps), on_fold=steps.on_fold
         )
+        trial.set_user_attr("fold_scores", [float(s) for s in result.fold_scores])  # the best CV's noise
         return ctx.metric.best_score(y, result.oof, ctx.task)
 
     return objective
