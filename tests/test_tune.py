@@ -7,12 +7,14 @@ import json
 from collections import Counter
 
 import pandas as pd
+import pytest
 import yaml
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from pipelines.__main__ import main
 from tests.bad_inputs import Workspace
+from tests.conftest import TITANIC, run, tiny_params
 
 
 def test_train_params_hold_in_tuning_and_training(tmp_path):
@@ -135,3 +137,26 @@ def test_workers_beyond_the_threads_are_refused(tmp_path, capsys):
     t = Tuning(tmp_path)
     assert t.tune(workers=3, n_trials=2) == 2
     assert "tune.workers" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dvc_repro_tune_with_workers_and_study_plots(dvc_repo):
+    """`dvc repro tune@titanic` with two workers on a JournalStorage: every declared out exists
+    (the unused SQLite file too), the study plots are drawn by `dvc plots show`, a second repro
+    runs nothing, and a budget of 0 trials (empty plots) still satisfies DVC."""
+    params = tiny_params(titanic=TITANIC)
+    params["tune"].update(n_trials=4, workers=2, storage="journal")
+    (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    repro = ["dvc", "repro", "tune@titanic"]
+    run(repro, dvc_repo)
+    out = dvc_repo / "data/tune/titanic"
+    assert json.loads((out / "best_params.json").read_text())["lightgbm"]["trials"] == 4
+    assert (out / "study.db").stat().st_size == 0 and (out / "study.journal").stat().st_size > 0
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], dvc_repo).stdout)
+    for plot in ("history.csv", "importances.csv", "slices/lightgbm-learning_rate.csv"):
+        assert any(key.endswith(f"data/tune/titanic/{plot}") for key in shown), (plot, list(shown))
+    assert "Running stage" not in run(repro, dvc_repo).stdout
+    params["tune"]["n_trials"] = 0
+    (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    run(repro, dvc_repo)
+    assert json.loads((out / "best_params.json").read_text()) == {} and not list((out / "slices").iterdir())

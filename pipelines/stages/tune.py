@@ -187,8 +187,14 @@ def main(args, params) -> None:
     workers = [] if args.join else spawn_workers(args, clean, out, tp.workers - 1, threads)
     try:
         run_studies(todo, studies, data, ctx, params, n_trials)
-    finally:
-        _reap(workers)
+    except BaseException:  # an error or an interruption here: stop the workers (their finished trials are kept)
+        for proc in workers:
+            proc.terminate()
+            proc.wait()
+        raise
+    for proc in workers:  # they stop once the budget is done
+        if proc.wait() != 0:
+            raise PipelineError(f"tune: a worker (pid {proc.pid}) exited with code {proc.returncode}")
     if not args.join:
         write_results(out, studies, ctx.metric.greater_is_better, args.name)
 
@@ -201,17 +207,6 @@ def run_studies(todo, studies, data, ctx, params, n_trials: int) -> None:
         limits = [t for t in (params.tune.timeout, deadline.share(len(todo) - i)) if t is not None]
         objective = make_objective(model, data, ctx, params.tune, n_trials, params.seed, fixed)
         run_budget(studies[model], objective, n_trials, timeout=min(limits) if limits else None)
-
-
-def _reap(workers: list[subprocess.Popen]) -> None:
-    """Wait for the spawned workers (they stop once the budget is done); after an error or an
-    interruption here, stop them first (their finished trials are in the storage)."""
-    failed = sys.exc_info()[0] is not None
-    for proc in workers:
-        if failed:
-            proc.terminate()
-        if proc.wait() != 0 and not failed:
-            raise PipelineError(f"tune: a worker (pid {proc.pid}) exited with code {proc.returncode}")
 
 
 def write_results(out: Path, studies: dict, greater_is_better: bool, name: str) -> None:
