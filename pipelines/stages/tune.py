@@ -83,9 +83,12 @@ def default_params(model: str) -> dict:
     }
 
 
-def open_study(model: str, name: str, storage, ctx, tp, n_trials: int, *, seed: int | None) -> optuna.Study:
-    """Create or load study `name`; a new one queues the previous study's best params (same
-    model and competition, `tune.warm_start`) and the model's defaults, as far as `n_trials` goes."""
+def open_study(
+    model: str, name: str, family: str, storage, ctx, tp, n_trials: int, *, seed: int | None
+) -> optuna.Study:
+    """Create or load study `name`; a new one queues the best params of the latest other study
+    named `family...` (same competition and model, `tune.warm_start`) and the model's defaults,
+    as far as `n_trials` goes."""
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -96,15 +99,10 @@ def open_study(model: str, name: str, storage, ctx, tp, n_trials: int, *, seed: 
         load_if_exists=True,
     )
     if not study.get_trials(deepcopy=False):
-        warm = previous_best(storage, _family(name, model), name) if tp.warm_start else None
+        warm = previous_best(storage, family, name) if tp.warm_start else None
         for queued in [p for p in (warm, default_params(model)) if p is not None][:n_trials]:
             study.enqueue_trial(queued, skip_if_exists=True)
     return study
-
-
-def _family(name: str, model: str) -> str:
-    """The prefix every study of this competition and model shares: `<competition>-<model>-`."""
-    return name[: name.index(f"-{model}-") + len(model) + 2]
 
 
 def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: dict):
@@ -183,7 +181,10 @@ def main(args, params) -> None:
     log.info("tune: %d row(s), up to %d trial(s) per model", rows, n_trials)
     todo = plan(args, params, data, ctx, tag)
     seed = None if args.join else ctx.seed  # joining workers sample on their own (a shared seed: the same points)
-    studies = {model: open_study(model, name, storage, ctx, tp, n_trials, seed=seed) for model, name, _ in todo}
+    studies = {
+        model: open_study(model, name, f"{args.name}-{model}-", storage, ctx, tp, n_trials, seed=seed)
+        for model, name, _ in todo
+    }
     workers = [] if args.join else spawn_workers(args, clean, out, tp.workers - 1, threads)
     try:
         run_studies(todo, studies, data, ctx, params, n_trials)
