@@ -26,6 +26,13 @@ CASES = [
     Case("fraction above 1", param(distill={"alpha": 1.5}), ("distill.alpha", "less than or equal to 1")),
     Case("unknown ensemble method", param(ensemble={"methods": ["blend"]}), ("ensemble.methods[0]", "'blend'")),
     Case("storage not a URL", param(tune={"storage": "study.db"}), ("tune.storage", "not a database URL")),
+    Case("unknown pruner", param(tune={"pruner": "asha"}), ("tune.pruner", "'asha'")),
+    Case("no workers", param(tune={"workers": 0}), ("tune.workers", "greater than or equal to 1")),
+    Case(
+        "grace within a heartbeat",
+        param(tune={"grace_period": 5, "heartbeat_interval": 10}),
+        ("tune.grace_period", "must exceed"),
+    ),
     Case("unknown modality key", param(train={"models": {"tabluar": ["logreg"]}}), ("train.models", "'tabluar'")),
     Case("local without path", spec(path=None), ("competitions.comp", "needs 'path'")),
     Case("bad kaggle slug", spec(source="kaggle", kaggle="Titanic Comp"), ("competitions.comp.kaggle", "slug")),

@@ -3,10 +3,18 @@ own) and in training (over the tuned values)."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+
+import pandas as pd
+import pytest
 import yaml
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from pipelines.__main__ import main
 from tests.bad_inputs import Workspace
+from tests.conftest import TITANIC, run, tiny_params
 
 
 def test_train_params_hold_in_tuning_and_training(tmp_path):
@@ -32,3 +40,125 @@ def test_train_params_hold_in_tuning_and_training(tmp_path):
     assert main([*argv, "--out", str(out)]) == 0
     # the fixed C wins over the tuned one
     assert yaml.safe_load((out / "logreg" / "scores.json").read_text())["params"] == {"C": 0.05}
+
+
+class Tuning:
+    """`comp` cleaned once in tmp_path; `tune(...)` runs the stage with these `tune` params."""
+
+    def __init__(self, tmp_path, models=("logreg",)):
+        self.ws = Workspace(tmp_path)
+        self.models = list(models)
+        self.clean, self.out = tmp_path / "clean", tmp_path / "tune"
+        self.save({})
+        assert main(["clean", *self.common, "--raw", str(self.ws.raw), "--out", str(self.clean)]) == 0
+
+    def save(self, tune: dict) -> None:
+        self.ws.params.update(
+            train={"models": {"tabular": self.models}, "threads": 2}, tune={"models": self.models, **tune}
+        )
+        self.ws.save_params()
+        self.common = ["comp", "--params", str(self.ws.params_path)]
+        self.storage = tune.get("storage")
+
+    def tune(self, *flags, **tune) -> int:
+        self.save(tune)
+        return main(["tune", *self.common, "--clean", str(self.clean), "--out", str(self.out), *flags])
+
+    def studies(self) -> dict[str, list]:
+        import optuna
+
+        if self.storage == "journal":
+            storage = optuna.storages.JournalStorage(JournalFileBackend(str(self.out / "study.journal")))
+        else:
+            storage = f"sqlite:///{self.out / 'study.db'}"
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        return {n: optuna.load_study(study_name=n, storage=storage).trials for n in names}
+
+
+def test_two_workers_on_a_journal_study(tmp_path):
+    t = Tuning(tmp_path)
+    assert t.tune(storage="journal", workers=2, n_trials=6) == 0
+    (trials,) = t.studies().values()
+    done = [x for x in trials if x.state == TrialState.COMPLETE]
+    assert len(done) == 6 and len({x.number for x in trials}) == len(trials)
+    assert json.loads((t.out / "best_params.json").read_text())["logreg"]["trials"] == 6
+    # both study files exist (dvc.yaml declares them); the unused SQLite one is empty
+    assert (t.out / "study.db").stat().st_size == 0 and (t.out / "study.journal").stat().st_size > 0
+    for plot in ("history.csv", "importances.csv", "slices/logreg-C.csv"):
+        assert len(pd.read_csv(t.out / plot)) > 0, plot
+
+
+def test_join_adds_trials_and_the_stage_writes_the_results(tmp_path):
+    t = Tuning(tmp_path)
+    assert t.tune("--join", n_trials=3) == 0  # a worker joining before the stage runs
+    assert not (t.out / "best_params.json").exists()  # a joining worker writes no results
+    (trials,) = t.studies().values()
+    assert [x.state for x in trials] == [TrialState.COMPLETE] * 3
+    assert t.tune(n_trials=3) == 0  # the budget is done: the stage only writes the results
+    (again,) = t.studies().values()
+    assert len(again) == 3 and json.loads((t.out / "best_params.json").read_text())["logreg"]["trials"] == 3
+
+
+def test_pruner_choice(tmp_path):
+    t = Tuning(tmp_path, models=("lightgbm",))
+    assert t.tune(pruner="none", n_trials=8) == 0
+    (unpruned,) = t.studies().values()
+    assert all(x.state == TrialState.COMPLETE for x in unpruned) and len(unpruned) == 8
+    (t.out / "study.db").unlink()
+    assert t.tune(pruner="successive_halving", n_trials=8) == 0
+    (pruned,) = t.studies().values()
+    states = Counter(x.state for x in pruned)
+    assert states[TrialState.PRUNED] >= 1 and states[TrialState.PRUNED] + states[TrialState.COMPLETE] == 8
+    # pruned trials stopped after a fold: they reported fewer steps (folds) than complete ones
+    assert all(len(x.intermediate_values) < 3 for x in pruned if x.state == TrialState.PRUNED)
+
+
+def test_new_study_starts_from_the_previous_best(tmp_path):
+    import optuna
+
+    t = Tuning(tmp_path)
+    t.out.mkdir()
+    # an earlier study of logreg on comp (before the data changed) whose best C is 5.5
+    storage = f"sqlite:///{t.out / 'study.db'}"
+    earlier = optuna.create_study(study_name="comp-logreg-earlier", storage=storage, direction="maximize")
+    C = optuna.distributions.FloatDistribution(1e-3, 10.0, log=True)
+    for c, value in ((0.01, 0.5), (5.5, 0.9)):
+        earlier.add_trial(optuna.trial.create_trial(params={"C": c}, distributions={"C": C}, value=value))
+    assert t.tune(n_trials=3) == 0
+    (new,) = [trials for name, trials in t.studies().items() if name != "comp-logreg-earlier"]
+    assert [x.params["C"] for x in new[:2]] == [5.5, 0.3] and len(new) == 3  # the previous best, the defaults, TPE
+    before = set(t.studies())
+    assert t.tune(n_trials=2, warm_start=False, max_rows=5000) == 0  # another study, started cold
+    (cold,) = [trials for name, trials in t.studies().items() if name not in before]
+    assert cold[0].params["C"] == 0.3
+
+
+def test_workers_beyond_the_threads_are_refused(tmp_path, capsys):
+    t = Tuning(tmp_path)
+    assert t.tune(workers=3, n_trials=2) == 2
+    assert "tune.workers" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dvc_repro_tune_with_workers_and_study_plots(dvc_repo):
+    """`dvc repro tune@titanic` with two workers on a JournalStorage: every declared out exists
+    (the unused SQLite file too), the study plots are drawn by `dvc plots show`, a second repro
+    runs nothing, and a budget of 0 trials (empty plots) still satisfies DVC."""
+    params = tiny_params(titanic=TITANIC)
+    params["tune"].update(n_trials=4, workers=2, storage="journal")
+    (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    repro = ["dvc", "repro", "tune@titanic"]
+    run(repro, dvc_repo)
+    out = dvc_repo / "data/tune/titanic"
+    assert json.loads((out / "best_params.json").read_text())["lightgbm"]["trials"] == 4
+    assert (out / "study.db").stat().st_size == 0 and (out / "study.journal").stat().st_size > 0
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], dvc_repo).stdout)
+    assert not [e for e in shown.get("errors", []) if "data/tune" in e["name"]]  # (later stages' plots: not yet)
+    for plot in ("history.csv", "importances.csv", "slices/lightgbm-learning_rate.csv"):
+        (drawn,) = shown["data"][f"data/tune/titanic/{plot}"]
+        assert drawn["type"] == "vega" and len(drawn["content"]["data"]["values"]) >= 4, plot
+    assert "Running stage" not in run(repro, dvc_repo).stdout
+    params["tune"]["n_trials"] = 0
+    (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    run(repro, dvc_repo)
+    assert json.loads((out / "best_params.json").read_text()) == {} and not list((out / "slices").iterdir())

@@ -148,7 +148,22 @@ class TuneParams(Strict):
         20, "trials per model: the study's total (a resumed study only runs the rest); 0: defaults", ge=0
     )
     timeout: float | None = doc(None, "seconds per model; a timeout makes results machine-dependent", gt=0)
-    storage: str | None = doc(None, "optuna RDB URL; null: SQLite in data/tune/<name>/study.db")
+    storage: str | None = doc(
+        None,
+        "null: SQLite in data/tune/<name>/study.db; journal: study.journal beside it; or an RDB URL (postgresql://...)",
+    )
+    workers: int = doc(
+        1, "processes on this machine adding trials to one study (threads: train.threads / workers)", ge=1
+    )
+    pruner: Literal["median", "successive_halving", "hyperband", "none"] = doc(
+        "median",
+        "stops poor trials on fold scores (torch: epoch scores): median | successive_halving | hyperband | none",
+    )
+    heartbeat_interval: int = doc(10, "seconds between a running trial's heartbeats (SQLite and RDB storages)", ge=1)
+    grace_period: int = doc(
+        60, "seconds without a heartbeat after which a trial's worker is dead: failed, retried", ge=1
+    )
+    warm_start: bool = doc(True, "a new study first tries the best params of the model's previous study in the storage")
     max_rows: int | None = doc(10_000, "trials run on a seeded subsample of at most this many rows", ge=100)
     row_budget: int | None = doc(100_000, "at most row_budget / (rows x classes) trials (at least 5)", ge=1)
 
@@ -161,8 +176,18 @@ class TuneParams(Strict):
     @field_validator("storage")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and "://" not in value:
-            raise ValueError(f"{value!r} is not a database URL (e.g. sqlite:///study.db, postgresql://host/db)")
+        if value is not None and value != "journal" and "://" not in value:
+            raise ValueError(
+                f"{value!r} is not a database URL (e.g. sqlite:///study.db, postgresql://host/db) nor 'journal'"
+            )
+        return value
+
+    @field_validator("grace_period")
+    @classmethod
+    def _grace(cls, value: int, info) -> int:
+        interval = info.data.get("heartbeat_interval")
+        if interval is not None and value <= interval:
+            raise ValueError(f"must exceed heartbeat_interval ({interval}): a live worker beats at least once in it")
         return value
 
 

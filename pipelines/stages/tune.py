@@ -1,45 +1,67 @@
 """Stage `tune`: Optuna search over each tunable model's space, on the shared folds.
 
     python -m pipelines tune <name> --clean data/clean/<name> --out data/tune/<name>
+    python -m pipelines tune <name> --join     # one more worker on the same study, from any machine
 
-One study per model in a real storage (SQLite `study.db` in `--out` unless `tune.storage`
-names an RDB URL, so several machines can work on one study). Seeded TPE whose first trial
-is the model's defaults (so the best params never score below them); a median pruner stops
-trials whose running fold mean is poor (torch models also report per epoch). Trials score
-the competition's metric on OOF predictions (after OOF-fitted thresholds where the metric
-uses them); on large data they run on a seeded subsample of `tune.max_rows` rows, and
-costly data (rows x classes) gets fewer trials (`tune.row_budget`, see `TuneParams`).
-Studies resume: `n_trials` is the study's total, so an interrupted run continues and a
-re-run adds nothing. Writes `best_params.json` (read by `train`) and `history.csv` (plots).
+One study per model in a real storage (`tune.storage`): SQLite `study.db` in `--out` by
+default, Optuna's JournalStorage (`study.journal` beside it) for `tune.workers` processes on
+this machine, or an RDB URL (PostgreSQL) that workers on other machines `--join`. Whichever is
+used, both files exist (DVC declares them); the unused one stays empty. `n_trials` is the
+study's total over every worker (see `pipelines/training/study.py`: budget, heartbeats,
+retries); the stage writes its results once the budget is done, whoever ran the trials; a
+joining worker writes nothing. Seeded TPE whose first trials are the best params of the
+model's previous study (new data or arguments make a new study) and the model's defaults,
+so the best params never score below them; `tune.pruner` stops poor trials on their running
+fold mean (torch models: on each epoch's score). Trials score the competition's metric on
+OOF predictions (after OOF-fitted thresholds where the metric uses them); on large data
+they run on a seeded subsample of `tune.max_rows` rows, and costly data (rows x classes)
+gets fewer trials (`tune.row_budget`). Writes `best_params.json` (read by `train`) and the
+study plots: `history.csv`, `importances.csv`, `slices/<model>-<param>.csv`.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import optuna
-import pandas as pd
 
-from pipelines.core import progress
 from pipelines.core.budget import Deadline
 from pipelines.core.context import set_threads
-from pipelines.core.io import atomic_file, write_json
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import atomic_dir, atomic_file, write_json
 from pipelines.core.tables import take_rows
 from pipelines.models.registry import get_entry, serves
 from pipelines.models.selection import check_models, models_for
 from pipelines.sources.cleaned import CleanData
 from pipelines.stages.common import model_context
 from pipelines.training.cv import cross_validate, fingerprint
+from pipelines.training.study import (
+    FINISHED,
+    TrialSteps,
+    claim_slot,
+    make_pruner,
+    open_storage,
+    previous_best,
+    run_budget,
+)
+from pipelines.training.study_plots import history_table, importance_table, slice_tables
 
 log = logging.getLogger(__name__)
 
+STUDY_FILES = ("study.db", "study.journal")  # in --out: SQLite's and the JournalStorage's
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--clean", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--clean", type=Path, default=None, help="clean's folder (default: data/clean/<name>)")
+    parser.add_argument("--out", type=Path, default=None, help="study files and results (default: data/tune/<name>)")
+    parser.add_argument("--join", action="store_true", help="only add trials to the study; write no results")
+    parser.add_argument("--threads", type=int, default=None, help="this worker's threads (default: train.threads)")
 
 
 def subsample(data: CleanData, max_rows: int | None, seed: int):
@@ -54,7 +76,7 @@ def subsample(data: CleanData, max_rows: int | None, seed: int):
 
 
 def default_params(model: str) -> dict:
-    """The factory's own defaults (numbers, strings, booleans): the study's first trial."""
+    """The factory's own defaults (numbers, strings, booleans): a study's first trials."""
     entry = get_entry(model)
     return {
         name: p.default
@@ -63,103 +85,147 @@ def default_params(model: str) -> dict:
     }
 
 
-def tune_model(
-    model: str,
-    data: CleanData,
-    ctx,
-    tp,
-    storage: str,
-    study_name: str,
-    seed: int = 0,
-    fixed: dict | None = None,
-    timeout: float | None = None,
+def open_study(
+    model: str, name: str, family: str, storage, ctx, tp, n_trials: int, *, seed: int | None
 ) -> optuna.Study:
-    """Run (or resume) the study; `fixed` factory arguments (params' `train.params`) hold in
-    every trial; no new trial starts after `timeout` seconds."""
-    entry = get_entry(model)
-    X, y, folds, X_test, rows = subsample(data, tp.max_rows, seed)
-    direction = "maximize" if ctx.metric.greater_is_better else "minimize"
+    """Create or load study `name`; a new one queues the best params of the latest other study
+    named `family...` (same competition and model, `tune.warm_start`) and the model's defaults,
+    as far as `n_trials` goes."""
     study = optuna.create_study(
-        study_name=study_name,
+        study_name=name,
         storage=storage,
-        direction=direction,
-        sampler=optuna.samplers.TPESampler(seed=ctx.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+        direction="maximize" if ctx.metric.greater_is_better else "minimize",
+        # several workers: a running trial counts as a (bad) result, so two workers do not try one point
+        sampler=optuna.samplers.TPESampler(seed=seed, constant_liar=seed is None or tp.workers > 1),
+        pruner=make_pruner(tp.pruner),
         load_if_exists=True,
     )
-
-    accepted = inspect.signature(entry.factory).parameters
-    cheap = {"final_fit": False} if "final_fit" in accepted else {}  # LightGBM: the early-stopped model will do
-
-    def objective(trial: optuna.Trial) -> float:
-        params = entry.search_space(trial)
-
-        def on_fold(k: int, running: float) -> None:
-            trial.report(running, k)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        fit = {**params, **(fixed or {}), **cheap}
-        result = cross_validate(model, fit, X, y, X_test, folds, ctx, on_fold=on_fold, score_rows=rows)
-        scored = slice(None) if rows is None else rows
-        return ctx.metric.best_score(y[scored], result.oof[scored], ctx.task)
-
-    finished = [t for t in study.trials if t.state.is_finished()]
-    remaining = max(0, tp.trials_for(len(y), ctx.n_classes) - len(finished))
-    if remaining and not study.trials:
-        study.enqueue_trial(default_params(model), skip_if_exists=True)
-    if remaining:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study.optimize(objective, n_trials=remaining, timeout=timeout, show_progress_bar=progress.enabled())
+    if not study.get_trials(deepcopy=False):
+        warm = previous_best(storage, family, name) if tp.warm_start else None
+        for queued in [p for p in (warm, default_params(model)) if p is not None][:n_trials]:
+            study.enqueue_trial(queued, skip_if_exists=True)
     return study
 
 
-def history_of(study: optuna.Study | None, model: str, greater_is_better: bool) -> pd.DataFrame:
-    """The study's completed trials with the best value so far (the DVC plot of `history.csv`)."""
-    trials = study.trials_dataframe(attrs=("number", "value", "state")) if study else pd.DataFrame()
-    if trials.empty:
-        return pd.DataFrame(columns=["model", "trial", "value", "best"])
-    trials = trials[trials["state"] == "COMPLETE"]
-    best = trials["value"].cummax() if greater_is_better else trials["value"].cummin()
-    return pd.DataFrame({"model": model, "trial": trials["number"], "value": trials["value"], "best": best})
+def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: dict):
+    """The trial: claim a slot of the budget, suggest params, cross-validate on the tuning rows."""
+    entry = get_entry(model)
+    X, y, folds, X_test, rows = subsample(data, tp.max_rows, seed)
+    scored = slice(None) if rows is None else rows  # folds.adversarial: the test-like rows only
+    cheap = {"final_fit": False} if "final_fit" in inspect.signature(entry.factory).parameters else {}
+
+    def objective(trial: optuna.Trial) -> float:
+        claim_slot(trial, n_trials)
+        params = entry.search_space(trial)
+        steps = TrialSteps(trial, ctx.epochs)  # torch models report each epoch to it (ctx.trial)
+        result = cross_validate(
+            model, {**params, **fixed, **cheap}, X, y, X_test, folds, replace(ctx, trial=steps),
+            on_fold=steps.on_fold, score_rows=rows,
+        )  # fmt: skip
+        trial.set_user_attr("fold_scores", [float(s) for s in result.fold_scores])  # the best CV's noise
+        return ctx.metric.best_score(y[scored], result.oof[scored], ctx.task)
+
+    return objective
 
 
-def main(args, params) -> None:
-    check_models(params, args.params)
-    spec = params.competition(args.name)
-    tp = params.tune
-    set_threads(params.train.threads)
-    data = CleanData(args.clean)
-    ctx = model_context(data, params, progress=False)
-    args.out.mkdir(parents=True, exist_ok=True)
-    storage = tp.storage or f"sqlite:///{(args.out / 'study.db').resolve()}"
-    optuna.storages.RDBStorage(storage)  # creates the database even when nothing is tuned
-    # a new study whenever the data, folds or seed change; the same one when resuming
-    tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump(), tp.max_rows)
-    rows = min(len(data.y), tp.max_rows or len(data.y))
-    log.info("tune: %d row(s), up to %d trial(s) per model", rows, tp.trials_for(rows, ctx.n_classes))
-    models = [m for m in tp.models if m in models_for(params, args.name, len(data.y))]
-    deadline = Deadline.for_stage(params.budget, "tune")
-    best, history = {}, []
-    for i, model in enumerate(models):
+def spawn_workers(args, clean: Path, out: Path, n: int, threads: int) -> list[subprocess.Popen]:
+    """`n` more processes on this machine, each `tune <name> --join` on `threads` threads."""
+    cmd = [sys.executable, "-m", "pipelines", "tune", args.name, "--join", "--params", str(args.params)]
+    cmd += ["--clean", str(clean), "--out", str(out), "--threads", str(threads)]
+    return [subprocess.Popen(cmd) for _ in range(n)]  # the CLI sets OMP_WAIT_POLICY=PASSIVE itself
+
+
+def worker_threads(args, params) -> int:
+    tp, total = params.tune, params.train.threads
+    if args.threads is not None:
+        if args.threads < 1:
+            raise PipelineError(f"--threads: must be at least 1 (got {args.threads})")
+        return args.threads
+    if tp.workers > total:
+        raise PipelineError(
+            f"{args.params}: tune.workers: {tp.workers} workers of one thread each exceed train.threads ({total})"
+        )
+    return total // tp.workers
+
+
+def plan(args, params, data, ctx, tag: str) -> list[tuple[str, str, dict]]:
+    """(model, study name, fixed arguments) of each model this competition tunes."""
+    spec, tp = params.competition(args.name), params.tune
+    out = []
+    for model in [m for m in tp.models if m in models_for(params, args.name, len(data.y))]:
         entry = get_entry(model)
         if entry.search_space is None or ctx.task not in entry.tasks or not serves(entry.modality, spec.modality):
             log.info("tune: skipping %s (no search space for this competition)", model)
             continue
-        if tp.n_trials == 0:
-            continue
         fixed = params.train.params_for(model)
         name = f"{args.name}-{model}-{tag}" + (f"-{fingerprint(fixed)}" if fixed else "")  # new arguments: new study
+        out.append((model, name, fixed))
+    return out if tp.n_trials else []
+
+
+def main(args, params) -> None:
+    check_models(params, args.params)
+    spec, tp = params.competition(args.name), params.tune
+    clean = args.clean or Path("data/clean") / args.name
+    out = args.out or Path("data/tune") / args.name
+    threads = worker_threads(args, params)
+    set_threads(threads)
+    data = CleanData(clean)
+    ctx = model_context(data, params, progress=False, threads=threads)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(
+        tp.storage, out / STUDY_FILES[0], out / STUDY_FILES[1], tp.heartbeat_interval, tp.grace_period
+    )
+    for path in STUDY_FILES:
+        (out / path).touch()  # DVC declares both; an empty file is an empty SQLite database and an empty journal
+    # a new study whenever the data, folds or seed change; the same one when resuming
+    tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump(), tp.max_rows)
+    rows = min(len(data.y), tp.max_rows or len(data.y))
+    n_trials = tp.trials_for(rows, ctx.n_classes)
+    log.info("tune: %d row(s), up to %d trial(s) per model", rows, n_trials)
+    todo = plan(args, params, data, ctx, tag)
+    seed = None if args.join else ctx.seed  # joining workers sample on their own (a shared seed: the same points)
+    studies = {
+        model: open_study(model, name, f"{args.name}-{model}-", storage, ctx, tp, n_trials, seed=seed)
+        for model, name, _ in todo
+    }
+    workers = [] if args.join else spawn_workers(args, clean, out, tp.workers - 1, threads)
+    try:
+        run_studies(todo, studies, data, ctx, params, n_trials)
+    except BaseException:  # an error or an interruption here: stop the workers (their finished trials are kept)
+        for proc in workers:
+            proc.terminate()
+            proc.wait()
+        raise
+    for proc in workers:  # they stop once the budget is done
+        if proc.wait() != 0:
+            raise PipelineError(f"tune: a worker (pid {proc.pid}) exited with code {proc.returncode}")
+    if not args.join:
+        write_results(out, studies, ctx.metric.greater_is_better, args.name)
+
+
+def run_studies(todo, studies, data, ctx, params, n_trials: int) -> None:
+    deadline = Deadline.for_stage(params.budget, "tune")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for i, (model, _, fixed) in enumerate(todo):
         # with a budget, this model's part of what is left of the stage's share
-        limits = [t for t in (tp.timeout, deadline.share(len(models) - i)) if t is not None]
-        timeout = min(limits) if limits else None
-        study = tune_model(model, data, ctx, tp, storage, name, params.seed, fixed, timeout)
-        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        if not done:
-            continue
-        best[model] = {"params": study.best_params, "cv": study.best_value, "trials": len(study.trials)}
-        history.append(history_of(study, model, ctx.metric.greater_is_better))
-        print(f"{args.name}: tuned {model}: best cv {study.best_value:.5f} after {len(study.trials)} trials")
-    write_json(args.out / "best_params.json", best)
-    with atomic_file(args.out / "history.csv") as fh:
-        (pd.concat(history) if history else history_of(None, "", True)).to_csv(fh, index=False)
+        limits = [t for t in (params.tune.timeout, deadline.share(len(todo) - i)) if t is not None]
+        objective = make_objective(model, data, ctx, params.tune, n_trials, params.seed, fixed)
+        run_budget(studies[model], objective, n_trials, timeout=min(limits) if limits else None)
+
+
+def write_results(out: Path, studies: dict, greater_is_better: bool, name: str) -> None:
+    done = {m: s for m, s in studies.items() if s.get_trials(deepcopy=False, states=FINISHED[:1])}  # COMPLETE
+    best = {}
+    for model, study in done.items():
+        trials = len(study.get_trials(deepcopy=False, states=FINISHED))
+        best[model] = {"params": study.best_params, "cv": study.best_value, "trials": trials}
+        print(f"{name}: tuned {model}: best cv {study.best_value:.5f} after {trials} trials")
+    write_json(out / "best_params.json", best)
+    with atomic_file(out / "history.csv") as fh:
+        history_table(done, greater_is_better).to_csv(fh, index=False)
+    with atomic_file(out / "importances.csv") as fh:
+        importance_table(done).to_csv(fh, index=False)
+    with atomic_dir(out / "slices") as folder:
+        for key, table in slice_tables(done).items():
+            table.to_csv(folder / f"{key}.csv", index=False)
