@@ -90,15 +90,46 @@ def mean_over_ranks(total: torch.Tensor, count: int, world: int) -> float:
 
 @contextlib.contextmanager
 def rank_errors():
-    """In a process started by `launch`: a `PipelineError` goes to torchrun's error file for
-    the launcher to print once, and the rank exits 2 without printing it itself."""
+    """Around the work of a rank started by `launch`, so that the launcher prints one line.
+
+    A `PipelineError` goes to torchrun's error file (the launcher raises it again) and is
+    flagged in the job's store; a rank that fails after that (its collective's peer is gone,
+    or torchrun's agent stopped it) exits without a word. An interrupt ends a rank quietly
+    too: the launcher was interrupted as well, and says so."""
     try:
         yield
     except PipelineError as err:
         from torch.distributed.elastic.multiprocessing.errors import ErrorHandler
 
         ErrorHandler().record_exception(err)
+        _job_store(_FAILED, "1")
         raise SystemExit(2) from None
+    except KeyboardInterrupt as err:
+        raise SystemExit(143 if "signal" in str(err) else 130) from None  # SIGTERM's Stopped says "signal 15"
+    except Exception:
+        if _job_store(_FAILED) is None:  # this rank's own failure: its traceback is the report
+            raise
+        raise SystemExit(2) from None
+
+
+_FAILED = "pipelines/failed"  # a key of the torchrun job's store: a rank had a PipelineError
+
+
+def _job_store(key: str, value: str | None = None) -> str | None:
+    """Set `key` in torchrun's store (the agent's, it outlives the ranks), or read it (None: not set)."""
+    if "MASTER_PORT" not in os.environ:
+        return None
+    from datetime import timedelta
+
+    try:
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                              timeout=timedelta(seconds=10))  # fmt: skip
+        if value is not None:
+            store.set(key, value)
+            return value
+        return store.get(key).decode() if store.check([key]) else None
+    except (RuntimeError, OSError):  # no store to reach: say nothing was flagged
+        return None
 
 
 def launch(argv: list[str], nproc: int) -> None:
@@ -114,7 +145,9 @@ def launch(argv: list[str], nproc: int) -> None:
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     omp = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # the ranks set their own share; this only silences torchrun's warning
-    logging.getLogger("torch.distributed").setLevel(logging.ERROR)  # rendezvous chatter
+    for name in list(logging.root.manager.loggerDict):  # torchelastic sets a level on each of its loggers
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)  # rendezvous chatter; failures are ours to report
     try:
         run(parse_args(["--standalone", f"--nproc_per_node={nproc}", "--max-restarts=0", "-m", *argv]))
     except ChildFailedError as err:
@@ -142,7 +175,9 @@ def _failure(err) -> Exception:
     """The exception a failed torchrun stands for: a rank's PipelineError if any rank had one
     (the others were only stopped because of it), else the first failure."""
     for _, failure in sorted(err.failures.items()):
-        if isinstance(failure.message, str) and failure.message.startswith(_PIPELINE_ERROR):
-            return PipelineError(failure.message.removeprefix(_PIPELINE_ERROR))
+        message = failure.message  # the error file's record: {"message": "<type>: <text>", "extraInfo": ...}
+        message = message.get("message", "") if isinstance(message, dict) else message
+        if message.startswith(_PIPELINE_ERROR):
+            return PipelineError(message.removeprefix(_PIPELINE_ERROR))
     rank, failure = err.get_first_failure()
     return RuntimeError(f"torchrun: rank {rank} failed (exit code {failure.exitcode}); its output is above")
