@@ -1,7 +1,7 @@
 """The `train` stage of one torch model with `train.nproc` 1 against 2 (torchrun, DDP), same threads.
 
     python benchmarks/torchrun.py [--competition titanic|digits] [--model mlp] [--folds 5]
-                                  [--epochs 30] [--threads 2] [--keep DIR]
+                                  [--epochs 30] [--threads 2] [--model-params '{"layers": 0}'] [--keep DIR]
 
 Builds a throw-away repo (`dvc repro tune@<name>` once), then times `dvc repro -s --force
 train@<name>` from an empty fold cache with `train.nproc: 1`, with `train.nproc: 2` (twice:
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model-params", type=json.loads, default={}, help="train.params of the model (JSON)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the repo here")
     args = parser.parse_args()
     name, spec, modality = COMPETITIONS[args.competition]
@@ -48,7 +49,7 @@ def main() -> None:
     params["folds"]["n_splits"] = args.folds
     params["tune"].update(models=[], n_trials=0)
     params["train"].update(models={**params["train"]["models"], modality: [model]}, epochs=args.epochs,
-                           threads=args.threads)  # fmt: skip
+                           threads=args.threads, params={model: args.model_params})  # fmt: skip
     where = args.keep or Path(tempfile.mkdtemp(prefix="bench-torchrun-"))
     repo = make_repo(where, params)
     repro(repo, f"tune@{name}")
@@ -75,7 +76,7 @@ def main() -> None:
             "max |d test|": f"{diff['test'].max():.2e}",
         })  # fmt: skip
     again = all(np.array_equal(runs["nproc 2"][k], runs["nproc 2 again"][k]) for k in ("oof", "test"))
-    print(f"{name}, {model}, {args.folds} folds, <= {args.epochs} epochs, train.threads {args.threads}:")
+    print(f"{name}, {model} {json.dumps(args.model_params)}, {args.folds} folds, <= {args.epochs} epochs, train.threads {args.threads}:")
     print(table(rows))
     print(f"nproc 2 repeats bit for bit: {again}")
     if args.keep is None:

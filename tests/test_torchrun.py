@@ -90,6 +90,9 @@ def test_train_under_torchrun_matches_one_process_and_resumes_after_sigterm(tmp_
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143, (tmp_path / "two.log").read_text()[-3000:]
     assert not _alive(str(cache)) and not (tmp_path / "two" / "train").exists()
+    log = (tmp_path / "two.log").read_text()
+    assert "Traceback" not in log and log.count("interrupted") == 1  # the ranks stop quietly, the stage says it
+    assert log.strip().splitlines()[-1].startswith("interrupted (SIGTERM): train titanic stopped")
     # the re-run resumes from the cache and the checkpoints
     proc = _cli(_train_argv(tmp_path, two, "two"), tmp_path / "again.log")
     assert proc.wait(timeout=300) == 0, (tmp_path / "again.log").read_text()[-3000:]
