@@ -76,7 +76,8 @@ def main() -> None:
             "max |d test|": f"{diff['test'].max():.2e}",
         })  # fmt: skip
     again = all(np.array_equal(runs["nproc 2"][k], runs["nproc 2 again"][k]) for k in ("oof", "test"))
-    print(f"{name}, {model} {json.dumps(args.model_params)}, {args.folds} folds, <= {args.epochs} epochs, train.threads {args.threads}:")
+    what = f"{model} {json.dumps(args.model_params)}, {args.folds} folds, <= {args.epochs} epochs"
+    print(f"{name}, {what}, train.threads {args.threads}:")
     print(table(rows))
     print(f"nproc 2 repeats bit for bit: {again}")
     if args.keep is None:
