@@ -209,6 +209,7 @@ class TrainParams(Strict):
         "a listed model is skipped above this many training rows (its cost did not pay there)",
     )
     threads: int = doc(2, "torch / LightGBM / BLAS threads; runs are byte-identical only for the same value", ge=1)
+    nproc: int = doc(1, "torch processes per model (torchrun, DDP: gloo on CPU, nccl on GPU); they split threads", ge=1)
     epochs: int = doc(30, "upper bound for torch models (early stopping ends sooner)", ge=1)
     deterministic: bool = doc(True, "torch deterministic algorithms (slower on GPU; false: GPU runs may differ)")
     refit: Literal["auto"] | bool = doc(

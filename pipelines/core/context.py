@@ -28,6 +28,7 @@ class ModelContext:
     image_shape: tuple[int, int, int] | None = None  # (channels, height, width)
     seed: int = 42
     threads: int = 2
+    processes: int = 1  # torch processes of one fit (`train.nproc` under torchrun): part of the fold cache key
     epochs: int = 30  # upper bound for torch models
     checkpoint_dir: Path | None = None  # torch models save/resume here
     deterministic: bool = True

@@ -49,7 +49,7 @@ from pipelines.nn.checkpoint import (
     seed_worker,
     snapshot,
 )
-from pipelines.nn.distributed import broadcast, configure_torch, setup_distributed, unwrap, wrap
+from pipelines.nn.distributed import broadcast, configure_torch, mean_over_ranks, setup_distributed, unwrap, wrap
 
 if TYPE_CHECKING:
     from pipelines.nn.ema import EMA
@@ -118,13 +118,14 @@ def train(
 
     with progress_bar(parts, progress, cfg, show=ctx.progress and rank == 0) as bar:
         for epoch in range(progress.epoch + 1, cfg.epochs):
-            # early stopping; checked first because a resumed fit may have run out of patience
-            if progress.bad_epochs >= cfg.patience or out_of_time(progress, ctx.fit_seconds):
+            # early stopping; checked first because a resumed fit may have run out of patience.
+            # Rank 0 decides: epoch times (the budget) differ between ranks, the collectives must not
+            if broadcast(progress.bad_epochs >= cfg.patience or out_of_time(progress, ctx.fit_seconds), world):
                 break
             t0 = time.perf_counter()
             parts.loader.sampler.sampler.set_epoch(epoch)  # a fresh, seeded shuffle per epoch (and per rank)
             parts.loader.generator.manual_seed(ctx.seed + epoch)  # worker seeds, when there are workers
-            loss = train_epoch(parts, loss_fn, cfg, bar)
+            loss = train_epoch(parts, loss_fn, cfg, bar, world)
             score = None
             if val_set is not None:
                 score = broadcast(evaluate(parts.eval_net, head, val_set, y_val, ctx.metric, ctx.task, cfg), world)
@@ -209,8 +210,8 @@ def finish(net, parts: Parts, progress: Progress, resumed_epoch, fingerprint: st
     return result
 
 
-def train_epoch(parts: Parts, loss_fn, cfg: TrainConfig, bar) -> float:
-    """One pass over the training batches; returns the mean training loss."""
+def train_epoch(parts: Parts, loss_fn, cfg: TrainConfig, bar, world: int = 1) -> float:
+    """One pass over the training batches; returns the mean training loss (over every rank's rows)."""
     model, optimizer, scaler, device = parts.model, parts.optimizer, parts.scaler, parts.device
     model.train()
     total, count = torch.zeros((), device=device), 0
@@ -234,7 +235,7 @@ def train_epoch(parts: Parts, loss_fn, cfg: TrainConfig, bar) -> float:
         total += loss.detach() * len(x)
         count += len(x)
         bar.update()
-    return float(total) / max(count, 1)
+    return mean_over_ranks(total, count, world)
 
 
 @torch.inference_mode()
@@ -294,14 +295,19 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, world: int, rank:
     """Shuffled batches of indices (this rank's share); the dataset gathers each batch at once.
 
     A DistributedSampler also serves one process (world 1): one code path, and its shuffle is
-    a pure function of (seed, epoch), so a resumed epoch sees the same batches.
+    a pure function of (seed, epoch), so a resumed epoch sees the same batches. Its
+    permutation does not depend on `world` and rank r takes every world-th row of it, so with
+    `batch_size / world` rows per rank step i sees exactly the rows of a single process's
+    batch i, split between the ranks: DDP's mean of their gradients is that batch's gradient
+    (up to rounding; BatchNorm statistics and dropout masks are each rank's own).
     """
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+    batch = max(1, cfg.batch_size // world)
     # a last batch of 1 row breaks BatchNorm and is noise anyway; the reshuffle covers it
-    drop_last = len(sampler) > cfg.batch_size
+    drop_last = len(sampler) > batch
     return DataLoader(
         dataset,
-        sampler=BatchSampler(sampler, cfg.batch_size, drop_last),
+        sampler=BatchSampler(sampler, batch, drop_last),
         batch_size=None,
         num_workers=cfg.num_workers,
         worker_init_fn=seed_worker,

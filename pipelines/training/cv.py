@@ -26,6 +26,11 @@ any fold model (5 folds). The OOF predictions, and so the CV score, are the fold
 alone. With `workers > 1` it is one more job for the workers (5 folds + refit on 2 workers: three full
 rounds, no fold left over for the parent).
 
+Under torchrun (`train.nproc`; `nn/distributed.py`) every rank calls `cross_validate` with the
+same arguments and `writer=True` on rank 0 only: all ranks train each fold together (DDP),
+rank 0 alone writes the cache (and checkpoints), and whether a fold is cached is rank 0's
+answer. `ctx.processes > 1` is part of the cache key: such a fit is another result.
+
 `keep_last_model=True` also hands back the last fold's fitted model (`CVResult.last_model`,
 e.g. for distillation to export it to ONNX). When that fold came from the cache, its model is
 fitted again with the same fold context: torch models then only reload their `final.pt`
@@ -37,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -52,6 +58,7 @@ from pipelines.core.metrics import target_transform
 from pipelines.core.progress import bar
 from pipelines.core.tables import take_rows
 from pipelines.models.registry import create_model, get_entry
+from pipelines.nn.distributed import agree
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +108,15 @@ class FoldPreds:
     predict_s: float | None = None
 
     def save(self, path: Path) -> None:
+        seconds = np.nan if self.predict_s is None else self.predict_s  # kept: rows/s of a resumed (or torchrun) run
         with atomic_file(path, "wb") as fh:
-            np.savez(fh, val=self.val, test=self.test, train=self.train)
+            np.savez(fh, val=self.val, test=self.test, train=self.train, predict_s=seconds)
 
     @classmethod
     def load(cls, path: Path) -> FoldPreds:
         with np.load(path, allow_pickle=False) as data:
-            return cls(data["val"], data["test"], data["train"])
+            seconds = float(data["predict_s"]) if "predict_s" in data.files else math.nan
+            return cls(data["val"], data["test"], data["train"], None if math.isnan(seconds) else seconds)
 
 
 def _cache_name(k: int) -> str:
@@ -130,18 +139,18 @@ def cross_validate(
     workers: int = 1,
     refit: bool = False,
     score_rows: np.ndarray | None = None,
+    writer: bool = True,
 ) -> CVResult:
     start = time.perf_counter()
     n_splits = int(folds.max()) + 1
     if cache_dir is not None:
-        timed = () if ctx.fit_seconds is None else (ctx.fit_seconds,)  # a budgeted fit is another result
-        key = fingerprint(model, params, ctx.seed, ctx.epochs, X, y, folds, soft_targets, *timed)
-        cache_dir = Path(cache_dir) / f"{model}-{key}"
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    job = _FoldJob(model, params, X, y, X_test, folds, ctx, soft_targets, cache_dir)
+        cache_dir = _cache_folder(Path(cache_dir), model, params, X, y, folds, ctx, soft_targets)
+        if writer:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+    job = _FoldJob(model, params, X, y, X_test, folds, ctx, soft_targets, cache_dir, writer)
     predict_s = []
     if workers > 1 and cache_dir is not None and on_fold is None:
-        predict_s += _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)
+        _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)  # into the cache
 
     oof, test_sum, scores, fold_train, last_model = None, 0.0, [], [], None
     for k in bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress):
@@ -176,6 +185,15 @@ def cross_validate(
     )
 
 
+def _cache_folder(cache_dir: Path, model: str, params: dict, X, y, folds, ctx: ModelContext, soft_targets) -> Path:
+    """Where this model's folds are cached: a key of everything that makes them what they are."""
+    # a budgeted fit is another result, and so is one split between torch processes (DDP)
+    timed = () if ctx.fit_seconds is None else (ctx.fit_seconds,)
+    ranks = () if ctx.processes == 1 else (f"processes={ctx.processes}",)
+    key = fingerprint(model, params, ctx.seed, ctx.epochs, X, y, folds, soft_targets, *timed, *ranks)
+    return cache_dir / f"{model}-{key}"
+
+
 @dataclass
 class _FoldJob:
     """Everything one fold needs, picklable so that a worker process can run it."""
@@ -189,6 +207,7 @@ class _FoldJob:
     ctx: ModelContext
     soft_targets: np.ndarray | None
     cache_dir: Path | None
+    writer: bool = True  # False: a torchrun rank other than 0, which reads the cache but never writes it
 
     def fit(self, k: int):
         """Fit fold k (validated on its rows), or with k = FULL the refit on every row."""
@@ -220,7 +239,7 @@ class _FoldJob:
         test = inverse(est.predict_output(self.X_test))
         seconds = time.perf_counter() - t0
         preds = FoldPreds(val, test, empty if k == FULL else inverse(est.predict_output(self.X)), seconds)
-        if self.cache_dir is not None:
+        if self.cache_dir is not None and self.writer:
             preds.save(self.cache_dir / _cache_name(k))
         return est, preds
 
@@ -228,7 +247,8 @@ class _FoldJob:
         """(FoldPreds, model or None): from the cache when fold k is there (its model fitted
         again only with `keep_model`: torch models then reload their final checkpoint)."""
         done = self.cache_dir / _cache_name(k) if self.cache_dir else None
-        if done is not None and done.exists():
+        # under torchrun, rank 0's view: every rank must train (and meet in the collectives of) the same folds
+        if done is not None and agree(done.exists()):
             return FoldPreds.load(done), (self.fit(k) if keep_model else None)
         est, preds = self.run(k)
         return preds, est
@@ -240,14 +260,14 @@ def _worker_init() -> None:
     set_threads(1)
 
 
-def _worker_run(job: _FoldJob, k: int) -> tuple[int, float, float, float | None]:
+def _worker_run(job: _FoldJob, k: int) -> tuple[int, float, float | None]:
     start = time.perf_counter()
     _, preds = job.run(k)
     score = None if k == FULL else job.ctx.metric(job.y[job.folds == k], preds.val, job.ctx.task)
-    return k, preds.predict_s, time.perf_counter() - start, score
+    return k, time.perf_counter() - start, score
 
 
-def _run_parallel(job: _FoldJob, jobs: list[int], workers: int) -> list[float]:
+def _run_parallel(job: _FoldJob, jobs: list[int], workers: int) -> None:
     """Run the `jobs` (fold indices, FULL for the refit) missing from the cache in `workers`
     one-thread processes at once.
 
@@ -258,19 +278,16 @@ def _run_parallel(job: _FoldJob, jobs: list[int], workers: int) -> list[float]:
     in_workers = jobs[: workers * (len(jobs) // workers)]
     todo = [k for k in in_workers if not (job.cache_dir / _cache_name(k)).exists()]
     if not todo:
-        return []
+        return
     job = replace(job, ctx=replace(job.ctx, threads=1, progress=False))
     pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), initializer=_worker_init)
     try:
         pending = [pool.apply_async(_worker_run, (job, k)) for k in todo]
-        seconds = []
         for res in pending:
-            k, predict_s, fold_s, score = res.get()
-            seconds.append(predict_s)
+            k, fold_s, score = res.get()
             what = "refit on every row" if k == FULL else f"fold {k}: {job.ctx.metric.name} {score:.5f}"
             log.info("%s %s (%.0fs, %d at once)", job.model, what, fold_s, workers)
         pool.close()
-        return seconds
     finally:
         pool.terminate()  # on Ctrl-C / SIGTERM: stop the workers now (finished folds are cached)
         pool.join()
