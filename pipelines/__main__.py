@@ -1,7 +1,8 @@
 """Command line: `python -m pipelines <stage> <name> [paths...]`.
 
 Stages (run by `dvc repro`): download, clean, tune, train, distill, ensemble. Commands
-with side effects (not DVC stages): submit, leaderboard, new. A user error (a bad spec,
+with side effects (not DVC stages): submit, leaderboard, new, export (a self-contained
+student in data/export/<name>), serve (a REST API over it). A user error (a bad spec,
 parameter or file) prints one line, `error: ...`, naming the file, column or key, and exits
 2 (`--debug` shows the traceback). Ctrl-C / SIGTERM stop the stage after what it finished
 has been saved (fold files, checkpoints, Optuna trials; the output itself is written
@@ -26,10 +27,13 @@ from pathlib import Path  # noqa: E402
 
 from pipelines.core.errors import PipelineError  # noqa: E402
 
-STAGES = ("download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard", "new")
+STAGES = (
+    "download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard", "new", "export", "serve",
+)  # fmt: skip
 # commands that take their own positional and read params.yaml themselves: `new` writes the
-# file, and must work before it lists any competition (or exists at all)
-OWN_PARAMS = ("new",)
+# file, and must work before it lists any competition (or exists at all); `serve` reads only
+# the export folder (a container holds no params.yaml)
+OWN_PARAMS = ("new", "serve")
 
 
 def build_parser(stages=STAGES) -> argparse.ArgumentParser:
