@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
@@ -194,11 +195,12 @@ def pixel_array(rows: list[dict], pixel_columns: list[str], shape) -> np.ndarray
     from pipelines.sources.image_files import decode_bytes
 
     c, h, w = shape
+    size = SimpleNamespace(channels=c, height=h, width=w)  # what `decode` reads of an image spec
     out = np.zeros((len(rows), c, h, w), dtype=np.uint8)
     for i, row in enumerate(rows):
         if row.get("png") is not None:
             try:
-                out[i] = decode_bytes(row["png"], shape, f"rows[{i}].png")
+                out[i] = decode_bytes(row["png"], size, f"rows[{i}].png")
             except PipelineError as err:
                 raise BadRow(i, "png", str(err).split(": ", 1)[-1]) from None
             continue

@@ -129,6 +129,8 @@ def decode(path, shape, shown: str | None = None) -> np.ndarray:
             img = img.convert(MODES[shape.channels]).resize(size, Image.Resampling.BILINEAR)
     except UNREADABLE as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if not isinstance(path, str | Path):  # an open file: Pillow's message shows its repr
+            reason = reason.replace(repr(path), "the data").replace(str(path), "the data")
         raise PipelineError(f"{shown or path}: unreadable image ({reason})") from None
     pixels = np.asarray(img, dtype=np.uint8)
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
