@@ -254,3 +254,32 @@ def test_export_refuses_what_it_cannot_reproduce(titanic, tmp_path, capsys):
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "model.json: unreadable" in proc.stderr
+
+
+def test_serving_imports_no_training_library(titanic):
+    """The Dockerfile installs no torch, DVC or boosting library: serving must not need them."""
+    code = (  # loading predicts the stored examples: the whole serving path runs
+        "import sys, uvicorn; from pipelines.__main__ import build_parser; build_parser(['serve']);"
+        "from pipelines.sources.exported import ExportedModel; from pipelines.stages.serve import create_app;"
+        f"create_app(ExportedModel.load({str(titanic['export'])!r}));"
+        "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    heavy = {
+        "torch",
+        "dvc",
+        "lightgbm",
+        "xgboost",
+        "catboost",
+        "optuna",
+        "timm",
+        "transformers",
+        "matplotlib",
+        "kaggle",
+    }
+    assert {"onnxruntime", "fastapi", "sklearn"} <= loaded and not loaded & heavy, sorted(loaded & heavy)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for dist in ("onnxruntime", "scikit-learn", "pandas", "fastapi", "uvicorn", "pillow", "pydantic", "pyyaml"):
+        assert f'"{dist}' in dockerfile, dist

@@ -112,9 +112,14 @@ class Portable:
         self.parts = state["parts"]
         self.columns = [c for p in self.parts for c in p["columns"]]
         self.width = sum(_width(p) for p in self.parts)
+        # the fitted objects are rebuilt once, not for every request
+        self._fitted = [_BUILD[p["kind"]](p) for p in self.parts]
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        blocks = [_APPLY[p["kind"]](p, frame[p["columns"]]) for p in self.parts]
+        blocks = [
+            _APPLY[p["kind"]](p, fitted, frame[p["columns"]])
+            for p, fitted in zip(self.parts, self._fitted, strict=True)
+        ]
         return np.hstack(blocks).astype(np.float32) if blocks else np.zeros((len(frame), 0), np.float32)
 
 
@@ -131,14 +136,18 @@ def _scaled(part: dict, x: np.ndarray) -> np.ndarray:
     return (x - np.asarray(part["mean"])) / np.asarray(part["scale"])
 
 
-def _apply_numeric(part: dict, frame: pd.DataFrame) -> np.ndarray:
+def _cleaner(part: dict) -> NumericCleaner:
     clean = NumericCleaner()
     clean.median_, clean.log_ = np.asarray(part["median"]), np.asarray(part["log"], dtype=bool)
     clean.low_, clean.high_ = np.asarray(part["low"]), np.asarray(part["high"])
+    return clean
+
+
+def _apply_numeric(part: dict, clean: NumericCleaner, frame: pd.DataFrame) -> np.ndarray:
     return _scaled(part, clean.transform(frame))
 
 
-def _apply_onehot(part: dict, frame: pd.DataFrame) -> np.ndarray:
+def _apply_onehot(part: dict, _, frame: pd.DataFrame) -> np.ndarray:
     out = np.zeros((len(frame), part["width"]))
     for col, levels, nan_col in zip(part["columns"], part["levels"], part["nan"], strict=True):
         values = frame[col].astype("string")
@@ -148,7 +157,7 @@ def _apply_onehot(part: dict, frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _apply_target(part: dict, frame: pd.DataFrame) -> np.ndarray:
+def _encoder(part: dict) -> GroupTargetEncoder:
     enc = GroupTargetEncoder(n_classes=part["n_classes"], smoothing=part["smoothing"])
     enc.columns_, enc.prior_ = list(part["columns"]), np.asarray(part["prior"])
     enc.stats_ = {}
@@ -157,7 +166,12 @@ def _apply_target(part: dict, frame: pd.DataFrame) -> np.ndarray:
         stats = pd.DataFrame(sums, index=pd.Index(s["keys"], dtype="string", name="_key"))
         stats["_n"] = np.asarray(s["n"], dtype=np.int64)
         enc.stats_[col] = stats
+    return enc
+
+
+def _apply_target(part: dict, enc: GroupTargetEncoder, frame: pd.DataFrame) -> np.ndarray:
     return _scaled(part, enc.transform(frame))
 
 
+_BUILD = {"numeric": _cleaner, "onehot": lambda part: None, "target": _encoder}
 _APPLY = {"numeric": _apply_numeric, "onehot": _apply_onehot, "target": _apply_target}

@@ -71,6 +71,21 @@ def _read_json(path: Path) -> dict:
         raise PipelineError(f"{path}: unreadable ({err})") from None
 
 
+def _lookups(recipe: dict) -> dict:
+    """The recipe with its value maps as pandas Series: `Series.map` turns a dict into one on
+    every call, which would cost each request more than the model does."""
+
+    def convert(obj):
+        if isinstance(obj, dict):
+            values = list(obj.values())
+            if values and all(v is None or isinstance(v, int | float) for v in values) and len(values) > 8:
+                return pd.Series(obj, dtype=np.float64)
+            return {k: convert(v) for k, v in obj.items()}
+        return [convert(v) for v in obj] if isinstance(obj, list) else obj
+
+    return convert(recipe)
+
+
 class ExportedModel:
     """A loaded export: `frame(rows)` -> `predict(frame)` -> `submission(outputs, ids)`."""
 
@@ -79,7 +94,7 @@ class ExportedModel:
         self.metric = get_metric(manifest.metric)
         self.session = session
         self.input_name = session.get_inputs()[0].name
-        self.recipe = preprocess["features"] if preprocess else None
+        self.recipe = _lookups(preprocess["features"]) if preprocess else None
         self.portable = Portable(preprocess["preprocessor"]) if preprocess else None
         self.value_columns = [c for c in manifest.submission_columns if c != manifest.id]
 
