@@ -94,3 +94,21 @@ def test_portable_refuses_other_formats_and_unknown_parts(split):
     ct_trees.fit(X, y)
     with pytest.raises(PipelineError, match="NumericCleaner"):
         preprocessor_state(ct_trees)
+
+
+def test_portable_one_hot_with_a_category_missing_in_every_fitted_row():
+    # a fold can see a categorical as NaN only (House Prices' pool quality): its one level is NaN
+    levels = ["a", "b", "__rare__"]
+    frame = pd.DataFrame(
+        {
+            "x": np.arange(40, dtype=np.float32),
+            "c": pd.Categorical(["a", "b"] * 20, categories=levels),
+            "empty": pd.Categorical([None] * 40, categories=levels),
+        }
+    )
+    roles = {"numeric": ["x"], "categorical": ["c", "empty"]}
+    ct = make_preprocessor(_ctx("binary", 2, roles))
+    ct.fit(frame, np.arange(40) % 2)
+    portable = Portable(json.loads(json.dumps(preprocessor_state(ct))))
+    rows = frame.iloc[:4].assign(empty=pd.Categorical(["a", None, "b", None], categories=levels))
+    np.testing.assert_allclose(portable.transform(rows), np.asarray(ct.transform(rows), np.float32), atol=1e-6)

@@ -55,8 +55,9 @@ def _onehot(enc: OneHotEncoder, columns) -> dict:
     base = {c: [cats[0]] for c, cats in zip(columns, enc.categories_, strict=True)}
     maps, nan_out = [], []
     for c, cats in zip(columns, enc.categories_, strict=True):
-        probe = pd.DataFrame({k: v * (len(cats) + 1) for k, v in base.items()})
-        probe[c] = [*cats, "\x00unseen"]  # the last row: a level the encoder never saw
+        # object columns, as the encoder saw them (a column of NaN alone would turn float)
+        probe = pd.DataFrame({k: pd.Series(v * (len(cats) + 1), dtype=object) for k, v in base.items()})
+        probe[c] = pd.Series([*cats, "\x00unseen"], dtype=object)  # the last row: a level never seen
         out = enc.transform(probe)
         others = out[-1] if out[-1].sum() else None  # the other columns' hot outputs alone
         levels, nan_col = {}, None
