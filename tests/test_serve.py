@@ -1,9 +1,10 @@
 """`export` and `serve`: a real uvicorn server on loopback answers raw test.csv rows with
 the pipeline's own predictions, in the submission's format, and names the field of bad input.
 
-Two tiny competitions run download -> clean -> train -> distill -> export in this process
+Tiny competitions run download -> clean -> train -> distill -> export in this process
 (as tests/test_distill.py does): Titanic scored by roc_auc (so the answers are probabilities,
-compared with distill's within float tolerance) and 200 MNIST digits (labels). The server is
+compared with distill's within float tolerance), 200 MNIST digits (labels) and House Prices
+(rmsle: answers in dollars, in process only). The server is
 `python -m pipelines serve` in a subprocess on a free port of 127.0.0.1, waited for at most
 60 s and always stopped. A changed or unsafe export is refused before anything is served.
 """
@@ -283,3 +284,16 @@ def test_serving_imports_no_training_library(titanic):
     dockerfile = (ROOT / "Dockerfile").read_text()
     for dist in ("onnxruntime", "scikit-learn", "pandas", "fastapi", "uvicorn", "pillow", "pydantic", "pyyaml"):
         assert f'"{dist}' in dockerfile, dist
+
+
+def test_exported_regression_answers_in_the_targets_own_units(tmp_path):
+    # rmsle: the student learns log1p(SalePrice); its answers are prices again (expm1)
+    spec = {"source": "embedded", "kaggle": "house-prices-advanced-regression-techniques", "id": "Id",
+            "target": "SalePrice", "task": "regression", "metric": "rmsle"}  # fmt: skip
+    d = _export(tmp_path, "prices", spec, ["ridge"])
+    model = ExportedModel.load(d["export"])
+    test = read_csv(d["raw"] / "test.csv")
+    pred = model.predict(model.frame(json_rows(test[list(model.manifest.inputs)])))
+    np.testing.assert_allclose(pred, np.expm1(load_array(d["distill"] / "student.onnx_test.npy")), rtol=1e-6)
+    sub = model.submission(pred, test["Id"])
+    assert list(sub.columns) == ["Id", "SalePrice"] and sub["SalePrice"].between(1e4, 1e6).all()
