@@ -144,6 +144,8 @@ def test_served_titanic_gives_the_pipelines_predictions(titanic):
         locs = _errors(client.post("/predict", json={"rows": row}))
         assert ("body", "rows", 1, "Age") in locs and any(loc[:4] == ("body", "rows", 0, "Pclass") for loc in locs)
         assert _errors(client.post("/predict", json={"rows": []})) == [("body", "rows")]
+        huge = {**json_rows(raw_test.iloc[:1])[0], "SibSp": 10**30}  # beyond what a CSV's integers hold
+        assert _errors(client.post("/predict", json={"rows": [huge]})) == [("body", "rows", 0, "SibSp")]
         assert (
             client.post("/predict", content=b"not json", headers={"content-type": "application/json"}).status_code
             == 422

@@ -23,14 +23,15 @@ distilled from the ensemble (its CV is in /health).
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, conint, create_model
 
 from pipelines.sources.exported import BadRow, ExportedModel
 
 MAX_ROWS = 10_000  # rows per request
+INT64 = conint(strict=True, ge=-(2**63), le=2**63 - 1)  # what a CSV column of integers holds
 KINDS = {
-    "integer": StrictInt | None,
-    "number": StrictInt | StrictFloat | None,
+    "integer": INT64 | None,
+    "number": INT64 | StrictFloat | None,
     "boolean": StrictBool | None,
     "string": StrictStr | None,
 }
@@ -81,7 +82,7 @@ def create_app(model: ExportedModel, max_rows: int = MAX_ROWS):
         except BadRow as err:
             loc = ("body", "rows", err.row, err.field)
             raise RequestValidationError([{"type": "value_error", "loc": loc, "msg": err.msg, "input": None}]) from None
-        except ValueError as err:  # a value pandas or numpy cannot take (e.g. an integer beyond 64 bits)
+        except (ValueError, OverflowError) as err:  # a value pandas or numpy cannot take
             raise HTTPException(422, f"rows: {err}") from None
         ids = [r[m.id] if r.get(m.id) is not None else i for i, r in enumerate(rows)]
         sub = model.submission(outputs, ids)
