@@ -1,7 +1,8 @@
 """Command line: `python -m pipelines <stage> <name> [paths...]`.
 
 Stages (run by `dvc repro`): download, clean, tune, train, distill, ensemble. Commands
-beside them (not DVC stages): submit, leaderboard, new, report. `--[no-]progress` overrides
+beside them (not DVC stages): submit, leaderboard, new, report, export (a self-contained
+student in data/export/<name>), serve (a REST API over it). `--[no-]progress` overrides
 params.yaml's `progress` (bars on stderr; auto: when it is a terminal). A user error (a bad spec,
 parameter or file) prints one line, `error: ...`, naming the file, column or key, and exits
 2 (`--debug` shows the traceback). Ctrl-C / SIGTERM stop the stage after what it finished
@@ -27,10 +28,14 @@ from pathlib import Path  # noqa: E402
 
 from pipelines.core.errors import PipelineError  # noqa: E402
 
-STAGES = ("download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard", "new", "report")
+STAGES = (
+    "download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard", "new", "report", "export",
+    "serve",
+)  # fmt: skip
 # commands that take their own positional and read params.yaml themselves: `new` writes the
-# file, and must work before it lists any competition (or exists at all)
-OWN_PARAMS = ("new",)
+# file, and must work before it lists any competition (or exists at all); `serve` reads only
+# the export folder (a container holds no params.yaml)
+OWN_PARAMS = ("new", "serve")
 
 
 def build_parser(stages=STAGES) -> argparse.ArgumentParser:

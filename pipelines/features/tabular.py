@@ -36,6 +36,7 @@ HOOKS = [titanic]
 MAX_CATEGORIES = 50  # more distinct values than this (and > 5% of rows): a key, not a category
 RARE_COUNT = 10  # levels seen fewer times in train are grouped into __rare__
 RARE = "__rare__"
+MISSING = "__missing__"  # the key of missing values in value shares
 
 # Ordered scales seen in Kaggle data, lowest first. A categorical column whose training
 # levels (case-insensitive) all lie in one scale, with at least 3 of them present, gets its
@@ -103,22 +104,26 @@ def _ordinal(values: pd.Series, scale: tuple[str, ...]) -> pd.Series:
     return pd.to_numeric(codes, errors="coerce").fillna(0)  # missing / unknown: below the scale
 
 
-def _categorical(train: pd.Series, test: pd.Series) -> tuple[pd.Series, pd.Series]:
-    train, test = train.astype("string"), test.astype("string")
-    counts = train.value_counts()
-    keep = sorted(counts[counts >= RARE_COUNT].index)
-
-    def encode(s: pd.Series) -> pd.Series:
-        s = s.where(s.isin(keep) | s.isna(), RARE)
-        return pd.Categorical(s, categories=[*keep, RARE])
-
-    return pd.Series(encode(train), index=train.index), pd.Series(encode(test), index=test.index)
+def _levels(train: pd.Series) -> list[str]:
+    """The training levels a categorical keeps (rarer ones, and unseen ones, become RARE)."""
+    counts = train.astype("string").value_counts()
+    return [str(v) for v in sorted(counts[counts >= RARE_COUNT].index)]
 
 
-def _frequency(values: pd.Series) -> pd.Series:
-    """Share of rows (train and test) holding each row's value; missing values count too."""
-    keys = values.astype("string").fillna("__missing__")
-    return keys.map(keys.value_counts(normalize=True)).astype(np.float32)
+def _categorical(values: pd.Series, keep: list[str]) -> pd.Series:
+    s = values.astype("string")
+    s = s.where(s.isin(keep) | s.isna(), RARE)
+    return pd.Series(pd.Categorical(s, categories=[*keep, RARE]), index=values.index)
+
+
+def _shares(values: pd.Series) -> dict[str, float]:
+    """Share of rows (train and test) holding each value; missing values count too."""
+    keys = values.astype("string").fillna(MISSING)
+    return {str(k): float(v) for k, v in keys.value_counts(normalize=True).items()}
+
+
+def _counts(values: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in values.astype("string").value_counts().items()}
 
 
 def find_text_columns(train: pd.DataFrame, exclude) -> list[str]:
@@ -158,7 +163,8 @@ def text_columns(train: pd.DataFrame, named: list[str] | None, exclude, where: s
 class _Features:
     """The feature columns being built and their roles."""
 
-    def __init__(self):
+    def __init__(self, n_rows: int):
+        self.n_rows = n_rows  # rows the recipe was fitted on: a value never seen there is one of them
         self.columns: dict[str, pd.Series] = {}
         self.roles: dict[str, list[str]] = {"numeric": [], "categorical": [], "key": [], "frequency": [], "text": []}
 
@@ -172,62 +178,134 @@ class _Features:
         self.add("numeric", f"{col}__len", text.str.len())
         self.add("numeric", f"{col}__words", text.str.count(r"\S+"))
 
-    def dates(self, col: str, dates: pd.Series) -> None:
+    def dates(self, col: str, values: pd.Series) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dates = pd.to_datetime(values, errors="coerce")
         self.add("numeric", f"{col}__year", dates.dt.year)
         self.add("numeric", f"{col}__month", dates.dt.month)
         self.add("numeric", f"{col}__dayofweek", dates.dt.day_of_week)
         self.add("numeric", f"{col}__ordinal", (dates - pd.Timestamp("1970-01-01")).dt.days)
 
-    def categorical(self, col: str, values: pd.Series, n_train: int) -> None:
-        tr = values.iloc[:n_train]
-        cat_tr, cat_te = _categorical(tr, values.iloc[n_train:])
-        self.add("categorical", col, pd.concat([cat_tr, cat_te], ignore_index=True).astype(cat_tr.dtype))
+    def categorical(self, col: str, values: pd.Series, step: dict) -> None:
+        self.add("categorical", col, _categorical(values, step["levels"]))
+        if step["scale"] is not None:
+            self.add("numeric", f"{col}__ord", _ordinal(values, step["scale"]))
+        if step["shares"] is not None:
+            keys = values.astype("string").fillna(MISSING)
+            self.add("frequency", f"{col}__freq", keys.map(step["shares"]).astype(np.float64).fillna(1 / self.n_rows))
+
+    def key(self, col: str, values: pd.Series, counts: dict) -> None:
+        keys = values.astype("string")
+        self.add("key", col, keys)
+        count = keys.map(counts).astype(np.float64)
+        self.add("numeric", f"{col}__count", count.where(keys.isna() | count.notna(), 1.0).fillna(0))
+
+    def apply(self, step: dict, values: pd.Series) -> None:
+        col, kind = step["column"], step["kind"]
+        if kind == "text":
+            self.add("text", col, values.astype("string").fillna(""))
+            self.text_stats(col, self.columns[col])
+        elif kind == "numeric":
+            self.add("numeric", col, pd.to_numeric(values, errors="coerce").replace([np.inf, -np.inf], np.nan))
+            if step["missing"]:
+                self.add("numeric", f"{col}__missing", values.isna())
+        elif kind == "date":
+            self.dates(col, values)
+        elif kind == "categorical":
+            self.categorical(col, values, step)
+        elif kind == "text_stats":
+            self.text_stats(col, values.astype("string").fillna(""))
+        else:
+            self.key(col, values, step["counts"])
+
+
+def _fit_column(values: pd.Series, n_train: int, is_text: bool) -> dict | None:
+    """How one column becomes features, decided on the training rows (None: dropped)."""
+    tr = values.iloc[:n_train]
+    if is_text:
+        return {"kind": "text"}
+    if tr.isna().all() or tr.nunique(dropna=False) < 2:
+        return None  # nothing to learn from a column that is empty or constant in train
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return {"kind": "numeric", "missing": bool(values.isna().any())}
+    n_levels = tr.nunique()
+    if _as_dates(values) is not None:
+        return {"kind": "date"}
+    if n_levels <= MAX_CATEGORIES or n_levels <= 0.05 * n_train:
         scale = ordinal_scale(tr.dropna().unique())
-        if scale is not None:
-            self.add("numeric", f"{col}__ord", _ordinal(values, scale))
-        if tr.nunique() > 2:
-            self.add("frequency", f"{col}__freq", _frequency(values))
+        shares = _shares(values) if n_levels > 2 else None
+        return {"kind": "categorical", "levels": _levels(tr), "scale": scale and list(scale), "shares": shares}
+    if _is_text(tr):
+        return {"kind": "text_stats"}
+    return {"kind": "key", "counts": _counts(values)}
+
+
+def _input_kind(values: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(values):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(values):
+        return "integer"
+    return "number" if pd.api.types.is_numeric_dtype(values) else "string"
+
+
+def _inputs(train: pd.DataFrame, test: pd.DataFrame, id_col: str | None, target_col: str) -> pd.DataFrame:
+    both = pd.concat([train.drop(columns=[target_col]), test], ignore_index=True)
+    return both.drop(columns=[id_col]) if id_col in both else both
+
+
+def fit_features(
+    train: pd.DataFrame, test: pd.DataFrame, id_col: str | None, target_col: str, text: list[str] = ()
+) -> dict:
+    """The recipe of `build_features` as plain JSON: the raw input columns and their kinds, the
+    hooks' state, and for each column how it becomes features (levels, scales, value counts)."""
+    both = _inputs(train, test, id_col, target_col)
+    recipe = {"inputs": {str(c): _input_kind(both[c]) for c in both.columns}, "n_rows": len(both), "hooks": {}}
+    for hook in HOOKS:
+        if hook.applies(both.columns):
+            recipe["hooks"][hook.NAME] = hook.fit(both)
+            both = hook.add_features(both, recipe["hooks"][hook.NAME])
+    steps = ((col, _fit_column(both[col], len(train), col in text)) for col in both.columns)
+    recipe["columns"] = [{"column": str(col), **step} for col, step in steps if step is not None]
+    return recipe
+
+
+def apply_features(recipe: dict, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The features of raw rows (the columns of `recipe["inputs"]`) and their roles."""
+    for hook in HOOKS:
+        if hook.NAME in recipe["hooks"]:
+            frame = hook.add_features(frame, recipe["hooks"][hook.NAME])
+    out = _Features(recipe["n_rows"])
+    for step in recipe["columns"]:
+        out.apply(step, frame[step["column"]])
+    return pd.DataFrame(out.columns, index=frame.index), out.roles
+
+
+def typed_inputs(recipe: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """Raw rows (e.g. from JSON) with the dtypes test.csv's columns had in `clean`: integers
+    stay integers where a value is missing (as nullable ints), so that text made of them
+    (a key such as "Smith-3-1234") reads as it did there."""
+    typed = {}
+    for col, kind in recipe["inputs"].items():
+        values = frame[col]
+        if kind == "integer":
+            values = pd.to_numeric(values).astype("Int64" if values.isna().any() else np.int64)
+        elif kind == "number":
+            values = pd.to_numeric(values).astype(np.float64)
+        elif kind == "boolean":
+            values = values.astype("boolean" if values.isna().any() else bool)
+        typed[col] = values
+    return pd.DataFrame(typed, index=frame.index)
 
 
 def build_features(
     train: pd.DataFrame, test: pd.DataFrame, id_col: str | None, target_col: str, text: list[str] = ()
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]]]:
     """`text`: columns kept as text (role `text`, for the text models, missing as ""), each
-    also giving its length and word count; free text elsewhere gives only those two numbers."""
+    also giving its length and word count; free text elsewhere gives only those two numbers.
+    The same as `apply_features(fit_features(...), train and test rows)`."""
+    frame, roles = apply_features(
+        fit_features(train, test, id_col, target_col, text), _inputs(train, test, id_col, target_col)
+    )
     n_train = len(train)
-    both = pd.concat([train.drop(columns=[target_col]), test], ignore_index=True)
-    if id_col in both:
-        both = both.drop(columns=[id_col])
-    for hook in HOOKS:
-        if hook.applies(both.columns):
-            both = hook.add_features(both)
-
-    out = _Features()
-    for col in both.columns:
-        values = both[col]
-        tr = values.iloc[:n_train]
-        if col in text:
-            out.add("text", col, values.astype("string").fillna(""))
-            out.text_stats(col, out.columns[col])
-            continue
-        if tr.isna().all() or tr.nunique(dropna=False) < 2:
-            continue  # nothing to learn from a column that is empty or constant in train
-        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-            out.add("numeric", col, pd.to_numeric(values, errors="coerce").replace([np.inf, -np.inf], np.nan))
-            if values.isna().any():
-                out.add("numeric", f"{col}__missing", values.isna())
-            continue
-        dates = _as_dates(values)
-        n_levels = tr.nunique()
-        if dates is not None:
-            out.dates(col, dates)
-        elif n_levels <= MAX_CATEGORIES or n_levels <= 0.05 * n_train:
-            out.categorical(col, values, n_train)
-        elif _is_text(tr):
-            out.text_stats(col, values.astype("string").fillna(""))
-        else:
-            out.add("key", col, values.astype("string"))
-            out.add("numeric", f"{col}__count", values.map(values.value_counts()).fillna(0))
-
-    frame = pd.DataFrame(out.columns)
-    return frame.iloc[:n_train].reset_index(drop=True), frame.iloc[n_train:].reset_index(drop=True), out.roles
+    return frame.iloc[:n_train].reset_index(drop=True), frame.iloc[n_train:].reset_index(drop=True), roles

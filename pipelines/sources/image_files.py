@@ -16,6 +16,9 @@ are scaled to 8 bits; EXIF orientation is applied as a viewer would.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import os
 from collections import Counter
 from collections.abc import Iterable
@@ -112,8 +115,9 @@ def class_folders(folder: Path, id_col: str, target: str, shown: Path | None = N
     return frame
 
 
-def decode(path: Path, shape) -> np.ndarray:
-    """One image file as uint8 (C, H, W) at the spec's size and channels."""
+def decode(path, shape, shown: str | None = None) -> np.ndarray:
+    """One image file (a path or an open binary file) as uint8 (C, H, W) at the spec's size
+    and channels; `shown` names it in errors (default: the path)."""
     size = (shape.width, shape.height)
     try:
         with Image.open(path) as img:
@@ -125,9 +129,20 @@ def decode(path: Path, shape) -> np.ndarray:
             img = img.convert(MODES[shape.channels]).resize(size, Image.Resampling.BILINEAR)
     except UNREADABLE as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise PipelineError(f"{path}: unreadable image ({reason})") from None
+        if not isinstance(path, str | Path):  # an open file: Pillow's message shows its repr
+            reason = reason.replace(repr(path), "the data").replace(str(path), "the data")
+        raise PipelineError(f"{shown or path}: unreadable image ({reason})") from None
     pixels = np.asarray(img, dtype=np.uint8)
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def decode_bytes(data: str, shape, shown: str) -> np.ndarray:
+    """A base64-encoded image file (what `serve` takes) as `decode` gives it."""
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise PipelineError(f"{shown}: not valid base64") from None
+    return decode(io.BytesIO(raw), shape, shown)
 
 
 def load_images(paths: list[Path], shape, *, desc: str = "images", progress: bool | None = None) -> np.ndarray:

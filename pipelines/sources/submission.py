@@ -19,7 +19,15 @@ from pipelines.core.metrics import Metric, to_labels
 def make_submission(
     pred: np.ndarray, test_ids: pd.Series, sample: pd.DataFrame, classes: list, metric: Metric, task: str, id_col: str
 ) -> pd.DataFrame:
-    value_cols = [c for c in sample.columns if c != id_col]
+    values = prediction_values(pred, [c for c in sample.columns if c != id_col], classes, metric, task)
+    values.insert(0, id_col, test_ids.to_numpy())
+    sub = values.set_index(id_col).reindex(sample[id_col]).reset_index()
+    return sub[list(sample.columns)]
+
+
+def prediction_values(pred: np.ndarray, value_cols: list, classes: list, metric: Metric, task: str) -> pd.DataFrame:
+    """The submission's value columns for `pred` (a row per prediction, no id): labels,
+    probabilities or values as the metric asks (also what `serve` answers)."""
     if metric.submits == "labels":
         labels = np.asarray(classes, dtype=object)[to_labels(pred, task)]
         values = pd.DataFrame({value_cols[0]: pd.Series(labels).infer_objects()})
@@ -32,9 +40,7 @@ def make_submission(
             f"sample_submission.csv: {len(value_cols)} prediction column(s) for {len(classes)} classes; "
             f"metric {metric.name} submits probabilities"
         )
-    values.insert(0, id_col, test_ids.to_numpy())
-    sub = values.set_index(id_col).reindex(sample[id_col]).reset_index()
-    return sub[list(sample.columns)]
+    return values
 
 
 def validate_submission(sub: pd.DataFrame, sample: pd.DataFrame, id_col: str, where: str = "submission") -> None:

@@ -17,11 +17,14 @@ The deployed student is the last fold's model as cross-validated (not a refit on
 no extra training, and its score on that fold's held-out rows is an honest one). A torch
 student is exported to ONNX (`student.onnx`: pixel scaling, net and output head in one
 graph) and run with onnxruntime; its outputs must match torch's within 1e-4 on that fold's
-held-out rows and on the test rows, or the stage fails. An int8 copy (dynamic quantisation,
-`student.int8.onnx`) is kept only when its score on those held-out rows stays within 0.001
-of the fp32 graph's. `speed.json` compares teachers and student: CV scores, rows/s of the
-teacher ensemble (every blended teacher runs for each row), of the student in torch and in
-onnxruntime (fp32 and int8), and the ONNX student's score on its fold's held-out rows.
+held-out rows and on the test rows, or the stage fails. Beside it: the graph's outputs on the
+test rows (`student.onnx_test.npy`) and, for a table, the fitted preprocessor as plain JSON
+(`student.preprocess.json`, `features/portable.py`), which `export` ships with the graph.
+An int8 copy (dynamic quantisation, `student.int8.onnx`) is kept only when its score on
+those held-out rows stays within 0.001 of the fp32 graph's. `speed.json` compares teachers
+and student: CV scores, rows/s of the teacher ensemble (every blended teacher runs for each
+row), of the student in torch and in onnxruntime (fp32 and int8), and the ONNX student's
+score on its fold's held-out rows.
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ import numpy as np
 from pipelines.core.budget import Deadline, OverBudget
 from pipelines.core.context import set_threads
 from pipelines.core.errors import PipelineError
-from pipelines.core.io import atomic_dir, write_json
+from pipelines.core.io import atomic_dir, save_array, write_json
 from pipelines.core.metrics import target_transform
 from pipelines.core.tables import take_rows
+from pipelines.features.portable import preprocessor_state
 from pipelines.models.registry import unknown_params
 from pipelines.models.selection import check_models, student_for
 from pipelines.sources.cleaned import CleanData
@@ -101,6 +105,9 @@ def export_student(model, X_val, y_val, X_test, out: Path, metric, task: str, in
         worst = max(worst, float(np.max(np.abs(torch_out - onnx_out))) if len(torch_out) else 0.0)
     if not worst <= PARITY_TOL:
         raise PipelineError(f"ONNX student differs from torch by {worst:.3g} (tolerance {PARITY_TOL:g}): not exported")
+    save_array(out / "student.onnx_test.npy", onnx_out)  # what `export` must reproduce from raw test.csv
+    if hasattr(model, "preprocessor_"):  # a table's inputs: the fitted preprocessor, as JSON (no pickle)
+        write_json(out / "student.preprocess.json", preprocessor_state(model.preprocessor_))
     fp32_score = metric(y_val, inverse(onnx_predict(model, X_val, path)), task)
     info = {
         "onnx": path.name,

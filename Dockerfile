@@ -1,0 +1,28 @@
+# The serving image: one exported student and only what runs it (onnxruntime, no torch).
+#
+#   python -m pipelines export titanic            # writes data/export/titanic/
+#   docker build --build-arg NAME=titanic -t kaggle-pipelines-titanic .
+#   docker run --rm -p 8000:8000 kaggle-pipelines-titanic
+#
+# The versions follow pyproject.toml's bounds; the package itself goes in without its
+# training dependencies (--no-deps): `serve` imports none of them.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE PIP_NO_CACHE_DIR=1
+RUN pip install "numpy>=1.26" "pandas>=2.2" "pyarrow>=15" "scikit-learn>=1.5,<1.11" "onnxruntime>=1.18" \
+        "pillow" "pydantic>=2.6" "pyyaml>=6" "tqdm>=4.66" "fastapi>=0.110" "uvicorn>=0.29"
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY pipelines ./pipelines
+RUN pip install --no-deps . && useradd --system --no-create-home serve
+
+ARG NAME
+ENV NAME=${NAME}
+COPY data/export/${NAME} /app/model
+
+USER serve
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
+# exec: uvicorn gets SIGTERM from `docker stop` and shuts down cleanly
+CMD ["sh", "-c", "exec python -m pipelines serve \"$NAME\" --model /app/model --host 0.0.0.0 --port 8000"]

@@ -1,0 +1,301 @@
+"""`export` and `serve`: a real uvicorn server on loopback answers raw test.csv rows with
+the pipeline's own predictions, in the submission's format, and names the field of bad input.
+
+Tiny competitions run download -> clean -> train -> distill -> export in this process
+(as tests/test_distill.py does): Titanic scored by roc_auc (so the answers are probabilities,
+compared with distill's within float tolerance), 200 MNIST digits (labels) and House Prices
+(rmsle: answers in dollars, in process only). The server is
+`python -m pipelines serve` in a subprocess on a free port of 127.0.0.1, waited for at most
+60 s and always stopped. A changed or unsafe export is refused before anything is served.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.__main__ import main
+from pipelines.core.errors import PipelineError
+from pipelines.core.io import load_array, read_csv
+from pipelines.sources.cleaned import CleanData
+from pipelines.sources.embedded import carve
+from pipelines.sources.exported import ExportedModel, json_rows
+from tests.conftest import ROOT
+from tests.test_distill import _params, _run_until_distill
+
+pytestmark = pytest.mark.slow  # each chain trains a teacher and a student (~10-20 s)
+TITANIC = {"source": "embedded", "kaggle": "titanic", "id": "PassengerId", "target": "Survived", "task": "binary",
+           "metric": "roc_auc"}  # fmt: skip
+
+
+def _export(tmp, name: str, spec: dict, models: list[str]) -> dict:
+    params = _params(tmp, name, spec, models)
+    d = _run_until_distill(tmp, name, params)
+    d["export"], d["params"] = tmp / "export" / name, params
+    argv = ["export", name, "--params", str(params), "--out", str(d["export"])]
+    argv += [x for k in ("raw", "clean", "distill") for x in (f"--{k}", str(d[k]))]
+    assert main(argv) == 0
+    return d
+
+
+@pytest.fixture(scope="module")
+def titanic(tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("titanic"), "titanic", TITANIC, ["logreg"])
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("digits")
+    rows = carve("digit-recognizer")["train.csv"].sample(200, random_state=0)
+    raw = tmp / "local"
+    raw.mkdir()
+    rows.iloc[:160].to_csv(raw / "train.csv", index=False)
+    rows.iloc[160:].drop(columns="label").to_csv(raw / "test.csv", index=False)
+    pd.DataFrame({"ImageId": np.arange(1, 41), "Label": 0}).to_csv(raw / "sample_submission.csv", index=False)
+    spec = {"source": "local", "path": str(raw), "id": "ImageId", "target": "label", "task": "multiclass",
+            "metric": "accuracy", "modality": "image", "image": {"height": 28, "width": 28, "channels": 1}}  # fmt: skip
+    return _export(tmp, "digits", spec, ["cnn"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def served(name: str, folder, timeout: float = 60.0):
+    """`python -m pipelines serve` on a free loopback port; yields an httpx client for it."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
+    cmd = [sys.executable, "-m", "pipelines", "serve", name, "--model", str(folder), "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, f"serve exited {proc.returncode}:\n{proc.stdout.read()}"
+            with contextlib.suppress(httpx.TransportError):
+                if client.get("/health").status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "serve did not answer /health in time"
+            time.sleep(0.2)
+        yield client
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        proc.stdout.close()
+
+
+def _errors(resp) -> list[tuple]:
+    assert resp.status_code == 422, resp.text
+    return [tuple(e["loc"]) for e in resp.json()["detail"]]
+
+
+def test_served_titanic_gives_the_pipelines_predictions(titanic):
+    raw_test = read_csv(titanic["raw"] / "test.csv")
+    raw_train = read_csv(titanic["raw"] / "train.csv")
+    data = CleanData(titanic["clean"])
+    last = data.folds == data.folds.max()  # the rows the exported (last fold's) student never saw
+    with served("titanic", titanic["export"]) as client:
+        health = client.get("/health").json()
+        assert health["student"] == "student_mlp" and health["submits"] == "probabilities"
+        resp = client.post("/predict", json={"rows": json_rows(raw_test)})
+        assert resp.status_code == 200, resp.text
+        answer = resp.json()
+        assert answer["columns"] == ["PassengerId", "Survived"]
+        got = pd.DataFrame(answer["rows"])
+        assert got["PassengerId"].tolist() == raw_test["PassengerId"].tolist()
+        expected = load_array(titanic["distill"] / "student.onnx_test.npy")  # distill's, on clean's features
+        np.testing.assert_allclose(got["Survived"].to_numpy(), expected, rtol=0, atol=1e-5)
+        # the last fold's training rows, raw: the student's own out-of-fold predictions (torch)
+        rows = json_rows(raw_train.drop(columns="Survived")[last])
+        fold = pd.DataFrame(client.post("/predict", json={"rows": rows}).json()["rows"])
+        oof = load_array(titanic["distill"] / "student" / "oof.npy")
+        np.testing.assert_allclose(fold["Survived"].to_numpy(), oof[last], rtol=0, atol=1e-4)
+        # ?format=csv: a submission.csv, valid against the sample once in the sample's order
+        csv = client.post("/predict?format=csv", json={"rows": json_rows(raw_test)}).text
+        sub = pd.read_csv(io.StringIO(csv))
+        sample = read_csv(titanic["raw"] / "sample_submission.csv")
+        assert list(sub.columns) == list(sample.columns) and sub.notna().all().all()
+        assert sorted(sub["PassengerId"]) == sorted(sample["PassengerId"])
+
+        row = json_rows(raw_test.iloc[:2])
+        del row[1]["Age"]
+        row[0]["Pclass"] = "first"
+        locs = _errors(client.post("/predict", json={"rows": row}))
+        assert ("body", "rows", 1, "Age") in locs and any(loc[:4] == ("body", "rows", 0, "Pclass") for loc in locs)
+        assert _errors(client.post("/predict", json={"rows": []})) == [("body", "rows")]
+        huge = {**json_rows(raw_test.iloc[:1])[0], "SibSp": 10**30}  # beyond what a CSV's integers hold
+        assert _errors(client.post("/predict", json={"rows": [huge]})) == [("body", "rows", 0, "SibSp")]
+        assert (
+            client.post("/predict", content=b"not json", headers={"content-type": "application/json"}).status_code
+            == 422
+        )
+        schema = client.get("/openapi.json").json()
+        assert "/predict" in schema["paths"] and "Age" in json.dumps(schema["components"])
+
+
+def _png(pixels: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels.reshape(28, 28).astype(np.uint8)).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_served_digits_take_pixel_rows_and_png(digits):
+    raw_test = read_csv(digits["raw"] / "test.csv")
+    expected = load_array(digits["distill"] / "student.onnx_test.npy")  # (40, 10) probabilities
+    model = ExportedModel.load(digits["export"])
+    np.testing.assert_allclose(model.predict(model.frame(json_rows(raw_test))), expected, rtol=0, atol=1e-5)
+    pixels = raw_test.to_numpy()
+    with served("digits", digits["export"]) as client:
+        rows = [{"ImageId": i + 1, **r} for i, r in enumerate(json_rows(raw_test))]
+        got = pd.DataFrame(client.post("/predict", json={"rows": rows}).json()["rows"])
+        assert got.columns.tolist() == ["ImageId", "Label"] and got["ImageId"].tolist() == list(range(1, 41))
+        assert got["Label"].tolist() == expected.argmax(1).tolist()  # classes are the digits 0..9
+        alt = [{"pixels": pixels[0].tolist()}, {"png": _png(pixels[1])}]
+        answer = client.post("/predict", json={"rows": alt}).json()["rows"]
+        assert [r["Label"] for r in answer] == expected[:2].argmax(1).tolist()
+
+        assert _errors(client.post("/predict", json={"rows": [{"pixels": [0] * 783}]})) == [
+            ("body", "rows", 0, "pixels")
+        ]
+        bad = client.post("/predict", json={"rows": [alt[0], {"png": base64.b64encode(b"no image").decode()}]})
+        assert _errors(bad) == [("body", "rows", 1, "png")] and "unreadable image" in bad.text
+        assert _errors(client.post("/predict", json={"rows": [{"png": "%%%"}]})) == [("body", "rows", 0, "png")]
+        partial = dict(rows[0])
+        del partial["pixel5"]
+        assert _errors(client.post("/predict", json={"rows": [partial]})) == [("body", "rows", 0, "pixel5")]
+        assert _errors(client.post("/predict", json={"rows": [{"pixels": [300] * 784}]})) == [
+            ("body", "rows", 0, "pixels")
+        ]
+
+
+def _copy(titanic, tmp_path):
+    folder = tmp_path / "export"
+    shutil.copytree(titanic["export"], folder)
+    return folder
+
+
+def _rewrite(path, change) -> None:
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj))
+
+
+def _resign(folder) -> None:
+    """What a tamperer who also rewrites the manifest would do: fresh SHA-256s."""
+    from pipelines.sources.exported import sha256
+
+    _rewrite(folder / "model.json", lambda m: m["files"].update({f: sha256(folder / f) for f in m["files"]}))
+
+
+def test_a_changed_or_unsafe_export_is_refused(titanic, tmp_path):
+    folder = _copy(titanic, tmp_path)
+    ExportedModel.load(folder)  # the copy as exported loads
+    _rewrite(folder / "preprocess.json", lambda p: p["preprocessor"]["parts"][0]["mean"].__setitem__(0, 99.0))
+    with pytest.raises(PipelineError, match="preprocess.json: missing or changed since export"):
+        ExportedModel.load(folder)
+    _resign(folder)  # the checksums match again: the examples still catch the change
+    with pytest.raises(PipelineError, match="no longer gives its examples' outputs"):
+        ExportedModel.load(folder)
+
+    folder = _copy(titanic, tmp_path / "b")
+    (folder / "model.pkl").write_bytes(b"cos\nsystem\n(S'echo hi'\ntR.")  # a pickle is never listed, never read
+    _rewrite(folder / "model.json", lambda m: m["files"].update({"model.pkl": "0" * 64}))
+    with pytest.raises(PipelineError, match="files .*model.pkl"):
+        ExportedModel.load(folder)
+    folder = _copy(titanic, tmp_path / "c")
+    _rewrite(folder / "model.json", lambda m: m.update(loader="pickle"))
+    with pytest.raises(PipelineError, match="model.json: loader: Extra inputs are not permitted"):
+        ExportedModel.load(folder)
+    _rewrite(folder / "model.json", lambda m: (m.pop("loader"), m.update(classes="0,1")))
+    with pytest.raises(PipelineError, match="model.json: classes"):
+        ExportedModel.load(folder)
+    folder = _copy(titanic, tmp_path / "d")
+    (folder / "model.onnx").write_bytes(b"\x08\x07garbage")
+    _resign(folder)
+    with pytest.raises(PipelineError, match="not a readable ONNX graph"):
+        ExportedModel.load(folder)
+
+
+def test_export_refuses_what_it_cannot_reproduce(titanic, tmp_path, capsys):
+    argv = ["export", "titanic", "--params", str(titanic["params"]), "--raw", str(titanic["raw"]),
+            "--clean", str(titanic["clean"]), "--out", str(tmp_path / "out")]  # fmt: skip
+    distill = tmp_path / "distill"
+    shutil.copytree(titanic["distill"], distill)
+    outputs = distill / "student.onnx_test.npy"
+    np.save(outputs, load_array(outputs) + 1e-3)  # distill said otherwise: the path is not reproduced
+    assert main([*argv, "--distill", str(distill)]) == 2
+    assert "not reproduced; not exported" in capsys.readouterr().err
+    (distill / "student.onnx").unlink()
+    assert main([*argv, "--distill", str(distill)]) == 2
+    assert "student.onnx: not found" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines", "serve", "titanic", "--model", str(tmp_path / "nothing")],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "model.json: unreadable" in proc.stderr
+
+
+def test_serving_imports_no_training_library(titanic):
+    """The Dockerfile installs no torch, DVC or boosting library: serving must not need them."""
+    code = (  # loading predicts the stored examples: the whole serving path runs
+        "import sys, uvicorn; from pipelines.__main__ import build_parser; build_parser(['serve']);"
+        "from pipelines.sources.exported import ExportedModel; from pipelines.stages.serve import create_app;"
+        f"create_app(ExportedModel.load({str(titanic['export'])!r}));"
+        "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    heavy = {
+        "torch",
+        "dvc",
+        "lightgbm",
+        "xgboost",
+        "catboost",
+        "optuna",
+        "timm",
+        "transformers",
+        "matplotlib",
+        "kaggle",
+    }
+    assert {"onnxruntime", "fastapi", "sklearn"} <= loaded and not loaded & heavy, sorted(loaded & heavy)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for dist in ("onnxruntime", "scikit-learn", "pandas", "fastapi", "uvicorn", "pillow", "pydantic", "pyyaml"):
+        assert f'"{dist}' in dockerfile, dist
+
+
+def test_exported_regression_answers_in_the_targets_own_units(tmp_path):
+    # rmsle: the student learns log1p(SalePrice); its answers are prices again (expm1)
+    spec = {"source": "embedded", "kaggle": "house-prices-advanced-regression-techniques", "id": "Id",
+            "target": "SalePrice", "task": "regression", "metric": "rmsle"}  # fmt: skip
+    d = _export(tmp_path, "prices", spec, ["ridge"])
+    model = ExportedModel.load(d["export"])
+    test = read_csv(d["raw"] / "test.csv")
+    pred = model.predict(model.frame(json_rows(test[list(model.manifest.inputs)])))
+    np.testing.assert_allclose(pred, np.expm1(load_array(d["distill"] / "student.onnx_test.npy")), rtol=1e-6)
+    sub = model.submission(pred, test["Id"])
+    assert list(sub.columns) == ["Id", "SalePrice"] and sub["SalePrice"].between(1e4, 1e6).all()
