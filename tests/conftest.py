@@ -69,6 +69,7 @@ def make_dvc_repo(repo: Path) -> Path:
     run(["git", "init", "-q"], repo, env=env)
     run(["dvc", "init", "-q"], repo, env=env)
     run(["dvc", "config", "core.autostage", "false"], repo, env=env)
+    shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")  # the project's own plot templates
     (repo / ".gitignore").write_text("__pycache__/\n/data/cache/\n")
     return repo
 

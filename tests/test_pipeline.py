@@ -165,7 +165,7 @@ def test_regression_and_multiclass_from_spec_alone(dvc_repo, tmp_path):
     assert list(sub.Id) == list(hp.Id.iloc[300:]) and (sub.Price > 0).all()
     truth = hp.Price.iloc[300:].to_numpy()
     assert get_metric("rmsle")(truth, sub.Price.to_numpy(), "regression") < 0.2
-    assert (out / "plots/residuals.csv").exists() and (out / "plots/regression.png").stat().st_size > 1000
+    assert (out / "plots/residuals.csv").exists() and (out / "plots/oof.png").stat().st_size > 1000
     features = pd.read_parquet(dvc_repo / "data/clean/prices/train.parquet")
     assert "Quality__ord" in features and set(features["Quality__ord"]) <= {1.0, 2.0, 3.0, 4.0, 5.0}
 

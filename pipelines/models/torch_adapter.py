@@ -91,6 +91,11 @@ class TorchModel:
     def _net(self, n_out: int) -> nn.Module:
         return self.build(self.input_shape_, n_out)
 
+    def learning_curve(self) -> np.ndarray:
+        """(epochs, 3): epoch, mean training loss, validation score (NaN without validation rows)."""
+        rows = [(h["epoch"], h["loss"], np.nan if h["score"] is None else h["score"]) for h in self.result_.history]
+        return np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+
     def predict_output(self, X) -> np.ndarray:
         out = predict(
             self.net_, self.head_, self._dataset(self._inputs(X)), batch_size=self.cfg.eval_batch_size, amp=self.cfg.amp

@@ -52,9 +52,15 @@ def load_predictions(folder: Path, models: list[str]) -> dict[str, dict]:
 
 
 def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
-    from pipelines.core.io import save_array, write_json
+    """oof.npy, test.npy, fold_train.npy, scores.json and, for models with epochs, curves.csv
+    (per fold and epoch: training loss and validation score, for the ensemble's plots)."""
+    from pipelines.core.io import atomic_file, save_array, write_json
 
     folder.mkdir(parents=True, exist_ok=True)
+    curves = result.curve_frame()
+    if len(curves):
+        with atomic_file(folder / "curves.csv") as fh:
+            curves.round(6).to_csv(fh, index=False)
     save_array(folder / "oof.npy", result.oof.astype(np.float64))
     save_array(folder / "test.npy", result.test.astype(np.float64))
     save_array(folder / "fold_train.npy", result.fold_train.astype(np.float32))

@@ -11,8 +11,9 @@ Writes `metrics.json`, the headline that `dvc exp show` compares (metric; cv: th
 method's nested OOF score; cv_std: its fold spread; cv per model), `details.json` (fold
 scores, the ensemble's method, members and weights, each method's nested cv, each model's
 spread and time, what a budget left out), `oof.npy` (those nested OOF predictions), `plots/`
-(confusion matrix, ROC, or residuals and predicted vs actual for regression, as CSV and PNG)
-and, last, `submission.csv`.
+(see `training/plots.py`: confusion matrix, ROC and precision-recall, or residuals and
+predicted vs actual, ensemble weights, learning curves, each declared in dvc.yaml with its
+template, and `oof.png`) and, last, `submission.csv`.
 
 `details.json` is an out, not a declared metric, so `dvc exp show` leaves it out; DVC 3 still
 reads it when named (checked with DVC 3.67): `dvc metrics diff --targets
@@ -28,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
 
 from pipelines.core.io import atomic_file, read_csv, read_json, save_array, write_json
-from pipelines.core.metrics import get_metric, to_labels
+from pipelines.core.metrics import get_metric
 from pipelines.sources.cleaned import CleanData
 from pipelines.sources.submission import make_submission, validate_submission, with_ids_as_written
 from pipelines.stages.common import load_predictions, trained
 from pipelines.training.ensembling import candidate_methods, choose_method, fold_scores, nested_oof
+from pipelines.training.plots import ensemble_plots, write_plots
 
 
 def add_arguments(parser) -> None:
@@ -43,46 +44,9 @@ def add_arguments(parser) -> None:
         parser.add_argument(f"--{flag}", type=Path, required=True)
 
 
-def write_plots(folder: Path, y: np.ndarray, oof: np.ndarray, task: str, classes: list) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    if task == "regression":
-        frame = pd.DataFrame({"actual": y, "predicted": oof, "residual": oof - y})
-        with atomic_file(folder / "residuals.csv") as fh:
-            frame.round(6).to_csv(fh, index=False)
-        _regression_png(folder / "regression.png", y, oof)
-        return
-    names = np.asarray([str(c) for c in classes], dtype=object)
-    frame = pd.DataFrame({"actual": names[y], "predicted": names[to_labels(oof, task)]})
-    with atomic_file(folder / "confusion.csv") as fh:
-        frame.to_csv(fh, index=False)
-    if task == "binary":
-        fpr, tpr, _ = roc_curve(y, oof)
-        with atomic_file(folder / "roc.csv") as fh:
-            pd.DataFrame({"fpr": fpr, "tpr": tpr}).round(6).to_csv(fh, index=False)
-
-
-def _regression_png(path: Path, y: np.ndarray, pred: np.ndarray) -> None:
-    """Predicted vs actual and residuals vs predicted, side by side (out-of-fold rows)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.5))
-    lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
-    a.scatter(y, pred, s=6, alpha=0.5)
-    a.plot([lo, hi], [lo, hi], color="k", lw=1)
-    a.set(xlabel="actual", ylabel="predicted (out-of-fold)", title="Predicted vs actual")
-    b.scatter(pred, pred - y, s=6, alpha=0.5)
-    b.axhline(0, color="k", lw=1)
-    b.set(xlabel="predicted (out-of-fold)", ylabel="predicted - actual", title="Residuals")
-    if y.min() > 0 and pred.min() > 0 and y.max() / y.min() > 100:  # e.g. prices: log axes
-        a.set(xscale="log", yscale="log")
-        b.set_xscale("log")
-    fig.tight_layout()
-    with atomic_file(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=80)
-    plt.close(fig)
+def read_curves(folders: dict[str, Path]) -> dict[str, pd.DataFrame]:
+    """The `curves.csv` that `train` / `distill` wrote for the models that have epochs."""
+    return {name: read_csv(d / "curves.csv") for name, d in folders.items() if (d / "curves.csv").is_file()}
 
 
 def keyed(scores: list[float]) -> dict[str, float]:
@@ -163,7 +127,9 @@ def main(args, params) -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     save_array(args.out / "oof.npy", final_oof)
-    write_plots(args.out / "plots", data.y, final_oof, task, data.meta["classes"])
+    curves = read_curves({n: args.train / n for n in models} | {"distill:student": args.distill / "student"})
+    frames = ensemble_plots(data.y, final_oof, task, data.meta["classes"], names, detail, curves, metric.name)
+    write_plots(args.out / "plots", frames, data.y, final_oof, task, data.meta["classes"])
     chosen = {"method": best, "members": names, **detail}
     headline, details = summaries(metric, data, final_oof, chosen, nested_scores, preds, left_out)
     write_json(args.out / "details.json", details)

@@ -1,9 +1,10 @@
 """k-fold cross-validation of one registered model on the competition's fixed folds.
 
 `cross_validate(...)` returns a `CVResult` (OOF predictions, averaged test predictions,
-per-fold scores), the nyaggle way. Each finished fold is saved in `cache_dir` under a key
-of the model, its params and the data, so an interrupted run resumes where it stopped
-and a finished fold is never trained twice. `on_fold(k, running_score)` lets Optuna prune.
+per-fold scores, each fold's learning curve when the model has epochs), the nyaggle way.
+Each finished fold is saved in `cache_dir` under a key of the model, its params and the
+data, so an interrupted run resumes where it stopped and a finished fold is never trained
+twice. `on_fold(k, running_score)` lets Optuna prune.
 
 `fold_train` keeps each fold model's outputs on all training rows: distillation labels the
 student's fold-k training rows with the fold-k teachers, which never saw fold k's labels.
@@ -75,6 +76,15 @@ class CVResult:
     refit: bool = False  # whether `test` is half a refit on every training row (see the module doc)
     fold_train: np.ndarray | None = None  # (n_splits, n, ...): fold model k's outputs on every train row
     last_model: object | None = None  # the last fold's fitted model, with keep_last_model=True
+    curves: list[np.ndarray] = field(default_factory=list)  # per fold: (epochs, 3) epoch, train loss, val score
+
+    def curve_frame(self) -> pd.DataFrame:
+        """The folds' learning curves, one row per fold and epoch (no rows without epochs)."""
+        columns = ["fold", "epoch", "train_loss", "val_score"]
+        parts = [pd.DataFrame(c, columns=columns[1:]).assign(fold=k) for k, c in enumerate(self.curves) if len(c)]
+        if not parts:
+            return pd.DataFrame(columns=columns)
+        return pd.concat(parts, ignore_index=True)[columns].astype({"fold": np.int64, "epoch": np.int64})
 
 
 def fingerprint(*parts) -> str:
@@ -92,6 +102,7 @@ def fingerprint(*parts) -> str:
     return h.hexdigest()[:16]
 
 
+NO_CURVE = np.empty((0, 3))
 FULL = -1  # the job index of the refit on every training row
 REFIT_WEIGHT = 0.5  # the refit's share of the test predictions
 
@@ -99,24 +110,27 @@ REFIT_WEIGHT = 0.5  # the refit's share of the test predictions
 @dataclass
 class FoldPreds:
     """One fitted fold's outputs: on its validation rows, the test set and every training row
-    (the refit, FULL: the test set only). `predict_s`: seconds to predict the test set, None
-    when the fold came from the cache."""
+    (the refit, FULL: the test set only), and its learning curve (`NO_CURVE` for models
+    without epochs). `predict_s`: seconds to predict the test set, None when the fold came
+    from the cache."""
 
     val: np.ndarray
     test: np.ndarray
     train: np.ndarray
+    curve: np.ndarray = field(default_factory=lambda: NO_CURVE)
     predict_s: float | None = None
 
     def save(self, path: Path) -> None:
         seconds = np.nan if self.predict_s is None else self.predict_s  # kept: rows/s of a resumed (or torchrun) run
         with atomic_file(path, "wb") as fh:
-            np.savez(fh, val=self.val, test=self.test, train=self.train, predict_s=seconds)
+            np.savez(fh, val=self.val, test=self.test, train=self.train, curve=self.curve, predict_s=seconds)
 
     @classmethod
     def load(cls, path: Path) -> FoldPreds:
         with np.load(path, allow_pickle=False) as data:
             seconds = float(data["predict_s"]) if "predict_s" in data.files else math.nan
-            return cls(data["val"], data["test"], data["train"], None if math.isnan(seconds) else seconds)
+            curve = data["curve"] if "curve" in data.files else NO_CURVE  # folds cached before curves were kept
+            return cls(data["val"], data["test"], data["train"], curve, None if math.isnan(seconds) else seconds)
 
 
 def _cache_name(k: int) -> str:
@@ -152,7 +166,7 @@ def cross_validate(
     if workers > 1 and cache_dir is not None and on_fold is None:
         _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)  # into the cache
 
-    oof, test_sum, scores, fold_train, last_model = None, 0.0, [], [], None
+    oof, test_sum, scores, fold_preds, last_model = None, 0.0, [], [], None
     for k in bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress):
         keep = keep_last_model and k == n_splits - 1
         preds, est = job.cached_or_run(k, keep_model=keep)
@@ -160,7 +174,7 @@ def cross_validate(
         oof = np.zeros((len(y), *preds.val.shape[1:])) if oof is None else oof
         oof[va] = preds.val
         test_sum = test_sum + preds.test.astype(np.float64)
-        fold_train.append(preds.train)
+        fold_preds.append(preds)
         scores.append(ctx.metric.on(y[va], preds.val, ctx.task, None if score_rows is None else score_rows[va]))
         predict_s += [preds.predict_s] if preds.predict_s is not None else []
         last_model = est if keep else last_model
@@ -179,9 +193,10 @@ def cross_validate(
         seconds=time.perf_counter() - start,
         params=dict(params),
         rows_per_s=len(X_test) / float(np.mean(predict_s)) if predict_s else 0.0,
-        fold_train=np.stack(fold_train),
+        fold_train=np.stack([p.train for p in fold_preds]),
         last_model=last_model,
         refit=refit,
+        curves=[p.curve for p in fold_preds],
     )
 
 
@@ -238,7 +253,9 @@ class _FoldJob:
         t0 = time.perf_counter()
         test = inverse(est.predict_output(self.X_test))
         seconds = time.perf_counter() - t0
-        preds = FoldPreds(val, test, empty if k == FULL else inverse(est.predict_output(self.X)), seconds)
+        train = empty if k == FULL else inverse(est.predict_output(self.X))
+        curve = est.learning_curve() if hasattr(est, "learning_curve") else NO_CURVE
+        preds = FoldPreds(val, test, train, curve, seconds)
         if self.cache_dir is not None and self.writer:
             preds.save(self.cache_dir / _cache_name(k))
         return est, preds
