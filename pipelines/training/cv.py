@@ -162,11 +162,10 @@ def cross_validate(
         if writer:
             cache_dir.mkdir(parents=True, exist_ok=True)
     job = _FoldJob(model, params, X, y, X_test, folds, ctx, soft_targets, cache_dir, writer)
-    predict_s = []
     if workers > 1 and cache_dir is not None and on_fold is None:
         _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)  # into the cache
 
-    oof, test_sum, scores, fold_preds, last_model = None, 0.0, [], [], None
+    oof, test_sum, scores, fold_preds, predict_s, last_model = None, 0.0, [], [], [], None
     for k in bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress):
         keep = keep_last_model and k == n_splits - 1
         preds, est = job.cached_or_run(k, keep_model=keep)
