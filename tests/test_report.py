@@ -119,3 +119,13 @@ def test_missing_output_is_a_one_line_error(run_dir, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err == f"error: {empty / 'metrics.json'}: not found; run `dvc repro ensemble@titanic` first"
     assert not out.exists()
+
+
+def test_a_plot_that_is_not_the_tasks_draws_nothing(tmp_path):
+    from pipelines.stages.report import render_csv
+
+    (tmp_path / "residuals.csv").write_text("predicted,residual\n")  # what a classification writes
+    (tmp_path / "confusion.csv").write_text("actual,predicted\n")  # what a regression writes
+    assert render_csv(tmp_path / "residuals.csv") is None and render_csv(tmp_path / "confusion.csv") is None
+    (tmp_path / "roc.csv").write_text("fpr,tpr\n0,0\n0.5,0.8\n1,1\n")
+    assert render_csv(tmp_path / "roc.csv").startswith(b"\x89PNG")

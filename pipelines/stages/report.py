@@ -204,6 +204,8 @@ def render_csv(path: Path) -> bytes | None:
     import matplotlib.pyplot as plt
 
     df = pd.read_csv(path)
+    if df.empty:  # a plot that is not this task's (a ROC for a regression): header only
+        return None
     numeric = df.select_dtypes("number").columns
     fig, ax = plt.subplots(figsize=(6, 4.5))
     if {"actual", "predicted"} <= set(df) and ("actual" not in numeric or df["actual"].nunique() <= 50):
