@@ -94,6 +94,21 @@ def test_killed_worker_trial_is_failed_and_retried(tmp_path, kind):
     check_killed_trial_retried(kill_mid_trial_and_restart(spec))
 
 
+def test_a_journal_trial_its_worker_never_claimed_is_failed_and_retried(tmp_path, monkeypatch):
+    """A worker killed between starting a trial and recording itself leaves no owner to ask."""
+    from pipelines.training import study as study_mod
+    from tests.study_worker import make_objective
+
+    monkeypatch.setattr(study_mod, "UNCLAIMED_S", 0.5)
+    study = optuna.load_study(study_name="s", storage=new_study(str(tmp_path / "study.journal"))._storage)
+    orphan = study.ask()  # RUNNING, with no WORKER: its process is gone before claim_slot ran
+    study_mod.run_budget(study, make_objective(3, 0.1), 3, poll=0.1)
+    trials = study.get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert [t.system_attrs.get("failed_trial") for t in trials].count(orphan.number) == 1
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+
+
 @pytest.mark.parametrize(
     ("name", "kind"),
     [

@@ -29,6 +29,7 @@ import os
 import socket
 import time
 import warnings
+from datetime import datetime
 
 import optuna
 import psutil
@@ -45,6 +46,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 LIVE = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)  # the states that hold a slot of the budget
 RETRIES = 3  # a trial whose worker dies this often is not re-queued again (its params may be the cause)
 WORKER = "worker"  # user attribute: host:pid:start time of the process running the trial
+UNCLAIMED_S = 10  # a journal trial still without a WORKER after this long lost its worker before it claimed it
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
 
 
@@ -152,7 +154,10 @@ def fail_dead(study: optuna.Study) -> None:
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = str(t.user_attrs.get(WORKER, ""))
-        if owner.rsplit(":", 2)[0] != host or _alive(owner):
+        if not owner:  # its worker died between starting the trial and claiming it (milliseconds)
+            if t.datetime_start is None or (datetime.now() - t.datetime_start).total_seconds() < UNCLAIMED_S:
+                continue
+        elif owner.rsplit(":", 2)[0] != host or _alive(owner):
             continue
         try:
             storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
