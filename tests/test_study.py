@@ -64,9 +64,10 @@ def kill_mid_trial_and_restart(spec: str, n_trials: int = 5) -> list[optuna.tria
     study = new_study(spec)
     proc = worker(spec, "s", n_trials, 0.5)
     deadline = time.time() + 60
-    while time.time() < deadline:
-        states = Counter(t.state for t in study.get_trials(deepcopy=False))
-        if states[TrialState.COMPLETE] >= 1 and states[TrialState.RUNNING] == 1:
+    while time.time() < deadline:  # mid-trial: it has suggested its point (the window before is tested below)
+        trials = study.get_trials(deepcopy=False)
+        states, running = Counter(t.state for t in trials), [t for t in trials if t.state == TrialState.RUNNING]
+        if states[TrialState.COMPLETE] >= 1 and len(running) == 1 and running[0].params:
             break
         time.sleep(0.05)
     before = {t.number: t.params for t in study.get_trials(states=(TrialState.COMPLETE,))}
