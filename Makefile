@@ -17,7 +17,7 @@ repro: install
 	dvc repro
 
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"

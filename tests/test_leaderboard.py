@@ -119,6 +119,7 @@ def test_five_submissions_scored_later_then_refreshed(fake, ws, capsys, caplog):
     assert "refreshed from Kaggle: 5 of 5 submission(s) changed" in out
     assert "1 of 5 scored submission(s) outside CV +/- 2 std" in out
     assert "Spearman +0.40" in out  # ranks of public: 2 3 4 1 5 against CV's 1..5
+    assert f"draw it: dvc plots show {ws.folder / 'cv_vs_public.csv'} -x cv -y public --template scatter" in out
     board = pd.read_csv(ws.folder / "leaderboard.csv", dtype={"submission": str})
     assert board["outside"].tolist() == [i == OUTLIER for i in range(5)]
     assert board["z"].tolist() == pytest.approx([(p - c) / 0.01 for p, c in zip(expected, CVS, strict=True)])
