@@ -50,6 +50,9 @@ class Recipe:
     label_smoothing: float = 0.0  # classification: the uniform target's share
     temperature: float = KD_TEMPERATURE  # distillation: softens teacher and student outputs alike
     alpha: float = KD_ALPHA  # distillation: the teacher's share of the loss
+    # not a factory argument (a per-model default, like `budget`): without `epochs`, epochs are
+    # capped so that one fit sees about this many images (large image sets; see `cnn`)
+    max_images: int | None = None
 
     def train_config(self, ctx: ModelContext, budget: int | None) -> TrainConfig:
         """`epochs` when given; else `ctx.epochs` (params' `train.epochs`, the global upper
@@ -63,6 +66,7 @@ class Recipe:
             weight_decay=self.weight_decay,
             batch_size=self.batch_size,
             patience=self.patience,
+            max_images=self.max_images if self.epochs is None else None,
         )
 
     def model_args(self, adapter: type[TorchModel]) -> dict:
