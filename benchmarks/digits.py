@@ -8,7 +8,8 @@ from `train.models.image` unless --models says otherwise) in a throw-away repo, 
 one table: per image model its CV accuracy and its hidden-test accuracy (the fold-averaged
 test predictions), the same for the ensemble's submission (scored by the offline leaderboard,
 public and private parts together) and the distilled student, the teacher ensemble's rows/s
-against the ONNX student's, and the wall time of the whole `dvc repro`.
+against the ONNX student's, the wall time of the whole `dvc repro` and the peak memory of
+its largest stage process.
 
 `--reference K` also trains K seeds of the issue's yardstick, one well-made CNN on all 4,000
 training digits (`benchmarks/reference_cnn.py`), two at a time, and adds their rows.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -213,7 +215,11 @@ def main() -> None:
             f"{speed.get('onnx_rows_per_s', 0):.0f} images/s (int8: {speed.get('int8_rows_per_s', 'not kept')}); "
             f"student CV {speed['student_cv']:.4f} vs teachers {speed['teacher_cv']:.4f}"
         )
-        print(f"dvc repro: {seconds / 60:.1f} min (benchmark total {(time.perf_counter() - start) / 60:.1f} min)")
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest stage process
+        print(
+            f"dvc repro: {seconds / 60:.1f} min (benchmark total {(time.perf_counter() - start) / 60:.1f} min); "
+            f"peak memory of one stage process {peak_mb:,.0f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -258,6 +258,9 @@ def test_models_follow_the_task():
     )
     assert models_for(params, "hp") == ["logreg"]
     assert params.folds.resolve(1000) == 5 and params.folds.resolve(300_000) == 3
+    # images cost per image, not per feature: 3 folds from 20,000 of them (42,000 digits)
+    assert params.folds.resolve(42_000) == 5 and params.folds.resolve(42_000, "image") == 3
+    assert params.folds.resolve(5_000, "image") == 5
 
 
 def test_lightgbm_learns_ordered_classes_by_regression_for_qwk():

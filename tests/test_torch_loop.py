@@ -127,6 +127,15 @@ def test_train_learns_and_keeps_the_best_epoch():
     assert get_metric("accuracy")(y[300:], predict(net, head, TabularDataset(x[300:])), "binary") == result.best_score
 
 
+def test_max_images_caps_the_epochs_of_a_large_set_only():
+    cfg = replace(CFG, epochs=20, max_images=400_000)
+    assert cfg.for_rows(3_200).epochs == 20 and cfg.for_rows(28_000).epochs == 14 and cfg.for_rows(10**7).epochs == 1
+    assert replace(CFG, epochs=20).for_rows(10**7).epochs == 20  # no cap without max_images
+    x, y = blobs()
+    result = train(small_net(), Head("binary"), TabularDataset(x, y), ctx=make_ctx(), cfg=replace(CFG, max_images=800))
+    assert result.epochs_run == 2  # 800 images of 400 rows
+
+
 def test_early_stopping_ends_the_fit_after_patience_bad_epochs():
     x, y = blobs()
     # validation labels inverted: the better the fit, the worse the score

@@ -116,6 +116,7 @@ class CompetitionSpec(Strict):
 
 MIN_TRIALS = 5  # tune.row_budget never cuts a study below this many trials
 AUTO_FEW_FOLDS_ROWS = 200_000  # from this many training rows, n_splits "auto" means 3 folds (else 5)
+AUTO_FEW_FOLDS_IMAGES = 20_000  # images: from this many (a CNN's epoch costs per image, not per feature)
 
 
 def _modality_keys(value: dict, what: str) -> dict:
@@ -127,7 +128,7 @@ def _modality_keys(value: dict, what: str) -> dict:
 
 class FoldParams(Strict):
     n_splits: Annotated[int, Field(ge=2, le=50)] | Literal["auto"] = doc(
-        "auto", "k of k-fold, shared by every model; auto: 5, or 3 from 200,000 training rows"
+        "auto", "k of k-fold, shared by every model; auto: 5, or 3 from 200,000 training rows (images: from 20,000)"
     )
     adversarial: bool = doc(
         False, "score CV (tuning, models, ensemble) only on the training rows most like the test set"
@@ -136,10 +137,11 @@ class FoldParams(Strict):
         0.3, "with adversarial: the share of training rows, most test-like first, that CV scores", gt=0, le=1
     )
 
-    def resolve(self, n_rows: int) -> int:
+    def resolve(self, n_rows: int, modality: str | None = None) -> int:
         if self.n_splits != "auto":
             return self.n_splits
-        return 3 if n_rows >= AUTO_FEW_FOLDS_ROWS else 5
+        few = AUTO_FEW_FOLDS_IMAGES if modality == IMAGE else AUTO_FEW_FOLDS_ROWS
+        return 3 if n_rows >= few else 5
 
 
 class TuneParams(Strict):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,6 +69,15 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16/fp16 on CUDA, none on CPU) | bf16 | fp16 | off
     eval_batch_size: int = 1024
     num_workers: int = 0  # DataLoader workers; 0 was fastest here (batches are one gather)
+    max_images: int | None = None  # caps epochs at what shows the net about this many training rows
+
+    def for_rows(self, n_rows: int) -> TrainConfig:
+        """This config for `n_rows` training rows: with `max_images`, at most
+        round(max_images / n_rows) epochs (at least one), so a large set costs no more than
+        that many images per fit; a small one keeps `epochs`."""
+        if self.max_images is None:
+            return self
+        return replace(self, epochs=min(self.epochs, max(1, round(self.max_images / max(1, n_rows)))))
 
 
 @dataclass
@@ -95,6 +104,7 @@ def train(
     """Fit `net` on `train_set` (batches: input, targets...) with early stopping on `val_set`."""
     world, rank, device = setup_distributed()
     configure_torch(ctx.threads, ctx.deterministic, world)
+    cfg = cfg.for_rows(len(train_set))
     images = train_set[[0]][0].dim() == 4
     seed_everything(ctx.seed)
     loss_fn = loss_fn or head.loss

@@ -106,7 +106,7 @@ def main(args, params) -> None:
         if spec.group not in layout.train:
             raise PipelineError(f"{args.raw / 'train.csv'}: group column {spec.group!r} not found")
         groups = layout.train[spec.group].to_numpy()
-    n_splits = params.folds.resolve(len(y))
+    n_splits = params.folds.resolve(len(y), spec.modality)
     folds = make_folds(y, spec.task, n_splits, params.seed, groups)
     meta = {
         "name": args.name,
