@@ -194,10 +194,10 @@ def test_tta_averages_shifted_views():
 
 
 def test_resnet_averages_the_four_mirrorings_it_trains_on():
-    """resnet's default: flips in training, their mean at prediction, so an image and its
-    mirror images get one prediction."""
-    model, X_va = fitted("resnet", "binary", epochs=1)
-    assert model.tta and model.augment["flip"]
+    """resnet trains with flips by default; with `tta` it predicts their mean, so an image and
+    its mirror images get one prediction."""
+    model, X_va = fitted("resnet", "binary", epochs=1, tta=True)
+    assert model.augment["flip"]
     tta = model.predict_output(X_va)
     model.tta = False
     views = [X_va, X_va[..., ::-1], X_va[..., ::-1, :], X_va[..., ::-1, ::-1]]
