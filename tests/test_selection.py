@@ -98,6 +98,10 @@ def test_default_image_models_follow_the_size_of_the_images():
     assert models_for(parse_params(raw), "cells", 1_968) == ["cnn"]  # the shorter side decides
     raw["competitions"]["cells"]["models"] = ["cnn", "resnet"]
     assert models_for(parse_params(raw), "cells", 1_968) == ["cnn", "resnet"]
+    raw["competitions"]["cells"]["models"] = None
+    raw["train"]["models"]["image"] = ["resnet"]
+    with pytest.raises(PipelineError, match=r"no model fits 1968 training rows \(31x300 px images\) of 'cells'"):
+        models_for(parse_params(raw), "cells", 1_968)
 
 
 def test_no_model_left_by_the_size_rules_is_one_clear_error():

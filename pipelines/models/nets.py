@@ -97,8 +97,8 @@ def timm_net(
 ) -> nn.Module:
     """A timm architecture from scratch; for images under 32 px the stem's max-pool goes, so
     28x28 digits still reach the last stage at 2x2 instead of 1x1 (from 32 px it stays, as in
-    timm: a quarter of the multiply-adds). `width` scales a timm
-    ResNet's stage channels (64, 128, 256, 512); other architectures need width 1."""
+    timm: a quarter of the multiply-adds). `width` scales a timm ResNet's stage channels
+    (64, 128, 256, 512); other architectures need width 1."""
     import timm
 
     kw = dict(timm_kwargs or {})

@@ -43,8 +43,9 @@ def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str
         if use not in chosen:
             chosen.append(use)
     if n_rows is not None and not chosen:
+        images = f" ({spec.image.height}x{spec.image.width} px images)" if spec.image else ""
         raise PipelineError(
-            f"params.yaml: train.models.{spec.modality}: no model fits {n_rows} training rows of {name!r} "
+            f"params.yaml: train.models.{spec.modality}: no model fits {n_rows} training rows{images} of {name!r} "
             "(see train.min_rows / max_rows / min_side / max_side, or list the competition's own models)"
         )
     return chosen
