@@ -2,7 +2,7 @@
 
     python benchmarks/image_files.py [--splits 2] [--first-split 0] [--size 64] [--models cnn]
                                      [--epochs N] [--budget S] [--params '{cnn: {width: 16}}']
-                                     [--baselines lightgbm,resnet18]
+                                     [--baselines lightgbm,resnet18] [--keep DIR]
 
 Each split carves the 2,624 labelled cells 75/25 with its own seed (3000 + i, stratified by
 `defective`) and writes them in Kaggle's image-file layout (train.csv / test.csv /
@@ -176,11 +176,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--params", default=None, help="train.params as YAML, e.g. '{cnn: {width: 16}}'")
     ap.add_argument("--baselines", default="lightgbm,resnet18", help="comma-separated: lightgbm, resnet18 (or none)")
+    ap.add_argument("--keep", type=Path, default=None, help="build each split's data and repo under DIR and keep them")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.first_split, args.first_split + args.splits):
-            rows.append(one_split(seed, Path(tmp) / f"split{seed}", args))
+            rows.append(one_split(seed, (args.keep or Path(tmp)) / f"split{seed}", args))
             print(table(rows[-1:]), flush=True)
     if len(rows) > 1:
         numbers = [k for k, v in rows[0].items() if isinstance(v, float | int) and k != "split"]
