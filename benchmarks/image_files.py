@@ -2,14 +2,15 @@
 
     python benchmarks/image_files.py [--splits 2] [--first-split 0] [--size 64] [--models cnn]
                                      [--epochs N] [--budget S] [--params '{cnn: {width: 16}}']
-                                     [--baselines lightgbm,resnet18]
+                                     [--baselines lightgbm,resnet18] [--keep DIR]
 
 Each split carves the 2,624 labelled cells 75/25 with its own seed (3000 + i, stratified by
 `defective`) and writes them in Kaggle's image-file layout (train.csv / test.csv /
 sample_submission.csv naming PNG files in train/ and test/), played as a `local` competition
-with the default params (image models from `train.models.image` unless --models says
-otherwise, images resized to --size) through `dvc repro`. Its submission is scored by
-roc_auc on the held-out cells. Beside it, on the same rows:
+with the default params (image models from `train.models.image` by the image size rules
+`train.min_side` / `max_side`: at 32 px and more timm's `resnet`; --models names the
+competition's own list instead; images resized to --size) through `dvc repro`. Its
+submission is scored by roc_auc on the held-out cells. Beside it, on the same rows:
 
 - `lightgbm`: `LGBMClassifier()` with default settings on the pixels downscaled to 32x32;
 - `resnet18`: one timm ResNet-18 from scratch (no pretrained weights) on all training
@@ -123,8 +124,8 @@ def play(folder: Path, workdir: Path, args) -> tuple[np.ndarray, dict, float]:
     image = {"height": args.size, "width": args.size, "channels": 1}
     params["competitions"] = {NAME: {"source": "local", "path": str(folder), **SPEC, "image": image}}
     params["train"]["threads"] = args.threads
-    if args.models:
-        params["train"]["models"]["image"] = args.models.split(",")
+    if args.models:  # the competition's own list: taken as it is, whatever the image size rules say
+        params["competitions"][NAME]["models"] = args.models.split(",")
     if args.epochs:
         params["train"]["epochs"] = args.epochs
     if args.budget:
@@ -175,11 +176,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--params", default=None, help="train.params as YAML, e.g. '{cnn: {width: 16}}'")
     ap.add_argument("--baselines", default="lightgbm,resnet18", help="comma-separated: lightgbm, resnet18 (or none)")
+    ap.add_argument("--keep", type=Path, default=None, help="build each split's data and repo under DIR and keep them")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.first_split, args.first_split + args.splits):
-            rows.append(one_split(seed, Path(tmp) / f"split{seed}", args))
+            rows.append(one_split(seed, (args.keep or Path(tmp)) / f"split{seed}", args))
             print(table(rows[-1:]), flush=True)
     if len(rows) > 1:
         numbers = [k for k, v in rows[0].items() if isinstance(v, float | int) and k != "split"]

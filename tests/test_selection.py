@@ -84,6 +84,26 @@ def test_default_models_follow_the_size_of_the_data():
     assert models_for(parse_params(raw), "titanic", 34_000) == ["svm", "catboost"]
 
 
+def test_default_image_models_follow_the_size_of_the_images():
+    """Digits (28x28) keep the compact cnn; from 32 px timm's resnet takes over (the solar
+    cells); a competition's own list is kept as it is."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cells = {"source": "local", "path": "cells", "id": "id", "target": "defective", "task": "binary",
+             "metric": "roc_auc", "modality": "image", "image": {"height": 32, "width": 48, "channels": 1}}  # fmt: skip
+    raw["competitions"]["cells"] = cells
+    params = parse_params(raw)
+    assert models_for(params, "digit-recognizer", 42_000) == ["cnn"]
+    assert models_for(params, "cells", 1_968) == ["resnet"]
+    raw["competitions"]["cells"] = {**cells, "image": {"height": 31, "width": 300, "channels": 3}}
+    assert models_for(parse_params(raw), "cells", 1_968) == ["cnn"]  # the shorter side decides
+    raw["competitions"]["cells"]["models"] = ["cnn", "resnet"]
+    assert models_for(parse_params(raw), "cells", 1_968) == ["cnn", "resnet"]
+    raw["competitions"]["cells"]["models"] = None
+    raw["train"]["models"]["image"] = ["resnet"]
+    with pytest.raises(PipelineError, match=r"no model fits 1968 training rows \(31x300 px images\) of 'cells'"):
+        models_for(parse_params(raw), "cells", 1_968)
+
+
 def test_no_model_left_by_the_size_rules_is_one_clear_error():
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["train"]["models"]["tabular"] = ["svm", "mlp"]

@@ -193,6 +193,21 @@ def test_tta_averages_shifted_views():
     assert not np.allclose(tta, plain)
 
 
+def test_resnet_averages_the_four_mirrorings_it_trains_on():
+    """resnet trains with flips by default; with `tta` it predicts their mean, so an image and
+    its mirror images get one prediction."""
+    model, X_va = fitted("resnet", "binary", epochs=1, tta=True)
+    assert model.augment["flip"]
+    tta = model.predict_output(X_va)
+    model.tta = False
+    views = [X_va, X_va[..., ::-1], X_va[..., ::-1, :], X_va[..., ::-1, ::-1]]
+    np.testing.assert_allclose(
+        tta, np.mean([model.predict_output(np.ascontiguousarray(v)) for v in views], 0), atol=1e-6
+    )
+    model.tta = True
+    np.testing.assert_allclose(model.predict_output(np.ascontiguousarray(X_va[..., ::-1])), tta, atol=1e-6)
+
+
 def test_weights_are_loaded_from_a_local_file(tmp_path):
     torch.manual_seed(0)
     src = MLP((5,), 3, hidden=8)
@@ -258,7 +273,7 @@ def test_factories_cap_their_epochs_at_a_budget():
     roomy = replace(ctx, epochs=30)
     assert create_model("cnn", ctx).cfg.epochs == 2
     assert create_model("cnn", roomy).cfg.epochs == 20
-    assert create_model("resnet", roomy).cfg.epochs == 6
+    assert create_model("resnet", roomy).cfg.epochs == 15
     assert create_model("student_cnn", roomy).cfg.epochs == 20
     assert create_model("cnn", roomy, epochs=25).cfg.epochs == 25  # an explicit value is taken as is
     assert create_model("mlp", roomy).cfg.epochs == 30  # no budget: params' train.epochs
@@ -270,6 +285,17 @@ def test_resnet_width_scales_its_stages():
     assert timm_net((1, 28, 28), 10, width=0.5).num_features == 256
     assert timm_net((1, 28, 28), 10).num_features == 512
     assert timm_net((1, 28, 28), 10, width=0.5, timm_kwargs={"channels": (8, 8, 8, 16)}).num_features == 16
+
+
+def test_resnet_stem_keeps_its_max_pool_from_32_pixels():
+    """Under 32 px the max-pool goes (28x28 digits reach the last stage at 2x2, not 1x1);
+    from 32 px it stays, as in timm (a quarter of the multiply-adds)."""
+    from torch import nn
+
+    from pipelines.models.nets import timm_net
+
+    assert isinstance(timm_net((1, 28, 28), 2, width=0.25).maxpool, nn.Identity)
+    assert isinstance(timm_net((1, 32, 40), 2, width=0.25).maxpool, nn.MaxPool2d)
 
 
 def test_elastic_augmentation_moves_strokes_but_keeps_their_mass():

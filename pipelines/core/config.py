@@ -197,7 +197,7 @@ class TrainParams(Strict):
     models: dict[str, list[str]] = doc(
         {
             TABULAR: ["lightgbm", "xgboost", "catboost", "logreg", "svm", "mlp"],
-            IMAGE: ["cnn"],
+            IMAGE: ["cnn", "resnet"],
             TEXT: ["tfidf_linear", "text_bert", "lightgbm"],
         },
         "models per modality (logreg becomes ridge for regression); a competition's `models` wins",
@@ -209,6 +209,12 @@ class TrainParams(Strict):
     max_rows: dict[str, int] = doc(
         {"svm": 20_000, "logreg": 20_000, "ridge": 20_000, "mlp": 20_000, "student_mlp": 20_000},
         "a listed model is skipped above this many training rows (its cost did not pay there)",
+    )
+    min_side: dict[str, int] = doc(
+        {"resnet": 32}, "a listed image model is skipped for images whose shorter side has fewer pixels"
+    )
+    max_side: dict[str, int] = doc(
+        {"cnn": 31}, "a listed image model is skipped for images whose shorter side has more pixels"
     )
     threads: int = doc(2, "torch / LightGBM / BLAS threads; runs are byte-identical only for the same value", ge=1)
     nproc: int = doc(1, "torch processes per model (torchrun, DDP: gloo on CPU, nccl on GPU); they split threads", ge=1)

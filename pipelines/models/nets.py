@@ -95,9 +95,10 @@ def timm_net(
     width: float = 1.0,
     timm_kwargs: dict | None = None,
 ) -> nn.Module:
-    """A timm architecture from scratch; for small images (< 64 px) the stem's max-pool goes,
-    so 28x28 digits still reach the last stage at 2x2 instead of 1x1. `width` scales a timm
-    ResNet's stage channels (64, 128, 256, 512); other architectures need width 1."""
+    """A timm architecture from scratch; for images under 32 px the stem's max-pool goes, so
+    28x28 digits still reach the last stage at 2x2 instead of 1x1 (from 32 px it stays, as in
+    timm: a quarter of the multiply-adds). `width` scales a timm ResNet's stage channels
+    (64, 128, 256, 512); other architectures need width 1."""
     import timm
 
     kw = dict(timm_kwargs or {})
@@ -111,7 +112,7 @@ def timm_net(
         raise PipelineError(f"resnet: {err}") from None
     except TypeError as err:  # timm_kwargs the architecture does not take
         raise PipelineError(f"resnet: {arch}: {err}") from None
-    if min(input_shape[1:]) < 64 and isinstance(getattr(net, "maxpool", None), nn.MaxPool2d):
+    if min(input_shape[1:]) < 32 and isinstance(getattr(net, "maxpool", None), nn.MaxPool2d):
         net.maxpool = nn.Identity()
     return net
 

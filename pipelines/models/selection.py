@@ -22,8 +22,9 @@ def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str
     """The competition's models: its own list, else `train.models` for its modality; a model
     that does not support the task is replaced by its counterpart (logreg <-> ridge) or
     dropped, with a log line, so one default list serves every task. With `n_rows` (training
-    rows), a model of `train.models` is skipped outside its `train.min_rows` / `max_rows` (a
-    competition's own `models:` list is taken as it is)."""
+    rows), a model of `train.models` is skipped outside its `train.min_rows` / `max_rows`, and
+    an image model outside its `train.min_side` / `max_side` (a competition's own `models:`
+    list is taken as it is)."""
     spec = params.competition(name)
     known = set(list_models())
     chosen: list[str] = []
@@ -37,12 +38,15 @@ def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str
             log.info("%s: model %s does not support task %s; %s instead", name, model, spec.task, use)
         if n_rows is not None and not spec.models and not fits_size(params, use, n_rows, name):
             continue
+        if n_rows is not None and not spec.models and not fits_image(params, use, spec.image, name):
+            continue
         if use not in chosen:
             chosen.append(use)
     if n_rows is not None and not chosen:
+        images = f" ({spec.image.height}x{spec.image.width} px images)" if spec.image else ""
         raise PipelineError(
-            f"params.yaml: train.models.{spec.modality}: no model fits {n_rows} training rows of {name!r} "
-            "(see train.min_rows / train.max_rows, or list the competition's own models)"
+            f"params.yaml: train.models.{spec.modality}: no model fits {n_rows} training rows{images} of {name!r} "
+            "(see train.min_rows / max_rows / min_side / max_side, or list the competition's own models)"
         )
     return chosen
 
@@ -55,6 +59,23 @@ def fits_size(params: Params, model: str, n_rows: int, name: str) -> bool:
         return False
     if high is not None and n_rows > high:
         log.info("%s: %s skipped: %d training rows > train.max_rows.%s = %d", name, model, n_rows, model, high)
+        return False
+    return True
+
+
+def fits_image(params: Params, model: str, image, name: str) -> bool:
+    """Whether the competition's images (`ImageShape`, None when not images) lie within the
+    model's `train.min_side` / `max_side` (pixels of the shorter side): digits' 28x28 get the
+    compact `cnn`, larger images timm's `resnet` (README, "Solar cells, image files")."""
+    if image is None:
+        return True
+    side = min(image.height, image.width)
+    low, high = params.train.min_side.get(model), params.train.max_side.get(model)
+    if low is not None and side < low:
+        log.info("%s: %s skipped: images of %d px < train.min_side.%s = %d", name, model, side, model, low)
+        return False
+    if high is not None and side > high:
+        log.info("%s: %s skipped: images of %d px > train.max_side.%s = %d", name, model, side, model, high)
         return False
     return True
 
@@ -94,7 +115,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
                 raise PipelineError(f"{path}: train.models.{modality}[{i}]: {name!r} is not {_a(modality)} model")
     for i, name in enumerate(params.tune.models):
         entry(f"tune.models[{i}]", name)
-    for key in ("min_rows", "max_rows"):
+    for key in ("min_rows", "max_rows", "min_side", "max_side"):
         for name in getattr(params.train, key):
             entry(f"train.{key}.{name}", name)
     for name, arguments in params.train.params.items():

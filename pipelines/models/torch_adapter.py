@@ -23,7 +23,15 @@ from pipelines.core.context import IMAGE, TABULAR, TEXT, ModelContext
 from pipelines.core.errors import PipelineError
 from pipelines.models.nets import load_weights
 from pipelines.nn.checkpoint import seed_everything
-from pipelines.nn.data import TTA_VIEWS, DigitAugment, ImageDataset, TabularDataset, TokenDataset, channel_stats
+from pipelines.nn.data import (
+    FLIP_VIEWS,
+    TTA_VIEWS,
+    DigitAugment,
+    ImageDataset,
+    TabularDataset,
+    TokenDataset,
+    channel_stats,
+)
 from pipelines.nn.heads import Distill, Head, n_outputs
 from pipelines.nn.loop import FitResult, TrainConfig, predict, train
 
@@ -185,12 +193,14 @@ class ImageTorchModel(TorchModel):
     def predict_output(self, X) -> np.ndarray:
         if not self.tta:
             return super().predict_output(X)
-        # test-time augmentation: average the outputs over one-pixel shifts of every image.
-        # Off by default: on the seed-2 digit split the five fold models' out-of-fold accuracy
+        # test-time augmentation: average the outputs over the four mirrorings of every image
+        # when training flips them (resnet's default), else over one-pixel shifts. Shifts are
+        # off by default: on the seed-2 digit split the five fold models' out-of-fold accuracy
         # fell from 0.9928 to 0.9918 with these views (hidden test 0.9870 both ways), and
         # half-pixel shifts (0.9905) or random affine views like training's (0.9895) did worse
         x = self._inputs(X)
-        views = [self._dataset(x, transform=view) for view in TTA_VIEWS]
+        flips = isinstance(self.augment, dict) and self.augment.get("flip", False)
+        views = [self._dataset(x, transform=view) for view in (FLIP_VIEWS if flips else TTA_VIEWS)]
         return self._clip(
             np.mean(
                 [

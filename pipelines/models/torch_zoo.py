@@ -2,7 +2,7 @@
 
 Tabular: `mlp` (with an Optuna search space) and `student_mlp` (small, for distillation).
 Image (uint8 arrays (n, C, H, W)): `cnn` (compact, for 28x28 digits), `resnet` (any timm
-architecture, stem shrunk for small images; a half-width resnet10t by default), `vit` (a
+architecture, stem shrunk for images under 32 px; resnet18 with flips by default), `vit` (a
 small transformers ViT built from its config) and `student_cnn` (tiny, for distillation).
 
 Each factory below takes its net's own arguments and returns the net's builder;
@@ -12,10 +12,10 @@ its recipe differs. The registry reads the factory's signature (the net's argume
 training ones), so `create_model` still rejects any other argument and names those accepted.
 
 `epochs=None` means `ctx.epochs` (params' `train.epochs`), capped for the image nets at a
-per-model `budget` measured so that 5 folds of the 4,000 embedded digits train in minutes on
-2 CPU cores (cnn 20, resnet 6, student_cnn 20 epochs; the warmup + cosine schedule spans
-whatever number runs). `fit(..., soft_targets=...)` trains with the distillation loss
-(`temperature`, `alpha`).
+per-model `budget` measured so that 5 folds train in minutes on 2 CPU cores (the 4,000
+embedded digits: cnn 20, student_cnn 20 epochs; the 1,968 training solar cells at 32x32:
+resnet 15); the warmup + cosine schedule spans whatever number runs.
+`fit(..., soft_targets=...)` trains with the distillation loss (`temperature`, `alpha`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Recipe:
     epochs: int | None = None  # None: params' train.epochs, capped at the model's budget
     patience: int = TrainConfig.patience  # epochs without a better validation score before stopping
     augment: bool | dict = True  # images: True for DigitAugment's defaults, or a dict of its arguments
-    tta: bool = False  # images: average the outputs over one-pixel shifts
+    tta: bool = False  # images: average the outputs over the mirrorings trained on, else one-pixel shifts
     weights: str | None = None  # a local state dict to start from (`nets.load_weights`)
     label_smoothing: float = 0.0  # classification: the uniform target's share
     temperature: float = KD_TEMPERATURE  # distillation: softens teacher and student outputs alike
@@ -168,12 +168,18 @@ def cnn(*, width: int = 32, hidden: int = 256, dropout: float = 0.25, head_dropo
     return partial(CNN, width=width, hidden=hidden, dropout=dropout, head_dropout=head_dropout)
 
 
-@torch_model("resnet", ImageTorchModel, takes=IMAGES, budget=6, lr=3e-3, weight_decay=5e-2, patience=4)
-def resnet(*, arch: str = "resnet10t", drop_rate: float = 0.1, width: float = 0.5, timm_kwargs: dict | None = None):
-    """`arch`: any timm name (resnet10t by default: resnet18 is about 10x slower on 2 CPU
-    cores); `width`: scales a timm ResNet's stage channels (0.5: 32-64-128-256; other
-    architectures need `width=1`); `timm_kwargs`: extra arguments for `timm.create_model`
-    (e.g. `channels`). Without `epochs`, at most 6 epochs run (what a CPU affords)."""
+FLIPS = {"shift": 0.0, "degrees": 0.0, "scale": 0.0, "flip": True}  # mirror images only: no affine
+
+
+@torch_model("resnet", ImageTorchModel, takes=IMAGES, budget=15, lr=3e-3, weight_decay=5e-2, patience=4, augment=FLIPS)
+def resnet(*, arch: str = "resnet18", drop_rate: float = 0.1, width: float = 1.0, timm_kwargs: dict | None = None):
+    """The default for images of 32 px and more (`train.min_side`), e.g. the solar cells:
+    `arch` is any timm name (resnet18: its stem keeps the max-pool from 32 px); `width` scales
+    a timm ResNet's stage channels (0.5: 32-64-128-256; other architectures need `width=1`);
+    `timm_kwargs`: extra arguments for `timm.create_model` (e.g. `channels`). Trained with
+    flips only (`FLIPS`: cells, tissue and satellite images have no orientation; digits keep
+    `cnn`); `tta: true` predicts the mean over the four mirrorings. Without `epochs`, at most
+    15 run (README, "Solar cells, image files")."""
     return partial(timm_net, arch=arch, drop_rate=drop_rate, width=width, timm_kwargs=timm_kwargs)
 
 

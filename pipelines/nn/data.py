@@ -208,3 +208,20 @@ class Shift:
 
 
 TTA_VIEWS = (Shift(0, 0), Shift(1, 0), Shift(-1, 0), Shift(0, 1), Shift(0, -1))
+
+
+class Flip:
+    """A picklable mirroring (one test-time augmentation view): over the given dims (-1:
+    left-right, -2: top-bottom), none for the image as it is."""
+
+    def __init__(self, *dims: int):
+        self.dims = dims
+
+    def __repr__(self) -> str:  # a dataset's repr is part of its fingerprint
+        return f"Flip{self.dims}"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flip(self.dims) if self.dims else x
+
+
+FLIP_VIEWS = (Flip(), Flip(-1), Flip(-2), Flip(-1, -2))  # the views that `DigitAugment(flip=True)` trains on
