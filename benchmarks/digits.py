@@ -143,7 +143,7 @@ def main() -> None:
     params = default_params()
     params["competitions"] = {NAME: {**SPEC, "size": args.size}}
     if args.models:
-        params["train"]["models"]["image"] = args.models.split(",")
+        params["competitions"][NAME]["models"] = args.models.split(",")  # past the image-size rules
     if args.epochs:
         params["train"]["epochs"] = args.epochs
     if args.threads:
@@ -160,7 +160,7 @@ def main() -> None:
         seconds = repro(repo)
         train = repo / "data/train" / NAME
         rows = []
-        for model in params["train"]["models"]["image"]:
+        for model in json.loads((train / "cv.json").read_text())["models"]:  # the models the size rules kept
             scores = json.loads((train / model / "scores.json").read_text())
             rows.append(
                 {
