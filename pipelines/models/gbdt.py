@@ -6,6 +6,7 @@ class index of ordered classes. XGBoost and CatBoost live in `xgb.py` and `catbo
 
 from __future__ import annotations
 
+import copy
 import inspect
 from abc import ABC, abstractmethod
 
@@ -15,7 +16,7 @@ from sklearn.pipeline import Pipeline
 
 from pipelines.core.context import KD_ALPHA, TABULAR, ModelContext
 from pipelines.core.tables import take_rows
-from pipelines.features.preprocess import categorical_codes
+from pipelines.features.preprocess import categorical_codes, categorical_frame
 from pipelines.models.registry import register_model
 from pipelines.models.tabular import SklearnModel
 
@@ -34,7 +35,7 @@ def lightgbm_space(trial) -> dict:
 
 EARLY_STOPPING_ROWS = 5000  # fewer training rows: a fixed number of rounds (a small holdout is too noisy)
 ONE_THREAD_ROWS = 20_000  # fewer training rows: LightGBM on one thread (same trees on Titanic, faster)
-FINAL_FIT_ROWS = 20_000  # up to this many training rows, fit again on all of them after early stopping
+FINAL_FIT_ROWS = 100_000  # up to this many training rows, fit again on all of them after early stopping
 
 
 class BoostedModel(SklearnModel, ABC):
@@ -90,10 +91,11 @@ class BoostedModel(SklearnModel, ABC):
         x = self.pipeline.named_steps["prep"].fit_transform(X, y)
         fit_idx, stop_idx = _holdout_split(y, "regression" if self.ordinal else self.task, self.holdout, self.seed)
         est.set_params(**{self.rounds_param: self.max_rounds})
+        fresh = copy.deepcopy(est)  # unfitted; sklearn's clone rejects CatBoost (it copies cat_features)
         best = self.fit_stopped(est, take_rows(x, fit_idx), y[fit_idx], take_rows(x, stop_idx), y[stop_idx])
         self.best_rounds_ = max(1, int(best or self.max_rounds))
         if len(y) <= self.final_fit_rows:  # a fresh estimator: CatBoost's cannot change once fitted
-            final = clone(est).set_params(**{self.rounds_param: round(self.best_rounds_ / (1 - self.holdout)) or 1})
+            final = fresh.set_params(**{self.rounds_param: round(self.best_rounds_ / (1 - self.holdout)) or 1})
             self.pipeline.steps[-1] = ("model", final.fit(x, y))
         return self
 
@@ -142,6 +144,7 @@ def lightgbm(
     max_rounds: int = 3000,
     ordinal: bool = False,
     final_fit: bool = True,
+    native_categorical: bool = False,
 ):
     """`n_estimators`: the rounds below EARLY_STOPPING_ROWS training rows; from there on, early
     stopping on 10% of the fold's training rows picks them, up to `max_rounds`. `ordinal`: a
@@ -161,7 +164,8 @@ def lightgbm(
     )
     ordinal = ordinal and ctx.task == "multiclass"
     est = lgb.LGBMRegressor(**kw) if ctx.task == "regression" or ordinal else lgb.LGBMClassifier(**kw)
-    pipeline = Pipeline([("prep", categorical_codes(ctx)), ("model", est)])
+    prep = categorical_frame(ctx) if native_categorical else categorical_codes(ctx)
+    pipeline = Pipeline([("prep", prep), ("model", est)])
     return LightGBMModel.for_fold(pipeline, ctx, n_estimators, max_rounds, final_fit, ordinal=ordinal)
 
 
