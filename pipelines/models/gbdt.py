@@ -35,7 +35,7 @@ def lightgbm_space(trial) -> dict:
 EARLY_STOPPING_ROWS = 5000  # fewer training rows: a fixed number of rounds (a small holdout is too noisy)
 ONE_THREAD_ROWS = 20_000  # fewer training rows: LightGBM on one thread (same trees on Titanic, faster)
 # up to this many training rows, fit again on all of them after early stopping: on Adult's
-# 27,000-row folds it gained 0.0004-0.0006 CV for each GBDT (twice the time); above it (large
+# 27,000-row folds it gained 0.0005-0.0006 CV for each GBDT (twice the time); above it (large
 # data, 3 folds of 200,000 rows) the early-stopped model is kept
 FINAL_FIT_ROWS = 100_000
 
@@ -46,8 +46,8 @@ class BoostedModel(SklearnModel, ABC):
     From `EARLY_STOPPING_ROWS` training rows on, a seeded `holdout` share of the training
     rows (stratified for classes) stops boosting once the validation loss has not improved
     for `patience` rounds; the model is then fitted again on all training rows with the
-    rounds scaled up for the extra data (up to `final_fit_rows` rows; above that, the
-    early-stopped model is kept to save time). The fold's own validation rows are never
+    rounds scaled up for the extra data (up to `final_fit_rows` rows, `FINAL_FIT_ROWS` by
+    default; above that, the early-stopped model is kept to save time). The fold's own validation rows are never
     looked at, so CV stays honest. Fewer rows: `n_estimators` rounds (a holdout of a few
     hundred rows stops too noisily). Below `ONE_THREAD_ROWS` rows boosting runs on one thread.
 
