@@ -201,17 +201,23 @@ def test_regression_outputs_stay_within_the_training_targets():
 @pytest.mark.parametrize("name", ["lightgbm", "xgboost", "catboost"])
 def test_boosting_early_stops_on_its_own_training_rows(name):
     """Above EARLY_STOPPING_ROWS the trees are counted on a holdout of the training rows: the
-    fold's validation rows (eval_set) are never used, so handing in other ones changes nothing."""
+    fold's validation rows (eval_set) are never used, so handing in other ones changes nothing.
+    Then a final fit on every training row has the rounds scaled up for the held-out tenth
+    (with a categorical column: sklearn's clone refused a CatBoost given cat_features)."""
     from pipelines.models.gbdt import EARLY_STOPPING_ROWS
 
     rng = np.random.default_rng(0)
     n = EARLY_STOPPING_ROWS + 500
     X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
-    y = (X["a"] + rng.normal(0, 1, n) > 0).astype(int).to_numpy()
-    ctx = ModelContext(task="binary", metric=get_metric("roc_auc"), n_classes=2, roles={"numeric": ["a", "b"]})
+    X["c"] = pd.Categorical(rng.choice(list("xyz"), n))
+    y = (X["a"] + (X["c"] == "x") + rng.normal(0, 1, n) > 0).astype(int).to_numpy()
+    roles = {"numeric": ["a", "b"], "categorical": ["c"]}
+    ctx = ModelContext(task="binary", metric=get_metric("roc_auc"), n_classes=2, roles=roles)
     first = create_model(name, ctx, learning_rate=0.1).fit(X, y, eval_set=(X.iloc[:50], y[:50]))
     second = create_model(name, ctx, learning_rate=0.1).fit(X, y, eval_set=(X.iloc[50:99], 1 - y[50:99]))
     assert 1 <= first.best_rounds_ < 3000 and first.best_rounds_ == second.best_rounds_
+    final = first.pipeline.named_steps["model"].get_params()[first.rounds_param]
+    assert final == round(first.best_rounds_ / 0.9)  # the final fit on all n rows
     assert np.array_equal(first.predict_output(X.iloc[:20]), second.predict_output(X.iloc[:20]))
 
 

@@ -1,0 +1,158 @@
+"""Adult's levers one by one, on one held-out split, in one process: each GBDT variant's CV and held-out score.
+
+    flock /tmp/kp-cpu.lock python benchmarks/adult_levers.py [--split 0] [--only lgb,lgb-tune-all]
+        [--store /tmp/adult-levers]
+
+The split is `benchmarks/tabular_tasks.py`'s (`adult-auc`, seed 2000 + split, 70/30), played
+as a `local` competition: `download` and `clean` run once (in this process, as CLI calls),
+then each variant is cross-validated on clean's folds (`training.cv.cross_validate`, the
+`train` stage's call) and scored both by CV and on the held-out 30%. A variant may tune
+first (the `tune` stage in this process on its own study, with the variant's `tune`
+settings). Each variant's OOF and held-out predictions are kept in `--store` (by split and
+label), so later runs can blend variants measured earlier; `--blend a+b,c+d` prints
+hill-climbing blends (weights from the OOF rows) of stored variants. Paired figures on the
+same folds and held-out rows are what a lever is judged by; a lever then goes through
+`tabular_tasks.py --tasks adult-auc --splits 3` (the whole pipeline) before it is taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import default_params, table  # noqa: E402
+from benchmarks.tabular_tasks import TASKS  # noqa: E402
+from pipelines.__main__ import main as cli  # noqa: E402
+from pipelines.core.config import parse_params  # noqa: E402
+from pipelines.core.metrics import get_metric  # noqa: E402
+from pipelines.models import gbdt  # noqa: E402
+from pipelines.sources.cleaned import CleanData  # noqa: E402
+from pipelines.stages.common import model_context  # noqa: E402
+from pipelines.training.cv import cross_validate  # noqa: E402
+from pipelines.training.ensembling import blend, hill_climb  # noqa: E402
+
+NAME = "adult-auc"
+ORIGINAL = {"FINAL_FIT_ROWS": gbdt.FINAL_FIT_ROWS}
+OLD = {"FINAL_FIT_ROWS": 20_000}  # the rule before: no final fit on Adult's 27,000-row folds
+SLOW = {"learning_rate": 0.015, "max_rounds": 6000}
+# label -> (model, factory arguments, tune settings or None: no tuning[, models/gbdt.py constants])
+VARIANTS = {
+    "lgb-old": ("lightgbm", {}, None, OLD),
+    "lgb-tune10k-old": ("lightgbm", {}, {"max_rows": 10_000, "n_trials": 20}, OLD),
+    "lgb-tune-all-old": ("lightgbm", {}, {"max_rows": None, "n_trials": 20}, OLD),
+    "lgb-lr.015-old": ("lightgbm", SLOW, None, OLD),
+    "lgb-leaves31-old": ("lightgbm", {"num_leaves": 31}, None, OLD),
+    "xgb-old": ("xgboost", {}, None, OLD),
+    "cat-old": ("catboost", {}, None, OLD),
+    "cat-lr.03-old": ("catboost", {"learning_rate": 0.03, "max_rounds": 6000}, None, OLD),
+    "lgb": ("lightgbm", {}, None),
+    "xgb": ("xgboost", {}, None),
+    "cat": ("catboost", {}, None),
+    "lgb-lr.015": ("lightgbm", SLOW, None),
+    "xgb-lr.015": ("xgboost", SLOW, None),
+    "lgb-tune10k": ("lightgbm", {}, {"max_rows": 10_000, "n_trials": 20}),
+    "lgb-tune-all40": ("lightgbm", {}, {"max_rows": None, "n_trials": 40, "row_budget": None}),
+    "xgb-tune-all40": ("xgboost", {}, {"max_rows": None, "n_trials": 40, "row_budget": None}),
+}
+
+
+def prepare(root: Path, split: int) -> tuple[Path, Path, dict, np.ndarray]:
+    """The split as a local competition, downloaded and cleaned: (params file, clean folder,
+    params dict, held-out truth in test_ids order)."""
+    task = TASKS[NAME]
+    full, spec = task["load"](), task["spec"]
+    train, test = train_test_split(full, test_size=0.3, random_state=2000 + split, stratify=full[spec["target"]])
+    data = root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    train.to_csv(data / "train.csv", index=False)
+    test.drop(columns=spec["target"]).to_csv(data / "test.csv", index=False)
+    test[[spec["id"]]].assign(**{spec["target"]: "<=50K"}).to_csv(data / "sample_submission.csv", index=False)
+    params = default_params()
+    params["competitions"] = {NAME: {"source": "local", "path": str(data), **spec}}
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    clean = root / "clean"
+    if not (clean / "meta.json").exists():
+        assert cli(["download", NAME, "--params", str(path), "--out", str(root / "raw")]) == 0
+        assert cli(["clean", NAME, "--params", str(path), "--raw", str(root / "raw"), "--out", str(clean)]) == 0
+    ids = CleanData(clean).test_ids
+    truth = (test.set_index(spec["id"]).loc[ids, spec["target"]] == ">50K").to_numpy()
+    return path, clean, params, truth
+
+
+def tuned_params(root: Path, params: dict, label: str, model: str, tune: dict) -> tuple[dict, float]:
+    """The variant's best params from the `tune` stage on its own study, and its seconds."""
+    variant = json.loads(json.dumps(params))
+    variant["tune"].update(models=[model], **tune)
+    path = root / f"params-{label}.yaml"
+    path.write_text(yaml.safe_dump(variant, sort_keys=False))
+    out = root / f"tune-{label}"
+    start = time.perf_counter()
+    assert cli(["tune", NAME, "--params", str(path), "--clean", str(root / "clean"), "--out", str(out)]) == 0
+    seconds = time.perf_counter() - start
+    return json.loads((out / "best_params.json").read_text())[model]["params"], seconds
+
+
+def measure(root: Path, params: dict, truth: np.ndarray, label: str, store: Path) -> dict:
+    model, fixed, tune, *patch = VARIANTS[label]
+    for key, value in (patch[0] if patch else {}).items():  # module constants of models/gbdt.py
+        setattr(gbdt, key, value)
+    tuned, tune_s = tuned_params(root, params, label, model, tune) if tune else ({}, 0.0)
+    data = CleanData(root / "clean")
+    ctx = model_context(data, parse_params(params), progress=False)
+    start = time.perf_counter()
+    result = cross_validate(model, {**tuned, **fixed}, data.X, data.y, data.X_test, data.folds, ctx)
+    seconds = time.perf_counter() - start
+    for key in patch[0] if patch else {}:
+        setattr(gbdt, key, ORIGINAL[key])
+    np.savez(store / f"{label}.npz", oof=result.oof, test=result.test, y=data.y)
+    held = float(roc_auc_score(truth, result.test))
+    return {"variant": label, "cv": result.score, "held-out": held, "train s": round(seconds, 1),
+            "tune s": round(tune_s, 1), "params": json.dumps(tuned, sort_keys=True)[:80]}  # fmt: skip
+
+
+def blends(store: Path, truth: np.ndarray, spec: str) -> list[dict]:
+    metric = get_metric("roc_auc")
+    rows = []
+    for combo in spec.split(","):
+        parts = [np.load(store / f"{label}.npz") for label in combo.split("+")]
+        y = parts[0]["y"]
+        w = hill_climb([p["oof"] for p in parts], y, metric, "binary", 50)
+        oof = blend([p["oof"] for p in parts], w, metric, "binary")
+        test = blend([p["test"] for p in parts], w, metric, "binary")
+        rows.append({"blend": combo, "weights": w.round(2).tolist(), "cv (in-sample weights)": metric(y, oof, "binary"),
+                     "held-out": float(roc_auc_score(truth, test))})  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", type=int, default=0)
+    ap.add_argument("--only", default="", help="comma-separated variants: " + ", ".join(VARIANTS))
+    ap.add_argument("--blend", default="", help="comma-separated a+b+... of stored variants")
+    ap.add_argument("--store", type=Path, default=Path("/tmp/adult-levers"))
+    args = ap.parse_args()
+    root = args.store / f"split{args.split}"
+    root.mkdir(parents=True, exist_ok=True)
+    _, _, params, truth = prepare(root, args.split)
+    rows = []
+    for label in [v for v in args.only.split(",") if v]:
+        rows.append(measure(root, params, truth, label, root))
+        print(table(rows[-1:]), flush=True)
+    if rows:
+        print(f"\nsplit {args.split}:\n" + table(rows))
+    if args.blend:
+        print("\n" + table(blends(root, truth, args.blend)))
+
+
+if __name__ == "__main__":
+    main()
