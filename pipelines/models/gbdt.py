@@ -34,10 +34,11 @@ def lightgbm_space(trial) -> dict:
 
 EARLY_STOPPING_ROWS = 5000  # fewer training rows: a fixed number of rounds (a small holdout is too noisy)
 ONE_THREAD_ROWS = 20_000  # fewer training rows: LightGBM on one thread (same trees on Titanic, faster)
-# up to this many training rows, fit again on all of them after early stopping: on Adult's
-# 27,000-row folds it gained 0.0005-0.0006 CV for each GBDT (twice the time); above it (large
-# data, 3 folds of 200,000 rows) the early-stopped model is kept
-FINAL_FIT_ROWS = 100_000
+# up to this many training rows, fit again on all of them after early stopping; above it the
+# early-stopped model is kept. Measured at 100,000 on Adult's 27,000-row folds: +0.0005-0.0006
+# CV for each GBDT but only +0.0002-0.0005 held out for the ensemble, at twice the time (160-210 s
+# -> 320-420 s a split), a cost that did not pay (benchmarks/adult_levers.py)
+FINAL_FIT_ROWS = 20_000
 
 
 class BoostedModel(SklearnModel, ABC):
