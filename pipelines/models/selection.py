@@ -51,16 +51,21 @@ def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str
     return chosen
 
 
+def within(name: str, model: str, value: int, bounds: tuple[dict, dict], what: str, keys: tuple[str, str]) -> bool:
+    """Whether `value` lies within the model's entries in the (low, high) bounds dicts; logs why not."""
+    low, high = bounds[0].get(model), bounds[1].get(model)
+    for out, limit, sign, key in ((low is not None and value < low, low, "<", keys[0]),
+                                  (high is not None and value > high, high, ">", keys[1])):  # fmt: skip
+        if out:
+            log.info("%s: %s skipped: %d %s %s train.%s.%s = %d", name, model, value, what, sign, key, model, limit)
+            return False
+    return True
+
+
 def fits_size(params: Params, model: str, n_rows: int, name: str) -> bool:
     """Whether `n_rows` training rows lie within the model's `train.min_rows` / `max_rows`."""
-    low, high = params.train.min_rows.get(model), params.train.max_rows.get(model)
-    if low is not None and n_rows < low:
-        log.info("%s: %s skipped: %d training rows < train.min_rows.%s = %d", name, model, n_rows, model, low)
-        return False
-    if high is not None and n_rows > high:
-        log.info("%s: %s skipped: %d training rows > train.max_rows.%s = %d", name, model, n_rows, model, high)
-        return False
-    return True
+    bounds = (params.train.min_rows, params.train.max_rows)
+    return within(name, model, n_rows, bounds, "training rows", ("min_rows", "max_rows"))
 
 
 def fits_image(params: Params, model: str, image, name: str) -> bool:
@@ -69,15 +74,8 @@ def fits_image(params: Params, model: str, image, name: str) -> bool:
     compact `cnn`, larger images timm's `resnet` (README, "Solar cells, image files")."""
     if image is None:
         return True
-    side = min(image.height, image.width)
-    low, high = params.train.min_side.get(model), params.train.max_side.get(model)
-    if low is not None and side < low:
-        log.info("%s: %s skipped: images of %d px < train.min_side.%s = %d", name, model, side, model, low)
-        return False
-    if high is not None and side > high:
-        log.info("%s: %s skipped: images of %d px > train.max_side.%s = %d", name, model, side, model, high)
-        return False
-    return True
+    bounds = (params.train.min_side, params.train.max_side)
+    return within(name, model, min(image.height, image.width), bounds, "px images", ("min_side", "max_side"))
 
 
 def _students(params: Params):
