@@ -93,6 +93,37 @@ def test_text_bert_trains_from_scratch_and_repeats_itself_for_a_seed():
     np.testing.assert_array_equal(again.predict_output(X_test), p)
 
 
+def test_token_mask_masks_only_real_tokens_about_its_share():
+    import torch
+
+    from pipelines.nn.data import TokenMask
+
+    ids = torch.tensor([[2, 7, 8, 9, 10, 3, 0, 0]] * 4000, dtype=torch.int32)  # [CLS] words [SEP] [PAD]s
+    torch.manual_seed(0)
+    out = TokenMask(0.2, mask_id=4, keep=(0, 2, 3))(ids)
+    assert out.dtype == ids.dtype and torch.equal(out[:, [0, 5, 6, 7]], ids[:, [0, 5, 6, 7]])
+    masked = out[:, 1:5] == 4
+    assert torch.all(masked | (out[:, 1:5] == ids[:, 1:5])) and abs(masked.float().mean().item() - 0.2) < 0.01
+    with pytest.raises(ValueError, match="token_mask must be in"):
+        TokenMask(1.0, 4, (0,))
+
+
+def test_text_bert_with_token_mask_trains_and_repeats_itself():
+    X, y, X_test, y_test, roles = frames(160, 40)
+    ctx = context(roles)
+    args = dict(hidden=32, layers=1, heads=2, vocab_size=200, epochs=6, batch_size=32, lr=3e-3, token_mask=0.15)
+    first = create_model("text_bert", ctx, **args).fit(X, y, eval_set=(X_test, y_test))
+    p = first.predict_output(X_test)
+    assert ((p > 0.5) == y_test).mean() > 0.9
+    assert first.tokens_.mask_id_ == 4 and set(first.tokens_.special_ids_) == {0, 1, 2, 3, 4}
+    again = create_model("text_bert", ctx, **args).fit(X, y, eval_set=(X_test, y_test))
+    np.testing.assert_array_equal(again.predict_output(X_test), p)
+    unmasked = create_model("text_bert", ctx, **{**args, "token_mask": 0.0}).fit(X, y, eval_set=(X_test, y_test))
+    assert not np.array_equal(unmasked.predict_output(X_test), p)  # the masks changed what it learnt
+    with pytest.raises(PipelineError, match=r"token_mask must be in \[0, 1\), got 1.5"):
+        create_model("text_bert", ctx, **{**args, "token_mask": 1.5})
+
+
 def _checkpoint(folder, texts):
     """A tiny BERT saved as transformers saves checkpoints (safetensors + tokenizer.json)."""
     from tokenizers import BertWordPieceTokenizer

@@ -5,7 +5,8 @@ WordPiece vocabulary in the training texts (`wordpiece_vocab`; Hugging Face `tok
 splits and encodes, as BERT's own) or, with `pretrained` (a local checkpoint folder, or a model
 name already in the Hugging Face cache; nothing is downloaded), loads that checkpoint's
 tokenizer. `encode(frame)` gives int32 ids (n, max_len), padded with `pad_id` on the right,
-with [CLS] first and [SEP] last; `max_len` shrinks to the 99th percentile of the training
+with [CLS] first and [SEP] last (`special_ids_`: those and every other special token;
+`mask_id_`: [MASK]'s id, or None, for `nn.data.TokenMask`); `max_len` shrinks to the 99th percentile of the training
 texts' lengths, so short texts (tweets, SMS) do not pay for padding.
 """
 
@@ -48,8 +49,8 @@ def _special(folder: Path, key: str, default: str) -> str:
 
 
 def load_pretrained_tokenizer(pretrained: str):
-    """(tokenizer, pad id, separator) of a checkpoint's fast tokenizer: `tokenizer.json`, plain
-    JSON read by `tokenizers` (no pickles, no remote code)."""
+    """(tokenizer, pad id, separator, mask token) of a checkpoint's fast tokenizer:
+    `tokenizer.json`, plain JSON read by `tokenizers` (no pickles, no remote code)."""
     from tokenizers import Tokenizer
 
     folder = checkpoint_folder(pretrained)
@@ -58,7 +59,8 @@ def load_pretrained_tokenizer(pretrained: str):
         raise PipelineError(f"{folder}: no tokenizer.json (the fast tokenizer that save_pretrained writes)")
     tokenizer = Tokenizer.from_file(str(file))
     pad_id = tokenizer.token_to_id(_special(folder, "pad_token", "[PAD]"))
-    return tokenizer, 0 if pad_id is None else pad_id, _special(folder, "sep_token", "[SEP]")
+    sep, mask = _special(folder, "sep_token", "[SEP]"), _special(folder, "mask_token", "[MASK]")
+    return tokenizer, 0 if pad_id is None else pad_id, sep, mask
 
 
 def wordpiece_vocab(texts: list[str], size: int) -> dict[str, int]:
@@ -94,9 +96,9 @@ class Tokens:
 
     def fit(self, frame) -> Tokens:
         """Learn (or load) the tokenizer on `frame`, the training rows' text columns."""
-        self.sep_ = "[SEP]"
+        self.sep_, mask = "[SEP]", "[MASK]"
         if self.pretrained is not None:
-            self.tokenizer_, self.pad_id_, self.sep_ = load_pretrained_tokenizer(self.pretrained)
+            self.tokenizer_, self.pad_id_, self.sep_, mask = load_pretrained_tokenizer(self.pretrained)
         texts = self._texts(frame)  # joined once the separator is known
         if self.pretrained is None:
             from tokenizers import BertWordPieceTokenizer
@@ -105,6 +107,9 @@ class Tokens:
             self.tokenizer_, self.pad_id_ = tok._tokenizer, tok.token_to_id("[PAD]")
         self.tokenizer_.no_padding()
         self.tokenizer_.no_truncation()
+        added = self.tokenizer_.get_added_tokens_decoder()
+        self.special_ids_ = tuple(sorted({self.pad_id_, *(i for i, t in added.items() if t.special)}))
+        self.mask_id_ = self.tokenizer_.token_to_id(mask)
         lengths = [len(e.ids) for e in self.tokenizer_.encode_batch(texts)]
         self.length_ = int(min(self.max_len, max(8, np.percentile(lengths, 99))))
         return self

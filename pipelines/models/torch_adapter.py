@@ -30,6 +30,7 @@ from pipelines.nn.data import (
     ImageDataset,
     TabularDataset,
     TokenDataset,
+    TokenMask,
     channel_stats,
 )
 from pipelines.nn.heads import Distill, Head, n_outputs
@@ -226,9 +227,16 @@ class TextNet:
 
 class TextTorchModel(TorchModel):
     """Texts: the frame's `text` columns (joined by the separator token), tokenized by a
-    tokenizer fitted on the training rows only, as int32 ids."""
+    tokenizer fitted on the training rows only, as int32 ids; `token_mask` > 0 masks that
+    share of the training tokens afresh in every batch (`nn.data.TokenMask`)."""
 
     modality = TEXT
+
+    def __init__(self, ctx, cfg, build, *, token_mask: float, **kw):
+        super().__init__(ctx, cfg, build, **kw)
+        if not 0.0 <= token_mask < 1.0:
+            raise PipelineError(f"token_mask must be in [0, 1), got {token_mask}")
+        self.token_mask = token_mask
 
     def _texts(self, X):
         columns = self.ctx.roles.get("text", [])
@@ -244,7 +252,12 @@ class TextTorchModel(TorchModel):
         return self.tokens_.encode(self._texts(X))
 
     def _dataset(self, x, y=None, soft=None, train=False) -> TokenDataset:
-        return TokenDataset(x, y, soft)
+        if not (train and self.token_mask > 0):
+            return TokenDataset(x, y, soft)
+        if self.tokens_.mask_id_ is None:
+            raise PipelineError("token_mask: the tokenizer has no mask token ([MASK] or its mask_token)")
+        mask = TokenMask(self.token_mask, self.tokens_.mask_id_, self.tokens_.special_ids_)
+        return TokenDataset(x, y, soft, transform=mask)
 
     def _net(self, n_out: int) -> nn.Module:
         return self.build.net(self.input_shape_, n_out, vocab_size=self.tokens_.n_tokens, pad_id=self.tokens_.pad_id_)

@@ -48,6 +48,7 @@ class Recipe:
     tta: bool = False  # images: average the outputs over the mirrorings trained on, else one-pixel shifts
     weights: str | None = None  # a local state dict to start from (`nets.load_weights`)
     label_smoothing: float = 0.0  # classification: the uniform target's share
+    token_mask: float = 0.0  # texts: the share of training tokens masked afresh in every batch
     temperature: float = KD_TEMPERATURE  # distillation: softens teacher and student outputs alike
     alpha: float = KD_ALPHA  # distillation: the teacher's share of the loss
     # not a factory argument (a per-model default, like `budget`): without `epochs`, epochs are
@@ -79,6 +80,8 @@ class Recipe:
         }
         if issubclass(adapter, ImageTorchModel):
             args.update(augment=self.augment, tta=self.tta)
+        if issubclass(adapter, TextTorchModel):
+            args.update(token_mask=self.token_mask)
         return args
 
 
@@ -206,7 +209,10 @@ def student_cnn(*, width: int = 16, hidden: int = 128):
     return partial(StudentCNN, width=width, hidden=hidden)
 
 
-@torch_model("text_bert", TextTorchModel, takes=("label_smoothing",), budget=8, lr=1e-3, weight_decay=1e-2, patience=3)
+TEXTS = ("label_smoothing", "token_mask")  # the text models that learn from labels
+
+
+@torch_model("text_bert", TextTorchModel, takes=TEXTS, budget=8, lr=1e-3, weight_decay=1e-2, patience=3)
 def text_bert(
     *, hidden: int = 128, layers: int = 2, heads: int = 2, dropout: float = 0.1, vocab_size: int = 8000,
     max_len: int = 128, pretrained: str | None = None,

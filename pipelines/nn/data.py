@@ -6,7 +6,8 @@ gather per batch instead of thousands of per-row calls and a collate. A batch is
 the input first, then whatever targets were given (hard labels, then soft targets).
 
 - `TabularDataset`: a float32 matrix (already preprocessed) plus targets.
-- `TokenDataset`: token ids of texts (int32, right-padded) plus targets.
+- `TokenDataset`: token ids of texts (int32, right-padded) plus targets, optionally
+  augmented by `TokenMask` (each real token replaced by [MASK] with a probability).
 - `ImageDataset`: a uint8 array (n, C, H, W) scaled to [0, 1], optionally transformed
   (augmented) there, then standardised per channel.
 - `DigitAugment`: random affine (shift, rotation, scale) and cutout on a batch, with torch
@@ -71,10 +72,39 @@ class TabularDataset(_BatchDataset):
 
 
 class TokenDataset(_BatchDataset):
-    """Token ids (n, length), right-padded, with optional labels and soft targets."""
+    """Token ids (n, length), right-padded, with optional labels and soft targets;
+    `transform` (e.g. `TokenMask`) changes each batch of ids as it is drawn."""
 
-    def __init__(self, ids, y=None, soft=None):
+    def __init__(self, ids, y=None, soft=None, transform=None):
         super().__init__(torch.as_tensor(np.asarray(ids, dtype=np.int32)), y, soft)
+        self.transform = transform
+
+    def inputs(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.x[idx]
+        return x if self.transform is None else self.transform(x)
+
+    def fingerprint(self) -> str:
+        extra = repr(self.transform) if self.transform is not None else ""
+        return hashlib.blake2b((super().fingerprint() + extra).encode(), digest_size=16).hexdigest()
+
+
+class TokenMask:
+    """Text augmentation: every token other than the `keep` ids (padding, [CLS], [SEP]) becomes
+    `mask_id` with probability `p`, drawn afresh per batch (token dropout, as BERT's masked-LM
+    inputs): the net learns not to lean on any single word."""
+
+    def __init__(self, p: float, mask_id: int, keep: tuple[int, ...]):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"token_mask must be in [0, 1), got {p}")
+        self.p, self.mask_id, self.keep = p, int(mask_id), tuple(int(k) for k in keep)
+
+    def __repr__(self) -> str:  # part of the dataset's fingerprint
+        return f"TokenMask({self.p}, {self.mask_id}, {self.keep})"
+
+    def __call__(self, ids: torch.Tensor) -> torch.Tensor:
+        real = ~torch.isin(ids, torch.tensor(self.keep, dtype=ids.dtype))
+        hit = real & (torch.rand(ids.shape) < self.p)
+        return torch.where(hit, torch.tensor(self.mask_id, dtype=ids.dtype), ids)
 
 
 class ImageDataset(_BatchDataset):
