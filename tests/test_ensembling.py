@@ -10,6 +10,7 @@ from pipelines.training.ensembling import (
     blend,
     candidate_methods,
     choose_method,
+    clearly_worse,
     hill_climb,
     methods,
     nested_oof,
@@ -290,3 +291,61 @@ def test_choose_method_follows_the_metrics_direction():
     nested = {"mean": m["noise"], "stacking": m["good"]}
     assert choose_method(nested, y, folds, ACCURACY, "binary") == "stacking"
     assert choose_method(nested, y, folds, LOGLOSS, "binary") == "stacking"
+
+
+def test_clearly_worse_leaves_out_only_members_beaten_on_every_fold_beyond_noise():
+    auc = get_metric("roc_auc")
+    strong = {"cv": 0.85, "folds": [0.84, 0.86, 0.85, 0.83, 0.87]}
+    weak = {"cv": 0.80, "folds": [0.79, 0.81, 0.80, 0.78, 0.82]}  # below on every fold, 0.05 > 2 SE (0.0141)
+    near = {"cv": 0.845, "folds": [0.835, 0.855, 0.845, 0.825, 0.865]}  # below on every fold, within noise
+    mixed = {"cv": 0.80, "folds": [0.85, 0.70, 0.80, 0.80, 0.85]}  # far below overall, not on every fold
+    out = clearly_worse({"strong": strong, "weak": weak, "near": near, "mixed": mixed}, auc)
+    assert list(out) == ["weak"] and out["weak"].startswith("below strong on every fold, by 0.0500")
+    loss = get_metric("logloss")  # lower is better: the same numbers read the other way
+    assert list(clearly_worse({"strong": strong, "weak": weak}, loss)) == ["strong"]
+    two_folds = {"a": {"cv": 0.9, "folds": [0.9, 0.9]}, "b": {"cv": 0.5, "folds": [0.5, 0.5]}}
+    assert clearly_worse(two_folds, auc) == {}  # too few folds to tell
+    assert clearly_worse({"only": strong}, auc) == {}
+
+
+def test_the_ensemble_stage_blends_no_member_that_is_clearly_worse(tmp_path):
+    """A member of coin flips beside two real models: listed with its CV, left out of the blend."""
+    import json
+    import shutil
+
+    from pipelines.__main__ import main
+    from pipelines.sources.cleaned import CleanData
+    from pipelines.sources.embedded import get_embedded
+    from tests.conftest import play_stages
+
+    full = get_embedded("titanic").load()
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    full.iloc[:600].to_csv(raw / "train.csv", index=False)
+    full.iloc[600:].drop(columns="Survived").to_csv(raw / "test.csv", index=False)
+    full.iloc[600:][["PassengerId"]].assign(Survived=0).to_csv(raw / "sample_submission.csv", index=False)
+    spec = {"source": "local", "path": str(raw), "id": "PassengerId", "target": "Survived", "task": "binary",
+            "metric": "roc_auc"}  # fmt: skip
+    params = {"competitions": {"t": spec}, "folds": {"n_splits": 4}, "tune": {"n_trials": 0},
+              "train": {"models": {"tabular": ["logreg", "lightgbm"]}}}  # fmt: skip
+    d = play_stages(tmp_path, "t", params, raw)
+    data, auc = CleanData(d["clean"]), get_metric("roc_auc")
+    rng = np.random.default_rng(0)
+    coin = d["train"] / "coin"
+    shutil.copytree(d["train"] / "logreg", coin)
+    oof = rng.random(len(data.y))
+    np.save(coin / "oof.npy", oof)
+    np.save(coin / "test.npy", rng.random(len(data.test_ids)))
+    folds = [auc(data.y[data.folds == k], oof[data.folds == k], "binary") for k in range(4)]
+    (coin / "scores.json").write_text(json.dumps({"cv": auc(data.y, oof, "binary"), "folds": folds}))
+    cv = json.loads((d["train"] / "cv.json").read_text())
+    cv["models"]["coin"] = {"cv": auc(data.y, oof, "binary")}
+    (d["train"] / "cv.json").write_text(json.dumps(cv))
+    out = tmp_path / "again"
+    args = ["--raw", str(raw), "--clean", str(d["clean"]), "--train", str(d["train"]),
+            "--distill", str(tmp_path / "no-student"), "--out", str(out)]  # fmt: skip
+    assert main(["ensemble", "t", "--params", str(tmp_path / "params.yaml"), *args]) == 0
+    details = json.loads((out / "details.json").read_text())
+    assert details["ensemble"]["members"] == ["logreg", "lightgbm"]
+    assert details["left_out"]["coin"].startswith("not blended: below ")
+    assert set(json.loads((out / "metrics.json").read_text())["models"]) == {"logreg", "lightgbm", "coin"}

@@ -3,7 +3,9 @@
     python -m pipelines ensemble <name> --raw data/raw/<name> --clean data/clean/<name> \
         --train data/train/<name> --distill data/distill/<name> --out submissions/<name>
 
-Candidates are every trained model plus the distilled student. Each method (Caruana hill
+Candidates are every trained model plus the distilled student, less those clearly worse than
+another (`clearly_worse`: beaten on every fold and by more than two standard errors; listed
+in details.json's `left_out`). Each method (Caruana hill
 climbing, stacking, plain mean; for `qwk` and binary `f1` also each followed by thresholds
 fitted on OOF predictions) is scored on honest nested OOF predictions (fitted on the other
 folds); the best one is refitted on all OOF rows and applied to the test predictions.
@@ -35,7 +37,7 @@ from pipelines.core.metrics import get_metric
 from pipelines.sources.cleaned import CleanData
 from pipelines.sources.submission import make_submission, validate_submission, with_ids_as_written
 from pipelines.stages.common import load_predictions, trained
-from pipelines.training.ensembling import candidate_methods, choose_method, fold_scores, nested_oof
+from pipelines.training.ensembling import candidate_methods, choose_method, clearly_worse, fold_scores, nested_oof
 from pipelines.training.plots import ensemble_plots, write_plots
 
 
@@ -103,7 +105,9 @@ def main(args, params) -> None:
         preds.update({f"distill:{k}": v for k, v in load_predictions(args.distill, ["student"]).items()})
     if (args.distill / "left_out.json").is_file():
         left_out.update(read_json(args.distill / "left_out.json"))
-    names = list(preds)
+    weak = clearly_worse({n: p["scores"] for n, p in preds.items()}, metric)
+    left_out.update({n: f"not blended: {why}" for n, why in weak.items()})
+    names = [n for n in preds if n not in weak]
     oofs, tests = [preds[n]["oof"] for n in names], [preds[n]["test"] for n in names]
 
     candidates = candidate_methods(params.ensemble.methods, metric, task, params.ensemble.iterations, params.seed)

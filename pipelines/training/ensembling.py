@@ -5,6 +5,9 @@
 - `Stacker`: a linear model (logistic / ridge) over the models' OOF outputs.
 - `nested_oof`: honest OOF of a method: fitted on the other folds, applied to each fold,
   so methods are compared on equal terms.
+- `clearly_worse`: members to leave out of every blend: beaten by another member on every
+  fold and by more than two standard errors overall (a weak distilled student averaged in
+  by `mean` cost the solar cells 0.007 roc_auc held out).
 - `with_thresholds`: for metrics scored on labels cut from an ordered score (`qwk`, binary
   `f1`), a method whose blend is followed by thresholds fitted on the same OOF rows; its
   blend weights then minimise the squared error of that score (a smooth stand-in).
@@ -157,6 +160,25 @@ def candidate_methods(names: list[str], metric: Metric, task: str, iterations: i
         smooth = methods(score_error(task), task, iterations, seed)
         out.update({f"{name}+thresholds": with_thresholds(smooth[name], metric, task) for name in names})
     out.update({name: plain[name] for name in names})
+    return out
+
+
+def clearly_worse(scores: dict[str, dict], metric: Metric, min_folds: int = 3) -> dict[str, str]:
+    """name -> why, for each member (`scores`: name -> {"cv", "folds"}) that another member
+    beats on every one of at least `min_folds` folds and overall by more than two standard
+    errors of that member's fold scores. Members within noise of each other all stay (blends
+    of near-equals are where averaging pays); the best member always stays."""
+    out = {}
+    for name, mine in scores.items():
+        for other, theirs in scores.items():
+            a, b = np.asarray(theirs["folds"], dtype=float), np.asarray(mine["folds"], dtype=float)
+            if other == name or len(a) != len(b) or len(a) < min_folds:
+                continue
+            se = float(np.std(a, ddof=1) / np.sqrt(len(a)))
+            gap = abs(theirs["cv"] - mine["cv"])
+            if all(metric.better(x, z) for x, z in zip(a, b, strict=True)) and gap > 2 * se:
+                out[name] = f"below {other} on every fold, by {gap:.4f} overall (2 SE: {2 * se:.4f})"
+                break
     return out
 
 
