@@ -174,15 +174,18 @@ def cnn(*, width: int = 32, hidden: int = 256, dropout: float = 0.25, head_dropo
 FLIPS = {"shift": 0.0, "degrees": 0.0, "scale": 0.0, "flip": True}  # mirror images only: no affine
 
 
-@torch_model("resnet", ImageTorchModel, takes=IMAGES, budget=15, lr=3e-3, weight_decay=5e-2, patience=4, augment=FLIPS)
+@torch_model(
+    "resnet", ImageTorchModel, takes=IMAGES, budget=15, lr=3e-3, weight_decay=5e-2, patience=4, augment=FLIPS, tta=True,
+)  # fmt: skip
 def resnet(*, arch: str = "resnet18", drop_rate: float = 0.1, width: float = 1.0, timm_kwargs: dict | None = None):
     """The default for images of 32 px and more (`train.min_side`), e.g. the solar cells:
     `arch` is any timm name (resnet18: its stem keeps the max-pool from 32 px); `width` scales
     a timm ResNet's stage channels (0.5: 32-64-128-256; other architectures need `width=1`);
     `timm_kwargs`: extra arguments for `timm.create_model` (e.g. `channels`). Trained with
     flips only (`FLIPS`: cells, tissue and satellite images have no orientation; digits keep
-    `cnn`); `tta: true` predicts the mean over the four mirrorings. Without `epochs`, at most
-    15 run (README, "Solar cells, image files")."""
+    `cnn`) and predicting the mean over the four mirrorings (`tta`: on the first solar split
+    CV 0.8543 against 0.8462, held out 0.8851 against 0.8801). Without `epochs`, at most 15
+    run (README, "Solar cells, image files")."""
     return partial(timm_net, arch=arch, drop_rate=drop_rate, width=width, timm_kwargs=timm_kwargs)
 
 
