@@ -63,6 +63,8 @@ def main() -> None:
             sub = pd.read_csv(repo / "submissions/split/submission.csv").set_index("PassengerId")
             truth = test.set_index("PassengerId")["Survived"]
             cv = json.loads((repo / "submissions/split/metrics.json").read_text())["cv"]
+            details = json.loads((repo / "submissions/split/details.json").read_text())
+            weak = [m for m, why in details.get("left_out", {}).items() if why.startswith("not blended")]
             rows.append(
                 {
                     "split": seed,
@@ -71,10 +73,13 @@ def main() -> None:
                     "women survive": float(((test["Sex"] == "female").astype(int) == test["Survived"]).mean()),
                     "lightgbm raw": float((lightgbm_raw(train, test) == test["Survived"].to_numpy()).mean()),
                     "seconds": round(seconds, 1),
+                    "blend": f"{details['ensemble']['method']} of {len(details['ensemble']['members'])}",
+                    "not blended": " ".join(weak) or "-",
                 }
             )
             print(table(rows[-1:]), flush=True)
-    mean = {k: (float(np.mean([r[k] for r in rows])) if k != "split" else "mean") for k in rows[0]}
+    mean = {k: (float(np.mean([r[k] for r in rows])) if isinstance(v, float) else "") for k, v in rows[0].items()}
+    mean["split"] = "mean"
     print(table([*rows, mean]))
 
 
