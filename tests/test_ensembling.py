@@ -208,6 +208,14 @@ def test_candidate_methods_order_and_thresholds():
     assert set(methods(RMSE, "regression", 10, 0)) == {"hill_climb", "stacking", "mean"}
 
 
+def test_mean_of_averages_only_the_members_named():
+    y, m = binary()
+    preds = [m["good"], m["noise"]]
+    blended, detail = methods(ACCURACY, "binary", 10, 0, mean_of=[0])["mean"](preds, y, preds)
+    np.testing.assert_allclose(blended, m["good"])
+    assert detail["weights"] == [1.0, 0.0]
+
+
 def test_each_method_returns_predictions_and_what_it_chose():
     y, m = regression()
     preds = [m["noise"], m["perfect"]]
@@ -308,8 +316,8 @@ def test_clearly_worse_leaves_out_only_members_beaten_on_every_fold_beyond_noise
     assert clearly_worse({"only": strong}, auc) == {}
 
 
-def test_the_ensemble_stage_blends_no_member_that_is_clearly_worse(tmp_path):
-    """A member of coin flips beside two real models: listed with its CV, left out of the blend."""
+def test_the_ensemble_stage_leaves_a_clearly_worse_member_out_of_the_mean(tmp_path):
+    """A member of coin flips beside two real models: listed with its CV, not averaged in."""
     import json
     import shutil
 
@@ -345,7 +353,8 @@ def test_the_ensemble_stage_blends_no_member_that_is_clearly_worse(tmp_path):
     args = ["--raw", str(raw), "--clean", str(d["clean"]), "--train", str(d["train"]),
             "--distill", str(tmp_path / "no-student"), "--out", str(out)]  # fmt: skip
     assert main(["ensemble", "t", "--params", str(tmp_path / "params.yaml"), *args]) == 0
-    details = json.loads((out / "details.json").read_text())
-    assert details["ensemble"]["members"] == ["logreg", "lightgbm"]
-    assert details["left_out"]["coin"].startswith("not blended: below ")
+    ens = json.loads((out / "details.json").read_text())["ensemble"]
+    assert ens["members"] == ["logreg", "lightgbm", "coin"] and ens["not_in_mean"]["coin"].startswith("below ")
+    if ens["method"] == "mean":
+        assert ens["weights"] == {"logreg": 0.5, "lightgbm": 0.5, "coin": 0.0}
     assert set(json.loads((out / "metrics.json").read_text())["models"]) == {"logreg", "lightgbm", "coin"}

@@ -3,9 +3,9 @@
     python -m pipelines ensemble <name> --raw data/raw/<name> --clean data/clean/<name> \
         --train data/train/<name> --distill data/distill/<name> --out submissions/<name>
 
-Candidates are every trained model plus the distilled student, less those clearly worse than
-another (`clearly_worse`: beaten on every fold and by more than two standard errors; listed
-in details.json's `left_out`). Each method (Caruana hill
+Candidates are every trained model plus the distilled student; `mean` leaves out those clearly
+worse than another (`clearly_worse`: beaten on every fold and by more than two standard
+errors; details.json's `ensemble.not_in_mean` says why). Each method (Caruana hill
 climbing, stacking, plain mean; for `qwk` and binary `f1` also each followed by thresholds
 fitted on OOF predictions) is scored on honest nested OOF predictions (fitted on the other
 folds); the best one is refitted on all OOF rows and applied to the test predictions.
@@ -105,12 +105,13 @@ def main(args, params) -> None:
         preds.update({f"distill:{k}": v for k, v in load_predictions(args.distill, ["student"]).items()})
     if (args.distill / "left_out.json").is_file():
         left_out.update(read_json(args.distill / "left_out.json"))
-    weak = clearly_worse({n: p["scores"] for n, p in preds.items()}, metric)
-    left_out.update({n: f"not blended: {why}" for n, why in weak.items()})
-    names = [n for n in preds if n not in weak]
+    names = list(preds)
     oofs, tests = [preds[n]["oof"] for n in names], [preds[n]["test"] for n in names]
+    weak = clearly_worse({n: p["scores"] for n, p in preds.items()}, metric)
+    mean_of = [i for i, n in enumerate(names) if n not in weak]
 
-    candidates = candidate_methods(params.ensemble.methods, metric, task, params.ensemble.iterations, params.seed)
+    ens = params.ensemble
+    candidates = candidate_methods(ens.methods, metric, task, ens.iterations, params.seed, mean_of)
     nested, nested_scores = {}, {}
     for method, fit_apply in candidates.items():
         nested[method] = nested_oof(lambda tr, y, ap, f=fit_apply: f(tr, y, ap)[0], oofs, data.y, data.folds)
@@ -134,7 +135,7 @@ def main(args, params) -> None:
     curves = read_curves({n: args.train / n for n in models} | {"distill:student": args.distill / "student"})
     frames = ensemble_plots(data.y, final_oof, task, data.meta["classes"], names, detail, curves, metric.name)
     write_plots(args.out / "plots", frames, data.y, final_oof, task, data.meta["classes"])
-    chosen = {"method": best, "members": names, **detail}
+    chosen = {"method": best, "members": names, **detail, **({"not_in_mean": weak} if weak else {})}
     headline, details = summaries(metric, data, final_oof, chosen, nested_scores, preds, left_out)
     write_json(args.out / "details.json", details)
     write_json(args.out / "metrics.json", headline)
