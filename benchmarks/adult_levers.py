@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import default_params, table  # noqa: E402
+from benchmarks.common import default_params, download_and_clean, table, write_local  # noqa: E402
 from benchmarks.tabular_tasks import TASKS  # noqa: E402
 from pipelines.__main__ import main as cli  # noqa: E402
 from pipelines.core.config import parse_params  # noqa: E402
@@ -72,18 +72,11 @@ def prepare(root: Path, split: int) -> tuple[Path, Path, dict, np.ndarray]:
     full, spec = task["load"](), task["spec"]
     train, test = train_test_split(full, test_size=0.3, random_state=2000 + split, stratify=full[spec["target"]])
     data = root / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    train.to_csv(data / "train.csv", index=False)
-    test.drop(columns=spec["target"]).to_csv(data / "test.csv", index=False)
-    test[[spec["id"]]].assign(**{spec["target"]: "<=50K"}).to_csv(data / "sample_submission.csv", index=False)
+    write_local(data, train, test, spec["id"], spec["target"], filler="<=50K")
     params = default_params()
     params["competitions"] = {NAME: {"source": "local", "path": str(data), **spec}}
+    clean = download_and_clean(root, NAME, params)
     path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    clean = root / "clean"
-    if not (clean / "meta.json").exists():
-        assert cli(["download", NAME, "--params", str(path), "--out", str(root / "raw")]) == 0
-        assert cli(["clean", NAME, "--params", str(path), "--raw", str(root / "raw"), "--out", str(clean)]) == 0
     ids = CleanData(clean).test_ids
     truth = (test.set_index(spec["id"]).loc[ids, spec["target"]] == ">50K").to_numpy()
     return path, clean, params, truth

@@ -44,6 +44,30 @@ def repro(repo: Path, *targets: str) -> float:
     return time.perf_counter() - start
 
 
+def write_local(folder: Path, train, test, id_col: str, target: str, encoding: str = "utf-8", filler=None) -> None:
+    """A split in Kaggle's layout: train.csv, test.csv (no target) and sample_submission.csv
+    (the test ids, the target column holding `filler`, else the training rows' mode)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    train.to_csv(folder / "train.csv", index=False, encoding=encoding)
+    test.drop(columns=target).to_csv(folder / "test.csv", index=False, encoding=encoding)
+    filler = train[target].mode()[0] if filler is None else filler
+    test[[id_col]].assign(**{target: filler}).to_csv(folder / "sample_submission.csv", index=False)
+
+
+def download_and_clean(root: Path, name: str, params: dict) -> Path:
+    """`root/params.yaml`, then the `download` and `clean` stages in this process (skipped when
+    `root/clean` is there already): the clean folder."""
+    from pipelines.__main__ import main as cli
+
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    clean = root / "clean"
+    if not (clean / "meta.json").exists():
+        assert cli(["download", name, "--params", str(path), "--out", str(root / "raw")]) == 0
+        assert cli(["clean", name, "--params", str(path), "--raw", str(root / "raw"), "--out", str(clean)]) == 0
+    return clean
+
+
 def default_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 

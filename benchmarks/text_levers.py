@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import default_params, table  # noqa: E402
+from benchmarks.common import default_params, download_and_clean, table, write_local  # noqa: E402
 from benchmarks.text_tasks import TASKS  # noqa: E402
-from pipelines.__main__ import main as cli  # noqa: E402
 from pipelines.core.config import parse_params  # noqa: E402
 from pipelines.sources.cleaned import CleanData  # noqa: E402
 from pipelines.stages.common import model_context  # noqa: E402
@@ -48,19 +46,10 @@ def prepare(root: Path, name: str, split: int) -> tuple[CleanData, dict, np.ndar
     full = task["load"]()
     train, test = train_test_split(full, test_size=0.3, random_state=3000 + split, stratify=full[spec["target"]])
     data = root / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    train.to_csv(data / "train.csv", index=False, encoding=task["encoding"])
-    test.drop(columns=spec["target"]).to_csv(data / "test.csv", index=False, encoding=task["encoding"])
-    filler = train[spec["target"]].mode()[0]
-    test[[spec["id"]]].assign(**{spec["target"]: filler}).to_csv(data / "sample_submission.csv", index=False)
+    write_local(data, train, test, spec["id"], spec["target"], encoding=task["encoding"])
     params = default_params()
     params["competitions"] = {name: {"source": "local", "path": str(data), **spec}}
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    clean = root / "clean"
-    if not (clean / "meta.json").exists():
-        assert cli(["download", name, "--params", str(path), "--out", str(root / "raw")]) == 0
-        assert cli(["clean", name, "--params", str(path), "--raw", str(root / "raw"), "--out", str(clean)]) == 0
+    clean = download_and_clean(root, name, params)
     clean_data = CleanData(clean)
     classes = clean_data.meta["classes"]
     labels = test.set_index(spec["id"]).loc[clean_data.test_ids, spec["target"]]

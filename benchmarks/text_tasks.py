@@ -33,7 +33,7 @@ from sklearn.model_selection import cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
+from benchmarks.common import default_params, make_repo, repro, table, write_local  # noqa: E402
 from pipelines.sources import text_sets  # noqa: E402
 
 TASKS = {
@@ -73,11 +73,7 @@ def baseline(train: pd.DataFrame, test: pd.DataFrame, task: dict, seed: int) -> 
 def play(name: str, train: pd.DataFrame, test: pd.DataFrame, task: dict, workdir: Path, threads: int):
     """The default pipeline on one split as a `local` competition: (labels, metrics, seconds)."""
     spec, folder = task["spec"], workdir / "data"
-    folder.mkdir(parents=True)
-    train.to_csv(folder / "train.csv", index=False, encoding=task["encoding"])
-    test.drop(columns=spec["target"]).to_csv(folder / "test.csv", index=False, encoding=task["encoding"])
-    filler = train[spec["target"]].mode()[0]
-    test[[spec["id"]]].assign(**{spec["target"]: filler}).to_csv(folder / "sample_submission.csv", index=False)
+    write_local(folder, train, test, spec["id"], spec["target"], encoding=task["encoding"])
     params = default_params()
     params["competitions"] = {name: {"source": "local", "path": str(folder), **spec}}
     params["train"]["threads"] = threads

@@ -40,6 +40,19 @@ def tiny_params(**competitions) -> dict:
     return params
 
 
+def titanic_folder(raw: Path, full=None, n_train: int = 600) -> dict:
+    """Titanic's first `n_train` labelled rows (of `full`, default the embedded set) as train.csv
+    and the rest as test.csv + sample_submission.csv in `raw`; returns its local spec."""
+    from pipelines.sources.embedded import get_embedded
+
+    full = get_embedded("titanic").load() if full is None else full
+    raw.mkdir(parents=True, exist_ok=True)
+    full.iloc[:n_train].to_csv(raw / "train.csv", index=False)
+    full.iloc[n_train:].drop(columns="Survived").to_csv(raw / "test.csv", index=False)
+    full.iloc[n_train:][["PassengerId"]].assign(Survived=0).to_csv(raw / "sample_submission.csv", index=False)
+    return {"source": "local", "path": str(raw), "id": "PassengerId", "target": "Survived", "task": "binary"}
+
+
 def play_stages(root: Path, name: str, params: dict, raw: Path) -> dict[str, Path]:
     """clean, tune, train and ensemble (no student) of competition `name` in-process on the
     Kaggle-layout folder `raw`; returns the stage folders (clean, tune, train, out)."""

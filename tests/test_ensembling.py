@@ -323,17 +323,10 @@ def test_the_ensemble_stage_leaves_a_clearly_worse_member_out_of_the_mean(tmp_pa
 
     from pipelines.__main__ import main
     from pipelines.sources.cleaned import CleanData
-    from pipelines.sources.embedded import get_embedded
-    from tests.conftest import play_stages
+    from tests.conftest import play_stages, titanic_folder
 
-    full = get_embedded("titanic").load()
     raw = tmp_path / "raw"
-    raw.mkdir()
-    full.iloc[:600].to_csv(raw / "train.csv", index=False)
-    full.iloc[600:].drop(columns="Survived").to_csv(raw / "test.csv", index=False)
-    full.iloc[600:][["PassengerId"]].assign(Survived=0).to_csv(raw / "sample_submission.csv", index=False)
-    spec = {"source": "local", "path": str(raw), "id": "PassengerId", "target": "Survived", "task": "binary",
-            "metric": "roc_auc"}  # fmt: skip
+    spec = {**titanic_folder(raw), "metric": "roc_auc"}
     params = {"competitions": {"t": spec}, "folds": {"n_splits": 4}, "tune": {"n_trials": 0},
               "train": {"models": {"tabular": ["logreg", "lightgbm"]}}}  # fmt: skip
     d = play_stages(tmp_path, "t", params, raw)

@@ -6,19 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from pipelines.sources.embedded import get_embedded
-from tests.conftest import play_stages
+from tests.conftest import play_stages, titanic_folder
 
 
 def test_ids_keep_their_leading_zeros(tmp_path):
     full = get_embedded("titanic").load()
     full["PassengerId"] = full["PassengerId"].map("{:05d}".format)  # '00001': a number to pandas
     raw = tmp_path / "raw"
-    raw.mkdir()
-    full.iloc[:600].to_csv(raw / "train.csv", index=False)
-    full.iloc[600:].drop(columns="Survived").to_csv(raw / "test.csv", index=False)
-    full.iloc[600:][["PassengerId"]].assign(Survived=0).to_csv(raw / "sample_submission.csv", index=False)
-    spec = {"source": "local", "path": str(raw), "id": "PassengerId", "target": "Survived", "task": "binary",
-            "metric": "accuracy"}  # fmt: skip
+    spec = {**titanic_folder(raw, full), "metric": "accuracy"}
     params = {"competitions": {"padded": spec}, "folds": {"n_splits": 3}, "tune": {"n_trials": 0},
               "train": {"models": {"tabular": ["logreg"]}}}  # fmt: skip
     d = play_stages(tmp_path, "padded", params, raw)
