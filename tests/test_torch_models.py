@@ -181,11 +181,11 @@ def test_onnx_export_matches_torch(name, tmp_path):
 def test_onnx_export_of_test_time_views_matches_torch(name, tmp_path):
     """The exported graph averages the same views (cnn: one-pixel shifts; resnet: mirrorings)."""
     model, X_va = fitted(name, "multiclass", tta=True)
-    plain = export_onnx(model, tmp_path / "views.onnx")
+    path = export_onnx(model, tmp_path / "views.onnx")
     assert model._views() is not None and len(model.exportable().views) in (4, 5)
-    np.testing.assert_allclose(onnx_predict(model, X_va, plain), model.predict_output(X_va), atol=1e-4)
+    np.testing.assert_allclose(onnx_predict(model, X_va, path), model.predict_output(X_va), atol=1e-4)
     model.tta = False
-    assert not np.allclose(onnx_predict(model, X_va, plain), model.predict_output(X_va), atol=1e-4)
+    assert not np.allclose(onnx_predict(model, X_va, path), model.predict_output(X_va), atol=1e-4)
 
 
 def test_int8_onnx_stays_close(tmp_path):

@@ -5,9 +5,10 @@ WordPiece vocabulary in the training texts (`wordpiece_vocab`; Hugging Face `tok
 splits and encodes, as BERT's own) or, with `pretrained` (a local checkpoint folder, or a model
 name already in the Hugging Face cache; nothing is downloaded), loads that checkpoint's
 tokenizer. `encode(frame)` gives int32 ids (n, max_len), padded with `pad_id` on the right,
-with [CLS] first and [SEP] last (`special_ids_`: those and every other special token;
-`mask_id_`: [MASK]'s id, or None, for `nn.data.TokenMask`); `max_len` shrinks to the 99th percentile of the training
-texts' lengths, so short texts (tweets, SMS) do not pay for padding.
+with [CLS] first and [SEP] last; `max_len` shrinks to the 99th percentile of the training
+texts' lengths, so short texts (tweets, SMS) do not pay for padding. For `nn.data.TokenMask`,
+`special_ids_` are padding, [CLS], [SEP] and every other special token, and `mask_id_` is
+[MASK]'s id (None when the tokenizer has none).
 """
 
 from __future__ import annotations

@@ -138,13 +138,14 @@ class TorchModel:
             copy.deepcopy(self.head_).cpu(),
             *self._export_scaling(),
             y_range=getattr(self, "y_range_", None),
-            views=self._export_views(),
+            views=self._views(),
         ).eval()
 
     def _export_scaling(self):
         return None, None
 
-    def _export_views(self):
+    def _views(self) -> tuple | None:
+        """Test-time views of the inputs whose outputs are averaged (None: the inputs as they are)."""
         return None
 
 
@@ -221,9 +222,6 @@ class ImageTorchModel(TorchModel):
     def _export_scaling(self):
         return self.mean_, self.std_
 
-    def _export_views(self):
-        return self._views()
-
 
 @dataclass(frozen=True)
 class TextNet:
@@ -243,8 +241,10 @@ class TextTorchModel(TorchModel):
 
     def __init__(self, ctx, cfg, build, *, token_mask: float, **kw):
         super().__init__(ctx, cfg, build, **kw)
-        if not 0.0 <= token_mask < 1.0:
-            raise PipelineError(f"token_mask must be in [0, 1), got {token_mask}")
+        try:  # TokenMask's own check, made where the model is made rather than in a fold worker
+            TokenMask(token_mask, mask_id=0, keep=())
+        except ValueError as err:
+            raise PipelineError(str(err)) from None
         self.token_mask = token_mask
 
     def _texts(self, X):

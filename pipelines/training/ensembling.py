@@ -120,8 +120,8 @@ def methods(metric: Metric, task: str, iterations: int, seed: int, mean_of=None)
         return st.predict(apply), {"coef": coef}
 
     def mean(train, y, apply):
-        w = np.zeros(len(apply))
-        w[list(range(len(apply))) if mean_of is None else list(mean_of)] = 1.0
+        n = len(apply)
+        w = np.ones(n) if mean_of is None else np.isin(np.arange(n), mean_of).astype(np.float64)
         w /= w.sum()
         return blend(apply, w, metric, task), {"weights": w.round(4).tolist()}
 
