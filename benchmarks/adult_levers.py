@@ -103,7 +103,7 @@ def measure(root: Path, params: dict, truth: np.ndarray, label: str, store: Path
     data = CleanData(root / "clean")
     ctx = model_context(data, parse_params(params), progress=False)
     start = time.perf_counter()
-    result = cross_validate(model, {**tuned, **fixed}, data.X, data.y, data.X_test, data.folds, ctx)
+    result = cross_validate(model, {**tuned, **fixed}, data, ctx)
     seconds = time.perf_counter() - start
     for key in patch[0] if patch else {}:
         setattr(gbdt, key, ORIGINAL[key])

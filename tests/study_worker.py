@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from pipelines.training.study import claim_slot, open_storage, run_budget
+from pipelines.training.study import claim_slot, open_storage, run_trials
 
 HEARTBEAT, GRACE = 1, 2  # seconds: a killed worker's trial is found dead within ~3 s
 
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 4:
         time.sleep(max(0.0, float(argv[4]) - time.time()))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    run_budget(study, make_objective(n_trials, seconds), n_trials, poll=0.2)
+    run_trials(study, make_objective(n_trials, seconds), n_trials, poll=0.2)
 
 
 if __name__ == "__main__":

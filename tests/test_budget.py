@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipelines.core.budget import SHARES, Deadline, OverBudget
+from pipelines.core.budget import SHARES, Deadline, OverBudget, stage_seconds
 from pipelines.nn.data import TabularDataset
 from pipelines.nn.heads import Head
 from pipelines.nn.loop import train
@@ -19,14 +19,14 @@ from tests.test_torch_loop import CFG, blobs, make_ctx, small_net
 
 
 def test_no_budget_never_limits():
-    deadline = Deadline.for_stage(None, "train")
+    deadline = Deadline(stage_seconds(None, "train"))
     assert deadline.share(3) is None and not deadline.spent()
     deadline.fold_check("m", 5)(0, 0.0)  # no budget: never raises
 
 
 def test_stage_shares_and_fold_projection():
     assert sum(SHARES.values()) == pytest.approx(1.0)
-    deadline = Deadline.for_stage(10.0, "train")
+    deadline = Deadline(stage_seconds(10.0, "train"))
     assert deadline.seconds == pytest.approx(6.5) and deadline.share(2) == pytest.approx(3.25, abs=0.05)
     deadline.start -= 6.0  # 0.5 s left
     check = deadline.fold_check("slow model", total=5)

@@ -38,7 +38,7 @@ def _params(tmp_path, name: str, spec: dict, models: list[str]):
 
 def _run_until_distill(tmp_path, name: str, params) -> dict:
     """download, clean, train (no tuning: empty best params), distill; returns the folders."""
-    d = {k: tmp_path / k / name for k in ("raw", "clean", "tune", "train", "cache", "distill")}
+    d = {k: tmp_path / k / name for k in ("raw", "clean", "tune", "train", "cache", "distill", "logs")}
     d["tune"].mkdir(parents=True)
     (d["tune"] / "best_params.json").write_text("{}")
     common = ["--params", str(params)]
@@ -56,23 +56,28 @@ def _run_until_distill(tmp_path, name: str, params) -> dict:
             str(d["cache"] / "train"),
             "--out",
             str(d["train"]),
+            "--logs",
+            str(d["logs"]),
         ],  # fmt: skip
     ]
     for argv in steps:
         assert main([*argv, *common]) == 0, argv
     d["distill_argv"] = [
         "distill", name, "--clean", str(d["clean"]), "--train", str(d["train"]), "--cache", str(d["cache"] / "distill"),
-        "--out", str(d["distill"]), *common,
+        "--out", str(d["distill"]), "--logs", str(d["logs"]), *common,
     ]  # fmt: skip
     assert main(d["distill_argv"]) == 0
     return d
 
 
-def _check_speed(speed: dict) -> None:
+def _check_speed(speed: dict, logs) -> None:
+    """speed.json holds results only; the rows/s (the machine's) are in the log's distill.json."""
     assert speed["onnx"] == "student.onnx"
     assert 0 <= speed["onnx_parity_max_abs_diff"] <= 1e-4
-    assert speed["onnx_rows_per_s"] > 0 and speed["teacher_rows_per_s"] > 0 and speed["torch_rows_per_s"] > 0
-    assert speed["onnx_speedup"] == pytest.approx(speed["onnx_rows_per_s"] / speed["teacher_rows_per_s"], rel=0.02)
+    assert not [k for k in speed if k.endswith(("rows_per_s", "speedup"))]
+    rates = json.loads((logs / "distill.json").read_text())
+    assert rates["onnx_rows_per_s"] > 0 and rates["teacher_rows_per_s"] > 0 and rates["torch_rows_per_s"] > 0
+    assert rates["onnx_speedup"] == pytest.approx(rates["onnx_rows_per_s"] / rates["teacher_rows_per_s"], rel=0.02)
     assert {"student_cv", "teacher_cv", "onnx_fold_score", "int8_fold_score"} <= set(speed)
     # int8 is kept exactly when it scores within 0.001 of the fp32 graph on the fold's rows
     assert speed["int8_kept"] == (abs(speed["int8_fold_score"] - speed["onnx_fold_score"]) <= 0.001 + 1e-12)
@@ -98,7 +103,7 @@ def test_image_student_is_exported_to_onnx_with_parity(tmp_path, monkeypatch, ca
     d = _run_until_distill(tmp_path, "digits", _params(tmp_path, "digits", spec, ["cnn"]))
 
     speed = json.loads((d["distill"] / "speed.json").read_text())
-    _check_speed(speed)
+    _check_speed(speed, d["logs"])
     # the exported graph, run here on raw pixels, reproduces the last fold's OOF predictions
     data = CleanData(d["clean"])
     last = data.folds == data.folds.max()
@@ -128,7 +133,7 @@ def test_tabular_student_is_exported_to_onnx(tmp_path, monkeypatch):
             "metric": "accuracy"}  # fmt: skip
     d = _run_until_distill(tmp_path, "titanic", _params(tmp_path, "titanic", spec, ["logreg"]))
     speed = json.loads((d["distill"] / "speed.json").read_text())
-    _check_speed(speed)
+    _check_speed(speed, d["logs"])
     session = ort.InferenceSession(str(d["distill"] / "student.onnx"), providers=["CPUExecutionProvider"])
     (inp,) = session.get_inputs()
     out = session.run(None, {"input": np.zeros((3, inp.shape[1]), dtype=np.float32)})[0]
@@ -139,17 +144,19 @@ def test_tabular_student_is_exported_to_onnx(tmp_path, monkeypatch):
 def test_cross_validate_keeps_the_last_fold_model(tmp_path):
     from pipelines.core.context import ModelContext
     from pipelines.core.metrics import get_metric
-    from pipelines.training.cv import cross_validate
+    from pipelines.training.cv import CVOptions, FoldData, cross_validate
 
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, size=(40, 1, 8, 8), dtype=np.uint8)
     y, folds = np.arange(40) % 2, (np.arange(40) // 2) % 2
     ctx = ModelContext(task="binary", metric=get_metric("accuracy"), n_classes=2, epochs=1, progress=False)
-    plain = cross_validate("cnn", {"width": 4}, X, y, X[:5], folds, ctx)
+    plain = cross_validate("cnn", {"width": 4}, FoldData(X, y, X[:5], folds), ctx)
     assert plain.last_model is None
     last = folds == 1
     for _ in range(2):  # the second time every fold comes from the cache: the model is reloaded
-        res = cross_validate("cnn", {"width": 4}, X, y, X[:5], folds, ctx, cache_dir=tmp_path, keep_last_model=True)
+        res = cross_validate(
+            "cnn", {"width": 4}, FoldData(X, y, X[:5], folds), ctx, CVOptions(cache_dir=tmp_path, keep_last_model=True)
+        )
         np.testing.assert_array_equal(res.oof, plain.oof)
         np.testing.assert_allclose(res.last_model.predict_output(X[last]), res.oof[last], atol=1e-12)
     assert res.last_model.result_.reloaded

@@ -11,7 +11,7 @@ import numpy as np
 from pipelines.core.context import ModelContext
 from pipelines.core.metrics import get_metric
 from pipelines.models.registry import create_model
-from pipelines.training.cv import cross_validate, fold_workers
+from pipelines.training.cv import CVOptions, FoldData, cross_validate, fold_workers
 
 PARAMS = {"width": 4, "hidden": 8}
 
@@ -30,8 +30,10 @@ def _data():
 
 def test_parallel_folds_match_sequential_ones_and_resume(tmp_path):
     X, y, folds, ctx = _data()
-    plain = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "seq")
-    par = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "par", workers=2)
+    plain = cross_validate("cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path / "seq"))
+    par = cross_validate(
+        "cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path / "par", workers=2)
+    )
     np.testing.assert_array_equal(par.oof, plain.oof)
     np.testing.assert_array_equal(par.test, plain.test)
     np.testing.assert_array_equal(par.fold_train, plain.fold_train)
@@ -42,7 +44,9 @@ def test_parallel_folds_match_sequential_ones_and_resume(tmp_path):
     # an interrupted run lost fold 1: only it is trained again, to the same result
     (cache / "fold1.npz").unlink()
     before = {k: (cache / f"fold{k}.npz").stat().st_mtime_ns for k in (0, 2, 3, 4)}
-    again = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "par", workers=2)
+    again = cross_validate(
+        "cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path / "par", workers=2)
+    )
     np.testing.assert_array_equal(again.oof, plain.oof)
     assert {k: (cache / f"fold{k}.npz").stat().st_mtime_ns for k in (0, 2, 3, 4)} == before
 
@@ -59,8 +63,10 @@ def test_fold_workers_only_for_image_models_on_cpu():
 
 def test_refit_on_every_row_halves_the_test_predictions(tmp_path):
     X, y, folds, ctx = _data()
-    plain = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "plain")
-    seq = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "seq", refit=True)
+    plain = cross_validate("cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path / "plain"))
+    seq = cross_validate(
+        "cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path / "seq", refit=True)
+    )
     # the refit is a model of its own: seed + n_splits, every row, no validation rows
     full = create_model("cnn", replace(ctx, seed=ctx.seed + 5), **PARAMS).fit(X, y).predict_output(X[:7])
     np.testing.assert_allclose(seq.test, 0.5 * plain.test + 0.5 * full, rtol=0, atol=1e-12)
@@ -69,7 +75,9 @@ def test_refit_on_every_row_halves_the_test_predictions(tmp_path):
     np.testing.assert_array_equal(seq.oof, plain.oof)
     assert seq.refit and not plain.refit
     # 5 folds + refit on 2 workers: all six in the workers, the same predictions
-    par = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "par", workers=2, refit=True)
+    par = cross_validate(
+        "cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path / "par", workers=2, refit=True)
+    )
     np.testing.assert_array_equal(par.test, seq.test)
     np.testing.assert_array_equal(par.oof, seq.oof)
     (cache,) = (tmp_path / "par").iterdir()
@@ -77,7 +85,9 @@ def test_refit_on_every_row_halves_the_test_predictions(tmp_path):
     # switching refit on after a plain run trains only the refit: the folds come from the cache
     (plain_cache,) = (tmp_path / "plain").iterdir()
     before = {p.name: p.stat().st_mtime_ns for p in plain_cache.glob("fold*.npz")}
-    again = cross_validate("cnn", PARAMS, X, y, X[:7], folds, ctx, cache_dir=tmp_path / "plain", refit=True)
+    again = cross_validate(
+        "cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path / "plain", refit=True)
+    )
     assert {p.name: p.stat().st_mtime_ns for p in plain_cache.glob("fold*.npz")} == before
     np.testing.assert_array_equal(again.test, seq.test)
 
@@ -86,8 +96,8 @@ def test_refit_of_a_student_learns_the_fold_averaged_soft_targets(tmp_path):
     X, y, folds, ctx = _data()
     rng = np.random.default_rng(1)
     soft = rng.dirichlet(np.ones(3), size=(5, 60))  # per fold: (n_splits, n, classes)
-    res = cross_validate("student_cnn", {}, X, y, X[:7], folds, ctx, soft_targets=soft, refit=True)
-    alone = cross_validate("student_cnn", {}, X, y, X[:7], folds, ctx, soft_targets=soft)
+    res = cross_validate("student_cnn", {}, FoldData(X, y, X[:7], folds), ctx, CVOptions(soft_targets=soft, refit=True))
+    alone = cross_validate("student_cnn", {}, FoldData(X, y, X[:7], folds), ctx, CVOptions(soft_targets=soft))
     est = create_model("student_cnn", replace(ctx, seed=ctx.seed + 5))
     full = est.fit(X, y, soft_targets=soft.mean(axis=0)).predict_output(X[:7])
     np.testing.assert_allclose(res.test, 0.5 * alone.test + 0.5 * full, rtol=0, atol=1e-12)

@@ -18,7 +18,7 @@ from pipelines.core.config import parse_params
 from pipelines.core.context import ModelContext
 from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import get_metric
-from pipelines.training.cv import cross_validate
+from pipelines.training.cv import FoldData, cross_validate
 from tests.conftest import ROOT, TITANIC, run, tiny_params
 
 
@@ -77,9 +77,9 @@ def test_folds_get_a_bar(capsys):
     X, y = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"]), np.tile([0, 1], 30)
     roles = {"numeric": ["a", "b", "c"]}
     ctx = ModelContext(task="binary", metric=get_metric("accuracy"), n_classes=2, roles=roles, threads=1, progress=True)
-    cross_validate("logreg", {}, X, y, X.iloc[:5], np.arange(60) % 3, ctx)
+    cross_validate("logreg", {}, FoldData(X, y, X.iloc[:5], np.arange(60) % 3), ctx)
     assert "logreg folds" in capsys.readouterr().err
-    cross_validate("logreg", {}, X, y, X.iloc[:5], np.arange(60) % 3, replace(ctx, progress=False))
+    cross_validate("logreg", {}, FoldData(X, y, X.iloc[:5], np.arange(60) % 3), replace(ctx, progress=False))
     assert "logreg folds" not in capsys.readouterr().err
 
 

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from pipelines.core.context import ModelContext
 from pipelines.core.metrics import get_metric
-from pipelines.training.cv import cross_validate
+from pipelines.training.cv import CVOptions, FoldData, cross_validate
 from pipelines.training.study import WORKER, TrialSteps, make_pruner
 from tests.conftest import ROOT
 from tests.study_worker import storage_of
@@ -103,7 +103,7 @@ def test_a_journal_trial_its_worker_never_claimed_is_failed_and_retried(tmp_path
     monkeypatch.setattr(study_mod, "UNCLAIMED_S", 0.5)
     study = optuna.load_study(study_name="s", storage=new_study(str(tmp_path / "study.journal"))._storage)
     orphan = study.ask()  # RUNNING, with no WORKER: its process is gone before claim_slot ran
-    study_mod.run_budget(study, make_objective(3, 0.1), 3, poll=0.1)
+    study_mod.run_trials(study, make_objective(3, 0.1), 3, poll=0.1)
     trials = study.get_trials()
     assert trials[orphan.number].state == TrialState.FAIL
     assert [t.system_attrs.get("failed_trial") for t in trials].count(orphan.number) == 1
@@ -137,8 +137,7 @@ def test_torch_models_report_each_epoch_to_the_trial(tmp_path):
     )
     trial = study.ask()
     steps = TrialSteps(trial, ctx.epochs)
-    cross_validate(
-        "mlp", {"hidden": 8, "layers": 1}, X, y, X.iloc[:1], folds, replace(ctx, trial=steps), on_fold=steps.on_fold
-    )
+    data = FoldData(X, y, X.iloc[:1], folds)
+    cross_validate("mlp", {"hidden": 8, "layers": 1}, data, replace(ctx, trial=steps), CVOptions(on_fold=steps.on_fold))
     study.tell(trial, 1.0)
     assert sorted(study.trials[0].intermediate_values) == list(range(9))  # 3 folds x 3 epochs, no fold-level step

@@ -14,7 +14,7 @@ from pipelines.features.tabular import build_features
 from pipelines.models.registry import create_model, get_entry, list_models
 from pipelines.models.selection import models_for
 from pipelines.stages.clean import make_folds
-from pipelines.training.cv import cross_validate
+from pipelines.training.cv import FoldData, cross_validate
 
 METRIC = {"binary": "roc_auc", "multiclass": "logloss", "regression": "rmse"}
 
@@ -102,7 +102,7 @@ def test_cv_score_equals_metric_of_oof():
     X, X_test, y, roles = prepared("binary")
     ctx = ModelContext(task="binary", metric=get_metric("accuracy"), n_classes=2, roles=roles, progress=False)
     folds = make_folds(y, "binary", 4, seed=1)
-    res = cross_validate("logreg", {}, X, y, X_test, folds, ctx)
+    res = cross_validate("logreg", {}, FoldData(X, y, X_test, folds), ctx)
     assert res.score == ctx.metric(y, res.oof, "binary")
     assert len(res.fold_scores) == 4 and res.test.shape == (len(X_test),)
 

@@ -23,6 +23,11 @@ from dataclasses import dataclass, field
 SHARES = {"tune": 0.15, "train": 0.65, "distill": 0.20}
 
 
+def stage_seconds(budget: float | None, stage: str) -> float | None:
+    """A stage's share of the budget in seconds (None: no budget)."""
+    return None if budget is None else budget * SHARES[stage]
+
+
 class OverBudget(Exception):  # noqa: N818 (a signal between a stage and its fold callback, not an error)
     """A model would not finish within what is left of its stage's share."""
 
@@ -32,9 +37,9 @@ class Deadline:
     seconds: float | None  # the stage's share; None: no budget
     start: float = field(default_factory=time.monotonic)
 
-    @classmethod
-    def for_stage(cls, budget: float | None, stage: str) -> Deadline:
-        return cls(None if budget is None else budget * SHARES[stage])
+    def guard(self, what: str, fits: int):
+        """`fold_check`'s callback when there is a budget, else None (nothing to check)."""
+        return None if self.seconds is None else self.fold_check(what, fits)
 
     def left(self) -> float:
         return math.inf if self.seconds is None else self.seconds - (time.monotonic() - self.start)

@@ -53,7 +53,8 @@ def load_predictions(folder: Path, models: list[str]) -> dict[str, dict]:
 
 def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
     """oof.npy, test.npy, fold_train.npy, scores.json and, for models with epochs, curves.csv
-    (per fold and epoch: training loss and validation score, for the ensemble's plots)."""
+    (per fold and epoch: training loss and validation score, for the ensemble's plots). Only
+    what a fixed seed makes the same: timings go to the stage's log file instead."""
     from pipelines.core.io import atomic_file, save_array, write_json
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,8 +71,6 @@ def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
             "cv": result.score,
             "folds": result.fold_scores,
             "params": result.params,
-            "seconds": round(result.seconds, 2),
-            "rows_per_s": round(result.rows_per_s, 1),
             "refit": result.refit,
             **(extra or {}),
         },

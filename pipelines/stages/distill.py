@@ -22,9 +22,10 @@ test rows (`student.onnx_test.npy`) and, for a table, the fitted preprocessor as
 (`student.preprocess.json`, `features/portable.py`), which `export` ships with the graph.
 An int8 copy (dynamic quantisation, `student.int8.onnx`) is kept only when its score on
 those held-out rows stays within 0.001 of the fp32 graph's. `speed.json` compares teachers
-and student: CV scores, rows/s of the teacher ensemble (every blended teacher runs for each
-row), of the student in torch and in onnxruntime (fp32 and int8), and the ONNX student's
-score on its fold's held-out rows.
+and student: CV scores and the ONNX student's score on its fold's held-out rows; the log's
+`distill.json` their rows/s: the teacher ensemble's (every blended teacher runs for each row),
+the student's in torch and in onnxruntime (fp32 and int8). The speeds are the machine's, not results: they go to
+`--logs/distill.json` (beside the outputs, which a fixed seed keeps byte for byte the same).
 """
 
 from __future__ import annotations
@@ -36,24 +37,25 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.core.budget import Deadline, OverBudget
+from pipelines.core.budget import OverBudget
 from pipelines.core.context import set_threads
 from pipelines.core.errors import PipelineError
-from pipelines.core.io import atomic_dir, save_array, write_json
+from pipelines.core.io import atomic_dir, read_json, save_array, write_json
 from pipelines.core.metrics import target_transform
 from pipelines.core.tables import take_rows
 from pipelines.features.portable import preprocessor_state
-from pipelines.models.registry import unknown_params
-from pipelines.models.selection import check_models, student_for
+from pipelines.models.selection import check_models
 from pipelines.sources.cleaned import CleanData
 from pipelines.stages.common import load_predictions, model_context, save_predictions, trained
-from pipelines.training.cv import cross_validate, fold_workers
+from pipelines.training.cv import CVOptions, cross_validate, fold_workers
 from pipelines.training.ensembling import blend, hill_climb
+from pipelines.training.plan import make_plan
 
 
 def add_arguments(parser) -> None:
     for flag in ("clean", "train", "cache", "out"):
         parser.add_argument(f"--{flag}", type=Path, required=True)
+    parser.add_argument("--logs", type=Path, default=None, help="timings: train's are read, distill's written here")
 
 
 def teacher_targets(preds: dict, y: np.ndarray, metric, task: str, iterations: int):
@@ -136,58 +138,74 @@ def main(args, params) -> None:
     check_models(params, args.params)
     set_threads(params.train.threads)
     data = CleanData(args.clean)
-    dp = params.distill
-    ctx = model_context(data, params, epochs=dp.epochs)
-    student = student_for(params, data.meta["modality"], len(data.y), args.name)
+    plan = make_plan(params, args.name, data)
+    ctx = model_context(data, params, epochs=plan.student_epochs)
+    student = plan.student
     teachers = load_predictions(args.train, trained(args.train)[0])
     weights, teacher_oof, soft = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
-    takes = unknown_params(student, {})[1]  # a tree student has no temperature to soften
-    kd = {k: v for k, v in (("temperature", dp.temperature), ("alpha", dp.alpha)) if k in takes}
-    kd.update(params.train.params_for(student))
-    refit = params.train.refit_for(data.meta["modality"])
-    deadline, workers = Deadline.for_stage(params.budget, "distill"), fold_workers(student, ctx, data.n_splits)
-    check = deadline.fold_check(student, data.n_splits + refit) if params.budget and workers == 1 else None
+    deadline, workers = plan.deadline("distill"), fold_workers(student.name, ctx, plan.n_splits)
+    opts = CVOptions(
+        soft_targets=soft, cache_dir=args.cache, keep_last_model=True, workers=workers, refit=plan.refit,
+        on_fold=deadline.guard(student.name, plan.fits) if workers == 1 else None,
+    )  # fmt: skip
     try:
         result = cross_validate(
-            student, kd, data.X, data.y, data.X_test, data.folds,
-            replace(ctx, fit_seconds=deadline.share(data.n_splits + refit)),
-            soft_targets=soft, cache_dir=args.cache, keep_last_model=True, workers=workers, refit=refit, on_fold=check,
-            score_rows=data.score_rows,
-        )  # fmt: skip
+            student.name, student.args, data, replace(ctx, fit_seconds=deadline.share(plan.fits)), opts
+        )
     except OverBudget as err:
         with atomic_dir(args.out) as tmp:
             write_json(tmp / "left_out.json", {"student": str(err)})
-        print(f"{args.name}: student {student} left out: {err}")
+        print(f"{args.name}: student {student.name} left out: {err}")
         return
-    used = [n for n, w in weights.items() if w > 0]
-    # every teacher in the blend must run for each row: their times add up
-    teacher_rate = 1.0 / sum(1.0 / teachers[n]["scores"]["rows_per_s"] for n in used)
     teacher_cv = ctx.metric.on(data.y, teacher_oof, ctx.task, data.score_rows)
     with atomic_dir(args.out) as tmp:
-        save_predictions(tmp / "student", result, {"model": student, "teachers": weights})
+        save_predictions(tmp / "student", result, {"model": student.name, "teachers": weights})
         last = np.flatnonzero(data.folds == data.folds.max())  # rows the exported (last fold's) model never saw
         forward, inverse = target_transform(ctx.metric, ctx.task)
         onnx = export_student(
             result.last_model, take_rows(data.X, last), data.y[last], data.X_test, tmp, ctx.metric, ctx.task, inverse
         )
-        speed = {"metric": ctx.metric.name, "teacher_cv": teacher_cv, "student_cv": result.score}
-        speed.update(speed_figures(result.rows_per_s, teacher_rate, onnx))
         # rmsle: models learn log1p(target), so the graph's outputs need expm1
         transformed = not np.array_equal(forward(np.ones(1)), np.ones(1))
+        speed = {"metric": ctx.metric.name, "teacher_cv": teacher_cv, "student_cv": result.score}
+        speed.update({k: v for k, v in onnx.items() if not timed(k)})
         write_json(tmp / "speed.json", {**speed, "onnx_output_transform": "expm1" if transformed else None})
-    line = f"{args.name}: student {student} cv {result.score:.5f} vs teachers {teacher_cv:.5f}; "
-    line += f"{result.rows_per_s / teacher_rate:.1f}x faster"
+    used = [n for n, w in weights.items() if w > 0]
+    rates = speed_figures(result.rows_per_s, teacher_rate(args.logs, used), {k: v for k, v in onnx.items() if timed(k)})
+    if args.logs is not None:  # machine facts: beside the outputs, never in what later stages hash
+        write_json(args.logs / "distill.json", rates)
+    line = f"{args.name}: student {student.name} cv {result.score:.5f} vs teachers {teacher_cv:.5f}"
+    line += f"; {rates['speedup']:.1f}x faster" if rates["speedup"] else ""
     if onnx.get("onnx"):
         line += f"; ONNX {onnx['onnx_rows_per_s']:.0f} rows/s, parity {onnx['onnx_parity_max_abs_diff']:.1e}"
     print(line)
 
 
-def speed_figures(student_rate: float, teacher_rate: float, onnx: dict) -> dict:
-    """Rows/s of teachers and student, and the student's speed-ups (speed.json)."""
+def timed(key: str) -> bool:
+    """Whether a figure of `export_student`'s is a speed (the machine's), not a result."""
+    return key.endswith(("rows_per_s", "speedup"))
+
+
+def teacher_rate(logs: Path | None, used: list[str]) -> float | None:
+    """Rows/s of the teacher blend (every blended teacher runs for each row: their times add
+    up), from `train`'s log of timings; None when it is not there or a rate was not measured."""
+    path = None if logs is None else logs / "train.json"
+    if path is None or not path.is_file():
+        return None
+    rates = [read_json(path)["models"].get(n, {}).get("rows_per_s") for n in used]
+    return None if not rates or not all(rates) else 1.0 / sum(1.0 / r for r in rates)
+
+
+def speed_figures(student_rate: float, teacher_rate: float | None, onnx_rates: dict) -> dict:
+    """Rows/s of teachers and student, and the student's speed-ups (the log's distill.json)."""
+
+    def ratio(rate):
+        return round(rate / teacher_rate, 2) if rate and teacher_rate else None
+
     return {
-        "teacher_rows_per_s": round(teacher_rate, 1),
+        "teacher_rows_per_s": None if teacher_rate is None else round(teacher_rate, 1),
         "student_rows_per_s": round(student_rate, 1),
-        "speedup": round(student_rate / teacher_rate, 2),
-        **onnx,
-        "onnx_speedup": round(onnx["onnx_rows_per_s"] / teacher_rate, 2) if onnx.get("onnx") else None,
+        "speedup": ratio(student_rate),
+        **onnx_rates,
+        "onnx_speedup": ratio(onnx_rates.get("onnx_rows_per_s")),
     }

@@ -12,7 +12,7 @@ folds); the best one is refitted on all OOF rows and applied to the test predict
 Writes `metrics.json`, the headline that `dvc exp show` compares (metric; cv: the chosen
 method's nested OOF score; cv_std: its fold spread; cv per model), `details.json` (fold
 scores, the ensemble's method, members and weights, each method's nested cv, each model's
-spread and time, what a budget left out), `oof.npy` (those nested OOF predictions), `plots/`
+spread, what a budget left out), `oof.npy` (those nested OOF predictions), `plots/`
 (see `training/plots.py`: confusion matrix, ROC and precision-recall, or residuals and
 predicted vs actual, ensemble weights, learning curves, each declared in dvc.yaml with its
 template, and `oof.png`) and, last, `submission.csv`.
@@ -60,8 +60,8 @@ def summaries(metric, data, oof, chosen: dict, nested_scores: dict, preds: dict,
     """metrics.json: the headline that `dvc exp show` and `dvc metrics diff` compare (metric, cv
     and its fold spread, cv per model: one column each; the fold scores ride along as lists,
     which DVC's tables leave out); details.json: the rest (fold scores keyed for `dvc metrics
-    diff`, the ensemble's members and weights, each method's nested cv, each model's spread
-    and time). With folds.adversarial every score is that of the rows CV scores (`cv_rows`)."""
+    diff`, the ensemble's members and weights, each method's nested cv, each model's
+    spread). With folds.adversarial every score is that of the rows CV scores (`cv_rows`)."""
     folds = fold_scores(data.y, oof, data.folds, metric, data.task, data.score_rows)
     cv, cv_std = metric.on(data.y, oof, data.task, data.score_rows), float(np.std(folds))
     models = {}
@@ -71,7 +71,6 @@ def summaries(metric, data, oof, chosen: dict, nested_scores: dict, preds: dict,
             "cv": s["cv"],
             "cv_std": float(np.std(s["folds"])),
             "folds": keyed(s["folds"]),
-            **{key: s[key] for key in ("seconds", "rows_per_s") if key in s},
         }
     if "weights" in chosen:  # by member, so that each weight is a number DVC can compare
         chosen = {**chosen, "weights": dict(zip(chosen["members"], chosen["weights"], strict=True))}

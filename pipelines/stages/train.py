@@ -26,17 +26,18 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from pipelines.core.budget import Deadline, OverBudget
+from pipelines.core.budget import OverBudget
 from pipelines.core.context import set_threads
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, read_json, write_json
 from pipelines.models.registry import create_model
-from pipelines.models.selection import check_models, models_for
+from pipelines.models.selection import check_models
 from pipelines.models.torch_adapter import TorchModel
 from pipelines.nn.distributed import launch, rank_errors, setup_distributed
 from pipelines.sources.cleaned import CleanData
 from pipelines.stages.common import model_context, save_predictions
-from pipelines.training.cv import cross_validate, fold_workers
+from pipelines.training.cv import CVOptions, cross_validate, fold_workers
+from pipelines.training.plan import make_plan
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tuned", type=Path, required=True, help="tune's folder (best_params.json)")
     parser.add_argument("--cache", type=Path, required=True, help="finished folds and checkpoints, for resuming")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--logs", type=Path, default=None, help="timings and the resolved plan (not hashed by DVC's later stages)"
+    )
     # set by the stage itself for its torchrun ranks (train.nproc > 1), not by users
     parser.add_argument("--rank-model", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--fit-seconds", type=float, default=None, help=argparse.SUPPRESS)
@@ -55,53 +59,64 @@ def main(args, params) -> None:
     if args.rank_model is not None:
         return train_rank(args, params)
     set_threads(params.train.threads)
-    data, ctx, tuned, refit = _setup(args, params)
-    deadline = Deadline.for_stage(params.budget, "train")
-    models = models_for(params, args.name, len(data.y))
-    fits = data.n_splits + refit
-    summary, left_out = {}, {}
+    data, ctx, tuned, plan = _setup(args, params)
+    deadline = plan.deadline("train")
+    summary, timings, left_out = {}, {}, {}
     with atomic_dir(args.out) as tmp:
-        for i, model in enumerate(models):
+        for i, model in enumerate(plan.models):
             if i and deadline.spent():  # the first model always trains: a submission needs one
-                left_out[model] = "the train stage's share of the budget was spent"
-                print(f"{args.name}: {model:>14} left out: {left_out[model]}")
+                left_out[model.name] = "the train stage's share of the budget was spent"
+                print(f"{args.name}: {model.name:>14} left out: {left_out[model.name]}")
                 continue
-            model_params = _model_params(model, tuned, params)
-            nproc = processes(model, ctx, model_params, params.train.nproc)
-            workers = 1 if nproc > 1 else fold_workers(model, ctx, data.n_splits)  # DDP splits the threads
-            timed = replace(ctx, fit_seconds=deadline.share((len(models) - i) * fits), processes=nproc)
-            check = deadline.fold_check(model, fits) if i and workers == 1 and params.budget else None
-            start = time.perf_counter()
             try:
-                if nproc > 1:  # the ranks fill the fold cache; cross_validate below reads it
-                    launch(_rank_argv(args, model, timed.fit_seconds), nproc)
-                result = cross_validate(
-                    model, model_params, data.X, data.y, data.X_test, data.folds, timed,
-                    cache_dir=args.cache, workers=workers, refit=refit, on_fold=check, score_rows=data.score_rows,
-                )  # fmt: skip
+                result, nproc = _train_one(args, data, ctx, plan, model, tuned, deadline, len(plan.models) - i)
             except OverBudget as err:
-                left_out[model] = str(err)
-                print(f"{args.name}: {model:>14} left out: {err}")
+                left_out[model.name] = str(err)
+                print(f"{args.name}: {model.name:>14} left out: {err}")
                 continue
-            result = replace(result, seconds=time.perf_counter() - start)
-            save_predictions(tmp / model, result, {"tuned": model in tuned, "processes": nproc})
-            summary[model] = {"cv": result.score, "seconds": round(result.seconds, 2)}
+            save_predictions(tmp / model.name, result, {"tuned": model.name in tuned, "processes": nproc})
+            summary[model.name] = {"cv": result.score}
+            timings[model.name] = {"seconds": round(result.seconds, 2), "rows_per_s": round(result.rows_per_s, 1)}
             ranks = f", {nproc} processes" if nproc > 1 else ""
-            print(f"{args.name}: {model:>14} cv {ctx.metric.name} {result.score:.5f} ({result.seconds:.1f}s{ranks})")
+            print(
+                f"{args.name}: {model.name:>14} cv {ctx.metric.name} {result.score:.5f} ({result.seconds:.1f}s{ranks})"
+            )
         extra = {"left_out": left_out} if left_out else {}
         write_json(tmp / "cv.json", {"metric": ctx.metric.name, "models": summary, **extra})
+    if args.logs is not None:  # machine facts: beside the outputs, never in what later stages hash
+        write_json(args.logs / "train.json", {"models": timings})
+        write_json(args.logs / "plan.json", plan.to_dict())
+
+
+def _train_one(args, data, ctx, plan, model, tuned: dict, deadline, rest: int):
+    """Cross-validate one planned model, `rest` models (this one included) being left to train
+    (under torchrun when it is a torch model and `train.nproc` > 1); returns its CVResult,
+    timed from the start, and its process count."""
+    model_params = _arguments(model, tuned)
+    nproc = processes(model.name, ctx, model_params, plan.nproc)
+    workers = 1 if nproc > 1 else fold_workers(model.name, ctx, plan.n_splits)  # DDP splits the threads
+    timed = replace(ctx, fit_seconds=deadline.share(rest * plan.fits), processes=nproc)
+    first = rest == len(plan.models)  # the first model always trains: no budget check
+    check = deadline.guard(model.name, plan.fits) if not first and workers == 1 else None
+    start = time.perf_counter()
+    if nproc > 1:  # the ranks fill the fold cache; cross_validate below reads it
+        launch(_rank_argv(args, model.name, timed.fit_seconds), nproc)
+    opts = CVOptions(cache_dir=args.cache, workers=workers, refit=plan.refit, on_fold=check)
+    result = cross_validate(model.name, model_params, data, timed, opts)
+    return replace(result, seconds=time.perf_counter() - start), nproc
+
+
+def _arguments(model, tuned: dict) -> dict:
+    """A planned model's arguments: params.yaml's over the tuned ones (factory defaults below both)."""
+    return {**tuned.get(model.name, {}).get("params", {}), **model.args}
 
 
 def _setup(args, params):
-    """What every model's training needs: the data, the model context, tuned params, refit."""
+    """What every model's training needs: the data, the model context, tuned params, the plan."""
     check_models(params, args.params)
     data = CleanData(args.clean)
     tuned = read_json(args.tuned / "best_params.json")
-    return data, model_context(data, params), tuned, params.train.refit_for(data.meta["modality"])
-
-
-def _model_params(model: str, tuned: dict, params) -> dict:
-    return {**tuned.get(model, {}).get("params", {}), **params.train.params_for(model)}
+    return data, model_context(data, params), tuned, make_plan(params, args.name, data)
 
 
 def processes(model: str, ctx, model_params: dict, nproc: int) -> int:
@@ -132,13 +147,11 @@ def train_rank(args, params) -> None:
         world, rank, _ = setup_distributed()
         try:
             set_threads(max(1, params.train.threads // world))  # BLAS and preprocessing share the cores too
-            data, ctx, tuned, refit = _setup(args, params)
-            model = args.rank_model
+            data, ctx, tuned, plan = _setup(args, params)
+            model = next(m for m in plan.models if m.name == args.rank_model)
             ctx = replace(ctx, fit_seconds=args.fit_seconds, processes=world, progress=ctx.progress and rank == 0)
-            cross_validate(
-                model, _model_params(model, tuned, params), data.X, data.y, data.X_test, data.folds, ctx,
-                cache_dir=args.cache, refit=refit, writer=rank == 0,
-            )  # fmt: skip
+            opts = CVOptions(cache_dir=args.cache, refit=plan.refit, writer=rank == 0)
+            cross_validate(model.name, _arguments(model, tuned), data, ctx, opts)
         finally:
             if dist.is_initialized():
                 dist.destroy_process_group()

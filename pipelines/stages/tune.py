@@ -31,16 +31,16 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from pipelines.core.budget import Deadline
 from pipelines.core.context import set_threads
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, atomic_file, write_json
 from pipelines.core.tables import take_rows
-from pipelines.models.registry import get_entry, serves
-from pipelines.models.selection import check_models, models_for
+from pipelines.models.registry import get_entry
+from pipelines.models.selection import check_models
 from pipelines.sources.cleaned import CleanData
 from pipelines.stages.common import model_context
-from pipelines.training.cv import cross_validate, fingerprint
+from pipelines.training.cv import CVOptions, FoldData, cross_validate, fingerprint
+from pipelines.training.plan import make_plan
 from pipelines.training.study import (
     FINISHED,
     TrialSteps,
@@ -48,7 +48,7 @@ from pipelines.training.study import (
     make_pruner,
     open_storage,
     previous_best,
-    run_budget,
+    run_trials,
 )
 from pipelines.training.study_plots import history_table, importance_table, slice_tables
 
@@ -64,15 +64,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="this worker's threads (default: train.threads)")
 
 
-def subsample(data: CleanData, max_rows: int | None, seed: int):
-    """(X, y, folds, X_test, score_rows) for tuning: at most `max_rows` seeded training rows,
-    each keeping its fold (and whether CV scores it); one test row (trials need no test
-    predictions)."""
+def subsample(data: CleanData, max_rows: int | None, seed: int) -> FoldData:
+    """The rows of tuning: at most `max_rows` seeded training rows, each keeping its fold (and
+    whether CV scores it); one test row (trials need no test predictions)."""
     idx = np.arange(len(data.y))
     if max_rows is not None and len(idx) > max_rows:
         idx = np.sort(np.random.default_rng(seed).choice(idx, size=max_rows, replace=False))
     rows = None if data.score_rows is None else data.score_rows[idx]
-    return take_rows(data.X, idx), data.y[idx], data.folds[idx], take_rows(data.X_test, np.arange(1)), rows
+    return FoldData(take_rows(data.X, idx), data.y[idx], take_rows(data.X_test, np.arange(1)), data.folds[idx], rows)
 
 
 def default_params(model: str) -> dict:
@@ -110,20 +109,18 @@ def open_study(
 def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: dict):
     """The trial: claim a slot of the budget, suggest params, cross-validate on the tuning rows."""
     entry = get_entry(model)
-    X, y, folds, X_test, rows = subsample(data, tp.max_rows, seed)
-    scored = slice(None) if rows is None else rows  # folds.adversarial: the test-like rows only
+    rows = subsample(data, tp.max_rows, seed)
+    scored = slice(None) if rows.score_rows is None else rows.score_rows  # folds.adversarial: the test-like rows only
     cheap = {"final_fit": False} if "final_fit" in inspect.signature(entry.factory).parameters else {}
 
     def objective(trial: optuna.Trial) -> float:
         claim_slot(trial, n_trials)
         params = entry.search_space(trial)
         steps = TrialSteps(trial, ctx.epochs)  # torch models report each epoch to it (ctx.trial)
-        result = cross_validate(
-            model, {**params, **fixed, **cheap}, X, y, X_test, folds, replace(ctx, trial=steps),
-            on_fold=steps.on_fold, score_rows=rows,
-        )  # fmt: skip
+        opts = CVOptions(on_fold=steps.on_fold)
+        result = cross_validate(model, {**params, **fixed, **cheap}, rows, replace(ctx, trial=steps), opts)
         trial.set_user_attr("fold_scores", [float(s) for s in result.fold_scores])  # the best CV's noise
-        return ctx.metric.best_score(y[scored], result.oof[scored], ctx.task)
+        return ctx.metric.best_score(rows.y[scored], result.oof[scored], ctx.task)
 
     return objective
 
@@ -148,19 +145,14 @@ def worker_threads(args, params) -> int:
     return total // tp.workers
 
 
-def plan(args, params, data, ctx, tag: str) -> list[tuple[str, str, dict]]:
-    """(model, study name, fixed arguments) of each model this competition tunes."""
-    spec, tp = params.competition(args.name), params.tune
-    out = []
-    for model in [m for m in tp.models if m in models_for(params, args.name, len(data.y))]:
-        entry = get_entry(model)
-        if entry.search_space is None or ctx.task not in entry.tasks or not serves(entry.modality, spec.modality):
-            log.info("tune: skipping %s (no search space for this competition)", model)
-            continue
-        fixed = params.train.params_for(model)
-        name = f"{args.name}-{model}-{tag}" + (f"-{fingerprint(fixed)}" if fixed else "")  # new arguments: new study
-        out.append((model, name, fixed))
-    return out if tp.n_trials else []
+def studies_of(plan, tag: str) -> list[tuple[str, str, dict]]:
+    """(model, study name, fixed arguments) of each model the plan tunes."""
+    fixed = {m.name: m.args for m in plan.models}
+    # new arguments: a new study
+    return [
+        (m, f"{plan.name}-{m}-{tag}" + (f"-{fingerprint(fixed[m])}" if fixed[m] else ""), fixed[m])
+        for m in plan.tune_models
+    ]
 
 
 def main(args, params) -> None:
@@ -180,10 +172,10 @@ def main(args, params) -> None:
         (out / path).touch()  # DVC declares both; an empty file is an empty SQLite database and an empty journal
     # a new study whenever the data, folds or seed change; the same one when resuming
     tag = fingerprint(data.y, data.folds, params.seed, spec.model_dump(), tp.max_rows)
-    rows = min(len(data.y), tp.max_rows or len(data.y))
-    n_trials = tp.trials_for(rows, ctx.n_classes)
-    log.info("tune: %d row(s), up to %d trial(s) per model", rows, n_trials)
-    todo = plan(args, params, data, ctx, tag)
+    plan = make_plan(params, args.name, data)
+    n_trials = plan.tune_trials
+    log.info("tune: %d row(s), up to %d trial(s) per model", plan.tune_rows, n_trials)
+    todo = studies_of(plan, tag)
     seed = None if args.join else ctx.seed  # joining workers sample on their own (a shared seed: the same points)
     studies = {
         model: open_study(model, name, f"{args.name}-{model}-", storage, ctx, tp, n_trials, seed=seed)
@@ -191,7 +183,7 @@ def main(args, params) -> None:
     }
     workers = [] if args.join else spawn_workers(args, clean, out, tp.workers - 1, threads)
     try:
-        run_studies(todo, studies, data, ctx, params, n_trials)
+        run_studies(todo, studies, data, ctx, params, plan)
     except BaseException:  # an error or an interruption here: stop the workers (their finished trials are kept)
         for proc in workers:
             proc.terminate()
@@ -204,14 +196,14 @@ def main(args, params) -> None:
         write_results(out, studies, ctx.metric.greater_is_better, args.name)
 
 
-def run_studies(todo, studies, data, ctx, params, n_trials: int) -> None:
-    deadline = Deadline.for_stage(params.budget, "tune")
+def run_studies(todo, studies, data, ctx, params, plan) -> None:
+    deadline, n_trials = plan.deadline("tune"), plan.tune_trials
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for i, (model, _, fixed) in enumerate(todo):
         # with a budget, this model's part of what is left of the stage's share
         limits = [t for t in (params.tune.timeout, deadline.share(len(todo) - i)) if t is not None]
         objective = make_objective(model, data, ctx, params.tune, n_trials, params.seed, fixed)
-        run_budget(studies[model], objective, n_trials, timeout=min(limits) if limits else None)
+        run_trials(studies[model], objective, n_trials, timeout=min(limits) if limits else None)
 
 
 def write_results(out: Path, studies: dict, greater_is_better: bool, name: str) -> None:

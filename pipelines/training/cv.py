@@ -1,7 +1,8 @@
 """k-fold cross-validation of one registered model on the competition's fixed folds.
 
-`cross_validate(...)` returns a `CVResult` (OOF predictions, averaged test predictions,
-per-fold scores, each fold's learning curve when the model has epochs), the nyaggle way.
+`cross_validate(model, params, FoldData(...), ctx, CVOptions(...))` returns a `CVResult` (OOF
+predictions, averaged test predictions, per-fold scores, each fold's learning curve when the
+model has epochs), the nyaggle way. The options below are `CVOptions` fields.
 Each finished fold is saved in `cache_dir` under a key of the model, its params and the
 data, so an interrupted run resumes where it stopped and a finished fold is never trained
 twice. `on_fold(k, running_score)` lets Optuna prune.
@@ -10,7 +11,7 @@ twice. `on_fold(k, running_score)` lets Optuna prune.
 student's fold-k training rows with the fold-k teachers, which never saw fold k's labels.
 `soft_targets` may be (n, ...) or per fold (n_splits, n, ...).
 
-`score_rows` (a boolean mask, `folds.adversarial`) makes the fold scores and the score those
+`FoldData.score_rows` (a boolean mask, `folds.adversarial`) makes the fold scores and the score those
 of the masked rows only; the OOF predictions still cover every row.
 
 `workers > 1` trains that many folds at once, each in its own (spawned) process on one
@@ -137,39 +138,55 @@ def _cache_name(k: int) -> str:
     return "full.npz" if k == FULL else f"fold{k}.npz"
 
 
+@dataclass(frozen=True)
+class FoldData:
+    """The rows one cross-validation sees: training table or images `X`, encoded targets `y`,
+    the test rows, each training row's fold, and (`folds.adversarial`) the rows CV scores.
+    `sources.cleaned.CleanData` has the same attributes, so a stage hands it over as it is."""
+
+    X: object
+    y: np.ndarray
+    X_test: object
+    folds: np.ndarray
+    score_rows: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class CVOptions:
+    """How one cross-validation runs, beyond the model and its data (see the module doc):
+    teacher targets to learn from, the fold cache, an `on_fold(k, running_score)` callback
+    (Optuna's pruning, the budget's check), whether to keep the last fold's model, worker
+    processes, a refit on every row, and whether this process writes the cache (torchrun)."""
+
+    soft_targets: np.ndarray | None = None
+    cache_dir: Path | None = None
+    on_fold: Callable[[int, float], None] | None = None
+    keep_last_model: bool = False
+    workers: int = 1
+    refit: bool = False
+    writer: bool = True
+
+
 def cross_validate(
-    model: str,
-    params: dict,
-    X,
-    y: np.ndarray,
-    X_test,
-    folds: np.ndarray,
-    ctx: ModelContext,
-    *,
-    soft_targets: np.ndarray | None = None,
-    cache_dir: Path | None = None,
-    on_fold: Callable[[int, float], None] | None = None,
-    keep_last_model: bool = False,
-    workers: int = 1,
-    refit: bool = False,
-    score_rows: np.ndarray | None = None,
-    writer: bool = True,
+    model: str, params: dict, data: FoldData, ctx: ModelContext, opts: CVOptions = CVOptions()
 ) -> CVResult:
     start = time.perf_counter()
-    n_splits = int(folds.max()) + 1
+    n_splits = int(data.folds.max()) + 1
+    cache_dir = opts.cache_dir
     if cache_dir is not None:
-        cache_dir = _cache_folder(Path(cache_dir), model, params, X, y, folds, ctx, soft_targets)
-        if writer:
+        cache_dir = _cache_folder(Path(cache_dir), model, params, data, ctx, opts.soft_targets)
+        if opts.writer:
             cache_dir.mkdir(parents=True, exist_ok=True)
-    job = _FoldJob(model, params, X, y, X_test, folds, ctx, soft_targets, cache_dir, writer)
-    if workers > 1 and cache_dir is not None and on_fold is None:
-        _run_parallel(job, list(range(n_splits)) + ([FULL] if refit else []), workers)  # into the cache
+    job = _FoldJob(model, params, data, ctx, replace(opts, cache_dir=cache_dir))
+    if opts.workers > 1 and cache_dir is not None and opts.on_fold is None:
+        _run_parallel(job, list(range(n_splits)) + ([FULL] if opts.refit else []), opts.workers)  # into the cache
 
+    y, score_rows = data.y, data.score_rows
     oof, test_sum, scores, fold_preds, predict_s, last_model = None, 0.0, [], [], [], None
     for k in bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress):
-        keep = keep_last_model and k == n_splits - 1
+        keep = opts.keep_last_model and k == n_splits - 1
         preds, est = job.cached_or_run(k, keep_model=keep)
-        va = folds == k
+        va = data.folds == k
         oof = np.zeros((len(y), *preds.val.shape[1:])) if oof is None else oof
         oof[va] = preds.val
         test_sum = test_sum + preds.test.astype(np.float64)
@@ -177,10 +194,10 @@ def cross_validate(
         scores.append(ctx.metric.on(y[va], preds.val, ctx.task, None if score_rows is None else score_rows[va]))
         predict_s += [preds.predict_s] if preds.predict_s is not None else []
         last_model = est if keep else last_model
-        if on_fold is not None:
-            on_fold(k, float(np.mean(scores)))
+        if opts.on_fold is not None:
+            opts.on_fold(k, float(np.mean(scores)))
     test = test_sum / n_splits
-    if refit:
+    if opts.refit:
         full = job.cached_or_run(FULL)[0]
         predict_s += [full.predict_s] if full.predict_s is not None else []
         test = (1 - REFIT_WEIGHT) * test + REFIT_WEIGHT * full.test
@@ -191,71 +208,74 @@ def cross_validate(
         score=ctx.metric.on(y, oof, ctx.task, score_rows),
         seconds=time.perf_counter() - start,
         params=dict(params),
-        rows_per_s=len(X_test) / float(np.mean(predict_s)) if predict_s else 0.0,
+        rows_per_s=len(data.X_test) / float(np.mean(predict_s)) if predict_s else 0.0,
         fold_train=np.stack([p.train for p in fold_preds]),
         last_model=last_model,
-        refit=refit,
+        refit=opts.refit,
         curves=[p.curve for p in fold_preds],
     )
 
 
-def _cache_folder(cache_dir: Path, model: str, params: dict, X, y, folds, ctx: ModelContext, soft_targets) -> Path:
+def _cache_folder(cache_dir: Path, model: str, params: dict, data: FoldData, ctx: ModelContext, soft_targets) -> Path:
     """Where this model's folds are cached: a key of everything that makes them what they are."""
     # a budgeted fit is another result, and so is one split between torch processes (DDP)
     timed = () if ctx.fit_seconds is None else (ctx.fit_seconds,)
     ranks = () if ctx.processes == 1 else (f"processes={ctx.processes}",)
-    key = fingerprint(model, params, ctx.seed, ctx.epochs, X, y, folds, soft_targets, *timed, *ranks)
+    key = fingerprint(model, params, ctx.seed, ctx.epochs, data.X, data.y, data.folds, soft_targets, *timed, *ranks)
     return cache_dir / f"{model}-{key}"
 
 
 @dataclass
 class _FoldJob:
-    """Everything one fold needs, picklable so that a worker process can run it."""
+    """Everything one fold needs, picklable so that a worker process can run it (`opts.cache_dir`
+    is the model's own cache folder; `opts.writer` False: a torchrun rank other than 0, which
+    reads the cache but never writes it)."""
 
     model: str
     params: dict
-    X: object
-    y: np.ndarray
-    X_test: object
-    folds: np.ndarray
+    data: FoldData
     ctx: ModelContext
-    soft_targets: np.ndarray | None
-    cache_dir: Path | None
-    writer: bool = True  # False: a torchrun rank other than 0, which reads the cache but never writes it
+    opts: CVOptions
+
+    @property
+    def cache_dir(self) -> Path | None:
+        return self.opts.cache_dir
 
     def fit(self, k: int):
         """Fit fold k (validated on its rows), or with k = FULL the refit on every row."""
         forward, _ = target_transform(self.ctx.metric, self.ctx.task)
-        n_splits = int(self.folds.max()) + 1
+        X, y, folds = self.data.X, self.data.y, self.data.folds
+        n_splits = int(folds.max()) + 1
         full = k == FULL
-        tr = np.arange(len(self.y)) if full else np.flatnonzero(self.folds != k)
+        tr = np.arange(len(y)) if full else np.flatnonzero(folds != k)
         ckpt = self.cache_dir / ("ckpt_full" if full else f"ckpt{k}") if self.cache_dir else None
         fold_ctx = replace(self.ctx, seed=self.ctx.seed + (n_splits if full else k), checkpoint_dir=ckpt)
         est = create_model(self.model, fold_ctx, **self.params)
         soft = None
-        if self.soft_targets is not None:
-            s = self.soft_targets
-            if s.shape[0] == n_splits and s.ndim > self.y.ndim:  # per fold; the refit takes their mean
+        if self.opts.soft_targets is not None:
+            s = self.opts.soft_targets
+            if s.shape[0] == n_splits and s.ndim > y.ndim:  # per fold; the refit takes their mean
                 s = s.mean(axis=0) if full else s[k]
             soft = forward(s[tr])
-        va = None if full else np.flatnonzero(self.folds == k)
-        eval_set = None if full else (take_rows(self.X, va), forward(self.y[va]))
-        return est.fit(take_rows(self.X, tr), forward(self.y[tr]), eval_set=eval_set, soft_targets=soft)
+        va = None if full else np.flatnonzero(folds == k)
+        eval_set = None if full else (take_rows(X, va), forward(y[va]))
+        return est.fit(take_rows(X, tr), forward(y[tr]), eval_set=eval_set, soft_targets=soft)
 
     def run(self, k: int):
         """Fit fold k, predict its validation rows, the test set and every training row, and
         save them to the cache. Returns (model, FoldPreds)."""
         _, inverse = target_transform(self.ctx.metric, self.ctx.task)
+        X = self.data.X
         est = self.fit(k)
         empty = np.empty(0)
-        val = empty if k == FULL else inverse(est.predict_output(take_rows(self.X, np.flatnonzero(self.folds == k))))
+        val = empty if k == FULL else inverse(est.predict_output(take_rows(X, np.flatnonzero(self.data.folds == k))))
         t0 = time.perf_counter()
-        test = inverse(est.predict_output(self.X_test))
+        test = inverse(est.predict_output(self.data.X_test))
         seconds = time.perf_counter() - t0
-        train = empty if k == FULL else inverse(est.predict_output(self.X))
+        train = empty if k == FULL else inverse(est.predict_output(X))
         curve = est.learning_curve() if hasattr(est, "learning_curve") else NO_CURVE
         preds = FoldPreds(val, test, train, curve, seconds)
-        if self.cache_dir is not None and self.writer:
+        if self.cache_dir is not None and self.opts.writer:
             preds.save(self.cache_dir / _cache_name(k))
         return est, preds
 
@@ -279,7 +299,7 @@ def _worker_init() -> None:
 def _worker_run(job: _FoldJob, k: int) -> tuple[int, float, float | None]:
     start = time.perf_counter()
     _, preds = job.run(k)
-    score = None if k == FULL else job.ctx.metric(job.y[job.folds == k], preds.val, job.ctx.task)
+    score = None if k == FULL else job.ctx.metric(job.data.y[job.data.folds == k], preds.val, job.ctx.task)
     return k, time.perf_counter() - start, score
 
 

@@ -2,7 +2,7 @@
 crash safety and warm starts. The stage (`pipelines/stages/tune.py`) runs it:
 
     storage = open_storage(tune.storage, folder / "study.db", folder / "study.journal", 10, 60)
-    run_budget(study, objective, n_trials)   # in every worker, on this machine or another
+    run_trials(study, objective, n_trials)   # in every worker, on this machine or another
 
 Storages: SQLite (one process; the default), Optuna's JournalStorage on a file (several
 processes of one machine), any RDB URL such as PostgreSQL (several machines).
@@ -120,7 +120,7 @@ def claim_slot(trial: optuna.Trial, n_trials: int) -> None:
         raise Surplus(f"trial {trial.number}: the study's {n_trials} trials are taken")
 
 
-def run_budget(study: optuna.Study, objective, n_trials: int, timeout: float | None = None, poll: float = 0.5) -> None:
+def run_trials(study: optuna.Study, objective, n_trials: int, timeout: float | None = None, poll: float = 0.5) -> None:
     """Add trials until `n_trials` hold a slot, then wait until all of them are finished (other
     workers' too, and a dead worker's once retried); no new trial starts after `timeout` seconds."""
     end = None if timeout is None else time.monotonic() + timeout

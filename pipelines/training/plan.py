@@ -1,0 +1,130 @@
+"""One resolved plan per competition: params.yaml plus clean's metadata -> what will run.
+
+    python -m pipelines plan <name>     # prints it; `train` writes it beside its outputs
+
+`make_plan(params, name, data)` decides once what the stages used to re-derive each on its
+own: which models train (size and image rules applied, logreg swapped for ridge on
+regression), each with its arguments from params.yaml, which of them tune searches and
+with which fixed arguments, the folds, whether a refit on every row joins the test
+predictions, the student and its distillation arguments, the epochs, threads and seed, and
+each stage's share of the time budget. The `Plan` is frozen: a stage reads load -> plan ->
+run -> write, and asks the plan, not the params, what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from pipelines.core.budget import Deadline, stage_seconds
+from pipelines.core.config import Params
+from pipelines.models.registry import get_entry, serves, unknown_params
+from pipelines.models.selection import models_for, student_for
+
+TIMED_STAGES = ("tune", "train", "distill")
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One model the competition trains: its registry name and params.yaml's arguments for it
+    (`train.params`, over tuned values and the factory's defaults)."""
+
+    name: str
+    args: dict = field(default_factory=dict)
+    tuned: bool = False  # whether `tune` searches its space (its best params then come first)
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    task: str
+    metric: str
+    modality: str
+    rows: int  # training rows
+    n_splits: int
+    refit: bool  # also fit on every row: half of each model's test predictions
+    seed: int
+    threads: int
+    nproc: int  # torch processes per torch model (torchrun)
+    epochs: int  # upper bound for torch models
+    models: tuple[ModelPlan, ...]
+    student: ModelPlan  # args: distillation's (temperature, alpha where it takes them) and train.params
+    student_epochs: int
+    tune_models: tuple[str, ...]  # the models tune searches, in tune.models' order
+    tune_trials: int  # per tuned model (the study's total), after tune.row_budget
+    tune_rows: int  # the rows a trial sees (tune.max_rows)
+    budget: dict = field(default_factory=dict)  # stage -> seconds of its share (None: no limit)
+
+    @property
+    def fits(self) -> int:
+        """Fits per model: one per fold, and the refit."""
+        return self.n_splits + self.refit
+
+    def deadline(self, stage: str) -> Deadline:
+        """The stage's share of the time budget, its clock started now."""
+        return Deadline(self.budget.get(stage))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_plan(params: Params, name: str, data) -> Plan:
+    """The plan of competition `name` for the cleaned data `data` (`sources.cleaned.CleanData`,
+    or anything with its `meta`, `y` and `folds`)."""
+    params.competition(name)  # an unknown name fails here, naming the known ones
+    meta = data.meta
+    rows, n_splits = len(data.y), int(data.folds.max()) + 1
+    modality = meta["modality"]
+    tunable = [m for m in params.tune.models if _tunable(m, meta["task"], modality)] if params.tune.n_trials else []
+    chosen = models_for(params, name, rows)
+    tunable = [m for m in tunable if m in chosen]
+    models = tuple(ModelPlan(m, params.train.params_for(m), tuned=m in tunable) for m in chosen)
+    student = student_for(params, modality, rows, name)
+    takes = unknown_params(student, {})[1]
+    kd = {k: v for k, v in (("temperature", params.distill.temperature), ("alpha", params.distill.alpha)) if k in takes}
+    tune_rows = min(rows, params.tune.max_rows or rows)
+    return Plan(
+        name=name,
+        task=meta["task"],
+        metric=meta["metric"],
+        modality=modality,
+        rows=rows,
+        n_splits=n_splits,
+        refit=params.train.refit_for(modality),
+        seed=params.seed,
+        threads=params.train.threads,
+        nproc=params.train.nproc,
+        epochs=params.train.epochs,
+        models=models,
+        student=ModelPlan(student, {**kd, **params.train.params_for(student)}),
+        student_epochs=params.distill.epochs,
+        tune_models=tuple(tunable),
+        tune_trials=params.tune.trials_for(tune_rows, meta["n_classes"]),
+        tune_rows=tune_rows,
+        budget={stage: stage_seconds(params.budget, stage) for stage in TIMED_STAGES},
+    )
+
+
+def _tunable(model: str, task: str, modality: str) -> bool:
+    entry = get_entry(model)
+    return entry.search_space is not None and task in entry.tasks and serves(entry.modality, modality)
+
+
+def describe(plan: Plan) -> str:
+    """The plan as a person reads it (`python -m pipelines plan <name>`)."""
+    refit = " + a refit on every row" if plan.refit else ""
+    lines = [
+        f"{plan.name}: {plan.task} ({plan.modality}), metric {plan.metric}, {plan.rows} training rows",
+        f"  folds: {plan.n_splits}{refit}; seed {plan.seed}, {plan.threads} threads, {plan.nproc} process(es)",
+        f"  epochs: up to {plan.epochs} (student: {plan.student_epochs})",
+    ]
+    for m in plan.models:
+        tuned = f", tuned: {plan.tune_trials} trials on {plan.tune_rows} rows" if m.tuned else ""
+        lines.append(f"  model {m.name}: {_args(m.args)}{tuned}")
+    lines.append(f"  student {plan.student.name}: {_args(plan.student.args)}")
+    shares = [f"{s} {v:.0f}s" for s, v in plan.budget.items() if v is not None]
+    lines.append(f"  budget: {', '.join(shares) if shares else 'none'}")
+    return "\n".join(lines)
+
+
+def _args(args: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in sorted(args.items())) or "defaults"
