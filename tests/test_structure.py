@@ -94,3 +94,21 @@ def test_readme_draws_the_dag_dvc_draws():
         [dvc, "dag", "--md", "ensemble@titanic"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert drawn.stdout.strip() in (ROOT / "README.md").read_text(), "README's DAG differs: paste `dvc dag --md`"
+
+
+MAX_PARAMETERS = 8  # model factories (pipelines/models/) carry hyperparameters, as sklearn's and timm's do
+
+
+def test_functions_take_few_parameters():
+    """Many parameters are many modes: an options object (`CVOptions`) or the plan says it once."""
+    many = []
+    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+        if path.relative_to(ROOT).parts[1] == "models":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                a = node.args
+                names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs) if p.arg not in ("self", "cls")]
+                if len(names) > MAX_PARAMETERS:
+                    many.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({len(names)})")
+    assert not many, f"more than {MAX_PARAMETERS} parameters: " + ", ".join(many)
