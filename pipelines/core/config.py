@@ -17,7 +17,19 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.core.context import IMAGE, KD_ALPHA, KD_TEMPERATURE, MODALITIES, TABULAR, TEXT, Modality, Task
+from pipelines.core.context import (
+    EPOCHS,
+    IMAGE,
+    KD_ALPHA,
+    KD_TEMPERATURE,
+    MODALITIES,
+    SEED,
+    TABULAR,
+    TEXT,
+    THREADS,
+    Modality,
+    Task,
+)
 from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import METRICS
 
@@ -216,9 +228,11 @@ class TrainParams(Strict):
     max_side: dict[str, int] = doc(
         {"cnn": 31}, "a listed image model is skipped for images whose shorter side has more pixels"
     )
-    threads: int = doc(2, "torch / LightGBM / BLAS threads; runs are byte-identical only for the same value", ge=1)
+    threads: int = doc(
+        THREADS, "torch / LightGBM / BLAS threads; runs are byte-identical only for the same value", ge=1
+    )
     nproc: int = doc(1, "torch processes per model (torchrun, DDP: gloo on CPU, nccl on GPU); they split threads", ge=1)
-    epochs: int = doc(30, "upper bound for torch models (early stopping ends sooner)", ge=1)
+    epochs: int = doc(EPOCHS, "upper bound for torch models (early stopping ends sooner)", ge=1)
     deterministic: bool = doc(True, "torch deterministic algorithms (slower on GPU; false: GPU runs may differ)")
     refit: Literal["auto"] | bool = doc(
         "auto", "also fit on every row; test = half refit, half folds (auto: image models)"
@@ -263,7 +277,7 @@ class EnsembleParams(Strict):
 
 
 class Params(Strict):
-    seed: int = doc(42, "seeds folds, samplers, models and torch")
+    seed: int = doc(SEED, "seeds folds, samplers, models and torch")
     budget: float | None = doc(None, "seconds per competition for tune, train and distill; null: no limit", gt=0)
     progress: bool | Literal["auto"] = doc(
         "auto", "progress bars on stderr (folds, trials, epochs, downloads); auto: when stderr is a terminal"

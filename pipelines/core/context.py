@@ -15,6 +15,9 @@ TABULAR, IMAGE, TEXT = MODALITIES = get_args(Modality)
 # knowledge distillation: the defaults of `distill.temperature` / `distill.alpha` and of the
 # students' factories (one place, so the stage and a student built by hand agree)
 KD_TEMPERATURE, KD_ALPHA = 2.0, 0.7
+# the defaults of params.yaml's `seed`, `train.threads` and `train.epochs`, stated once for
+# the config and for a context or a training loop built by hand
+SEED, THREADS, EPOCHS = 42, 2, 30
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,10 @@ class ModelContext:
     n_classes: int = 1  # classes for classification, 1 for regression
     roles: dict[str, list[str]] = field(default_factory=dict)  # tables: numeric/categorical/key/text columns
     image_shape: tuple[int, int, int] | None = None  # (channels, height, width)
-    seed: int = 42
-    threads: int = 2
+    seed: int = SEED
+    threads: int = THREADS
     processes: int = 1  # torch processes of one fit (`train.nproc` under torchrun): part of the fold cache key
-    epochs: int = 30  # upper bound for torch models
+    epochs: int = EPOCHS  # upper bound for torch models
     checkpoint_dir: Path | None = None  # torch models save/resume here
     deterministic: bool = True
     progress: bool = True  # tqdm bars for long loops

@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, SequentialSampler
 from tqdm.auto import tqdm
 
+from pipelines.core.context import EPOCHS
 from pipelines.core.progress import bar as tqdm_bar
 from pipelines.nn.checkpoint import (
     FINAL,
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    epochs: int = EPOCHS  # upper bound; early stopping usually ends sooner
     batch_size: int = 128
     lr: float = 1e-3  # peak learning rate, reached at the end of warmup
     weight_decay: float = 1e-4  # AdamW's decoupled decay, matrices and kernels only
