@@ -43,7 +43,7 @@ from pipelines.core.io import atomic_dir, save_array, write_json
 from pipelines.core.metrics import target_transform
 from pipelines.core.tables import take_rows
 from pipelines.features.portable import preprocessor_state
-from pipelines.models.registry import unknown_params
+from pipelines.models.registry import get_entry
 from pipelines.models.selection import check_models, student_for
 from pipelines.sources.cleaned import CleanData
 from pipelines.stages.common import load_predictions, model_context, save_predictions, trained
@@ -141,7 +141,7 @@ def main(args, params) -> None:
     student = student_for(params, data.meta["modality"], len(data.y), args.name)
     teachers = load_predictions(args.train, trained(args.train)[0])
     weights, teacher_oof, soft = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
-    takes = unknown_params(student, {})[1]  # a tree student has no temperature to soften
+    takes = get_entry(student).defaults  # a tree student has no temperature to soften
     kd = {k: v for k, v in (("temperature", dp.temperature), ("alpha", dp.alpha)) if k in takes}
     kd.update(params.train.params_for(student))
     refit = params.train.refit_for(data.meta["modality"])
