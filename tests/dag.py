@@ -2,8 +2,10 @@
 
 `stage_files(stage)` is what `python -m pipelines <stage>` loads of the project: the CLI, the
 stage's module and everything they import, transitively, with the `__init__.py` of each
-package on the way (importing `pipelines.models.registry` runs `pipelines/models/__init__.py`,
-which imports every model family). `dvc.yaml`'s deps are derived from it:
+package on the way. The registry imports a model family by name when one of its models is
+asked for, which no import statement shows: a stage that imports `pipelines.models.registry`
+also loads every module of its `FAMILIES` table (read from registry.py's source) and what
+those import. `dvc.yaml`'s deps are derived from it:
 
     python -m tests.dag            # print each stage's derived deps
     python -m tests.dag --write    # rewrite the `pipelines/...` deps in dvc.yaml with them
@@ -20,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "pipelines"
 DATA_DEPS = {"download": ["pipelines/resources"]}  # files a stage reads that no import shows
+REGISTRY = f"{PACKAGE}.models.registry"  # imports the modules its FAMILIES table names, by name
 
 
 def module_file(module: str) -> Path | None:
@@ -71,8 +74,20 @@ def closure(roots: list[str]) -> set[str]:
     return seen
 
 
+@cache
+def families() -> tuple[str, ...]:
+    """The model family modules of the registry's `FAMILIES` table (model name -> module)."""
+    for node in ast.parse(module_file(REGISTRY).read_text(encoding="utf-8")).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id == "FAMILIES":
+            return tuple(sorted(set(ast.literal_eval(node.value).values())))
+    raise LookupError(f"no FAMILIES table in {module_file(REGISTRY)}")
+
+
 def stage_files(stage: str) -> list[str]:
     modules = closure([f"{PACKAGE}.__main__", f"{PACKAGE}.stages.{stage}"])
+    if REGISTRY in modules:  # a stage that builds models may load any family
+        modules |= closure(list(families()))
     paths = (module_file(m) for m in modules)
     return sorted(str(p.relative_to(ROOT)) for p in paths if p.stat().st_size)  # an empty __init__ does nothing
 

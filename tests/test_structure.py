@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.dag import ROOT, derived_deps, imports_of, module_name, stage_files
+from tests.dag import REGISTRY, ROOT, derived_deps, families, imports_of, module_file, module_name, stage_files
 
 # bottom to top: a module may import from its own layer and the layers below, never above
 LAYERS = [
@@ -35,13 +35,55 @@ def layer(module: str) -> int:
     raise AssertionError(f"{module} is in no layer of tests/test_structure.py")
 
 
+def dvc_deps(stage: str) -> list[str]:
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["do"]
+    return [d for d in spec["deps"] if isinstance(d, str) and d.startswith("pipelines")]
+
+
+def uncovered(stage: str, deps: list[str]) -> list[str]:
+    """The files the stage loads that no dep (a file or a folder) covers."""
+    return [f for f in stage_files(stage) if not any(f == d or f.startswith(d + "/") for d in deps)]
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_dvc_deps_cover_every_module_the_stage_imports(stage):
-    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"][stage]["do"]
-    deps = [d for d in spec["deps"] if isinstance(d, str) and d.startswith("pipelines")]
-    uncovered = [f for f in stage_files(stage) if not any(f == d or f.startswith(d + "/") for d in deps)]
-    assert not uncovered, f"dvc.yaml {stage}: add {uncovered} (python -m tests.dag --write)"
+    deps = dvc_deps(stage)
+    assert not uncovered(stage, deps), f"dvc.yaml {stage}: add {uncovered(stage, deps)} (python -m tests.dag --write)"
     assert sorted(deps) == sorted(derived_deps(stage)), f"dvc.yaml {stage}: run python -m tests.dag --write"
+
+
+def test_stages_that_build_models_depend_on_every_model_family():
+    """The registry imports a family by name (`FAMILIES`), which no import statement shows: the
+    stages that import it still list every family, and a family left out of deps is caught."""
+    registry = str(module_file(REGISTRY).relative_to(ROOT))
+    builders = [s for s in STAGES if registry in stage_files(s)]
+    assert {"tune", "train", "distill"} <= set(builders)
+    files = [str(module_file(m).relative_to(ROOT)) for m in families()]
+    assert "pipelines/models/torch_zoo.py" in files and "pipelines/models/gbdt.py" in files
+    for stage in builders:
+        assert set(files) <= set(stage_files(stage)), stage
+        deps = [f for f in stage_files(stage) if f != "pipelines/models/torch_zoo.py"]  # files, not folders
+        assert uncovered(stage, deps) == ["pipelines/models/torch_zoo.py"]
+
+
+def test_no_module_reads_signatures():
+    """What a model takes and can do is declared on its registry entry, never read back from
+    signatures (`inspect`)."""
+    found = []
+    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                bad = any(a.name.split(".")[0] == "inspect" for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                bad = (node.module or "").split(".")[0] == "inspect"
+            elif isinstance(node, ast.Call):
+                func = node.func
+                bad = getattr(func, "id", getattr(func, "attr", None)) in ("signature", "Signature")
+            else:
+                bad = isinstance(node, ast.Attribute) and node.attr == "__signature__"
+            if bad:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, f"reflection on signatures: {found}"
 
 
 @pytest.mark.parametrize("module", MODULES)

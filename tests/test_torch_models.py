@@ -253,13 +253,15 @@ def test_search_space_feeds_the_factory():
         create_model("cnn", make_ctx("binary"), depth=3)
 
 
-def test_factories_name_every_argument_they_take():
-    # the training arguments' defaults live in one Recipe; each signature still lists them all
+def test_entries_declare_every_argument_they_take():
+    # the training arguments' defaults live in one Recipe; each entry's `defaults` still lists them all
     takes = unknown_params("student_cnn", {})[1]
     assert {"width", "lr", "epochs", "patience", "augment", "temperature", "alpha"} <= set(takes)
     assert "tta" not in takes and unknown_params("mlp", {"temperature": 1.0})[0] == ["temperature"]
-    with pytest.raises(TypeError, match="bogus"):
-        get_entry("cnn").factory(make_ctx("multiclass"), bogus=1)
+    assert get_entry("student_cnn").defaults["width"] == 16 and get_entry("student_cnn").defaults["lr"] == 5e-3
+    assert get_entry("cnn").export == "onnx" and not get_entry("cnn").final_fit
+    with pytest.raises(PipelineError, match="bogus"):
+        create_model("cnn", make_ctx("multiclass"), bogus=1)
 
 
 def test_small_nets_learn():

@@ -1,3 +1,2 @@
-"""The model zoo: importing the package registers every family (see `registry`)."""
-
-from pipelines.models import catboost_model, gbdt, tabular, text, torch_zoo, xgb  # noqa: F401  (fills the registry)
+"""The model zoo: `registry` first, then the families, each imported when one of its models is
+asked for (`registry.FAMILIES`); importing this package loads none of them."""

@@ -30,16 +30,13 @@ class CatBoostModel(BoostedModel):
         return est.get_best_iteration() + 1
 
 
-@register_model("catboost", modality=TABULAR, search_space=catboost_space)
-def catboost(
-    ctx: ModelContext,
-    learning_rate: float = 0.05,
-    n_estimators: int = 500,
-    depth: int = 6,
-    l2_leaf_reg: float = 3.0,
-    max_rounds: int = 3000,
-    final_fit: bool = True,
-):
+@register_model(
+    "catboost",
+    modality=TABULAR,
+    search_space=catboost_space,
+    defaults=dict(learning_rate=0.05, n_estimators=500, depth=6, l2_leaf_reg=3.0, max_rounds=3000, final_fit=True),
+)
+def catboost(ctx: ModelContext, *, learning_rate, n_estimators, depth, l2_leaf_reg, max_rounds, final_fit):
     """`n_estimators`: the rounds on small data; from EARLY_STOPPING_ROWS training rows early
     stopping picks them, up to `max_rounds` (see BoostedModel); `final_fit` as for lightgbm."""
     import catboost as cb

@@ -7,7 +7,7 @@ class index of ordered classes. XGBoost and CatBoost live in `xgb.py` and `catbo
 from __future__ import annotations
 
 import copy
-import inspect
+import re
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -107,13 +107,18 @@ class LightGBMModel(BoostedModel):
     def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
         import lightgbm as lgb
 
-        if "eval_X" in inspect.signature(est.fit).parameters:  # LightGBM >= 4.6 names it so
+        if _version(lgb.__version__) >= (4, 7):  # 4.7 added eval_X / eval_y and deprecated eval_set
             evals = {"eval_X": (x_stop,), "eval_y": (y_stop,)}
         else:
             evals = {"eval_set": [(x_stop, y_stop)]}
         stop = lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)
         est.fit(x_fit, y_fit, callbacks=[stop], **evals)
         return est.best_iteration_
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """(major, minor) of a version string such as "4.7.0" or "4.6.0.99"."""
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
 
 
 def _holdout_split(y: np.ndarray, task: str, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -134,20 +139,25 @@ def lightgbm_fixed(ctx: ModelContext) -> dict:
     return dict(random_state=ctx.seed, n_jobs=ctx.threads, deterministic=True, force_row_wise=True, verbose=-1)
 
 
-@register_model("lightgbm", modality=TABULAR, search_space=lightgbm_space)
+LIGHTGBM = dict(  # lightgbm's arguments and defaults (lightgbm_ordinal takes them but `ordinal`)
+    learning_rate=0.03,
+    n_estimators=300,
+    num_leaves=15,
+    min_child_samples=20,
+    subsample=0.8,
+    colsample_bytree=0.7,
+    reg_lambda=1.0,
+    max_rounds=3000,
+    ordinal=False,
+    final_fit=True,
+)
+
+
+@register_model("lightgbm", modality=TABULAR, search_space=lightgbm_space, defaults=LIGHTGBM)
 def lightgbm(
-    ctx: ModelContext,
-    learning_rate: float = 0.03,
-    n_estimators: int = 300,
-    num_leaves: int = 15,
-    min_child_samples: int = 20,
-    subsample: float = 0.8,
-    colsample_bytree: float = 0.7,
-    reg_lambda: float = 1.0,
-    max_rounds: int = 3000,
-    ordinal: bool = False,
-    final_fit: bool = True,
-):
+    ctx: ModelContext, *, learning_rate, n_estimators, num_leaves, min_child_samples, subsample, colsample_bytree,
+    reg_lambda, max_rounds, ordinal, final_fit,
+):  # fmt: skip
     """`n_estimators`: the rounds below EARLY_STOPPING_ROWS training rows; from there on, early
     stopping on 10% of the fold's training rows picks them, up to `max_rounds`. `ordinal`: a
     regression on the class index of ordered classes. `final_fit=False` keeps the early-stopped
@@ -170,7 +180,10 @@ def lightgbm(
     return LightGBMModel.for_fold(pipeline, ctx, n_estimators, max_rounds, final_fit, ordinal=ordinal)
 
 
-@register_model("lightgbm_ordinal", modality=TABULAR, tasks=("multiclass",), search_space=lightgbm_space)
+@register_model(
+    "lightgbm_ordinal", modality=TABULAR, tasks=("multiclass",), search_space=lightgbm_space,
+    defaults={k: v for k, v in LIGHTGBM.items() if k != "ordinal"},
+)  # fmt: skip
 def lightgbm_ordinal(ctx: ModelContext, **params):
     """LightGBM regressing the class index of ordered classes (ratings, grades): list it in a
     competition's `models:` next to `lightgbm` when the order carries the signal. On
@@ -216,15 +229,11 @@ class GBDTStudent(SklearnModel):
         return out[:, 0]
 
 
-@register_model("student_gbdt", modality=TABULAR, accepts_soft_targets=True)
-def student_gbdt(
-    ctx: ModelContext,
-    alpha: float = KD_ALPHA,
-    n_estimators: int = 400,
-    learning_rate: float = 0.1,
-    num_leaves: int = 31,
-    min_child_samples: int = 20,
-):
+@register_model(
+    "student_gbdt", modality=TABULAR, accepts_soft_targets=True,
+    defaults=dict(alpha=KD_ALPHA, n_estimators=400, learning_rate=0.1, num_leaves=31, min_child_samples=20),
+)  # fmt: skip
+def student_gbdt(ctx: ModelContext, *, alpha, n_estimators, learning_rate, num_leaves, min_child_samples):
     """`alpha`: the teachers' share of each target (the labels' is 1 - alpha)."""
     params = dict(
         n_estimators=n_estimators,

@@ -1,7 +1,8 @@
 """Which models a competition trains, and the check that every model named in the params
 exists, fits its modality and task, and takes the arguments given to it.
 
-Lives beside the registry (not in `core.config`) because it needs the registered models.
+Lives beside the registry (not in `core.config`) because it needs the registered models (names
+from `registry.FAMILIES`; a model's family is imported once its entry is asked for).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from pipelines.core.config import Params
 from pipelines.core.errors import PipelineError
-from pipelines.models.registry import get_entry, list_models, serves, unknown_params
+from pipelines.models.registry import get_entry, known_models, serves, unknown_params
 
 log = logging.getLogger(__name__)
 # a listed model that does not support the competition's task is replaced by its counterpart
@@ -26,7 +27,7 @@ def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str
     an image model outside its `train.min_side` / `max_side` (a competition's own `models:`
     list is taken as it is)."""
     spec = params.competition(name)
-    known = set(list_models())
+    known = set(known_models())  # names only: no family is imported for them
     chosen: list[str] = []
     for model in spec.models or params.train.models.get(spec.modality, []):
         use = model
@@ -100,7 +101,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
 
     The stages that build models (tune, train, distill) call it before anything runs.
     """
-    known = set(list_models())
+    known = set(known_models())  # names only: no family is imported for them
 
     def entry(key: str, name: str):
         if name not in known:

@@ -101,8 +101,10 @@ def logreg_space(trial) -> dict:
     return {"C": trial.suggest_float("C", 1e-3, 10.0, log=True)}
 
 
-@register_model("logreg", modality=TABULAR, tasks=("binary", "multiclass"), search_space=logreg_space)
-def logreg(ctx: ModelContext, C: float = 0.3):
+@register_model(
+    "logreg", modality=TABULAR, tasks=("binary", "multiclass"), search_space=logreg_space, defaults=dict(C=0.3)
+)
+def logreg(ctx: ModelContext, *, C):
     est = LogisticRegression(C=C, max_iter=2000, random_state=ctx.seed)
     return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task, n_classes=ctx.n_classes)
 
@@ -157,8 +159,11 @@ class RobustRidge(RegressorMixin, BaseEstimator):
         return self.model_.predict(np.asarray(X, dtype=np.float64))
 
 
-@register_model("ridge", modality=TABULAR, tasks=("regression",), search_space=ridge_space)
-def ridge(ctx: ModelContext, alpha: float | None = None, outlier_z: float | None = 5.0):
+@register_model(
+    "ridge", modality=TABULAR, tasks=("regression",), search_space=ridge_space,
+    defaults=dict(alpha=None, outlier_z=5.0),  # alpha None: chosen by leave-one-out (RobustRidge)
+)  # fmt: skip
+def ridge(ctx: ModelContext, *, alpha, outlier_z):
     est = RobustRidge(alpha=alpha, outlier_z=outlier_z)
     return SklearnModel(Pipeline([("prep", make_preprocessor(ctx)), ("model", est)]), ctx.task)
 
@@ -175,15 +180,13 @@ def hgb_space(trial) -> dict:
     }
 
 
-@register_model("hgb", modality=TABULAR, search_space=hgb_space)
-def hgb(
-    ctx: ModelContext,
-    learning_rate: float = 0.05,
-    max_iter: int = 300,
-    max_leaf_nodes: int = 15,
-    l2_regularization: float = 1.0,
-    min_samples_leaf: int = 20,
-):
+@register_model(
+    "hgb",
+    modality=TABULAR,
+    search_space=hgb_space,
+    defaults=dict(learning_rate=0.05, max_iter=300, max_leaf_nodes=15, l2_regularization=1.0, min_samples_leaf=20),
+)
+def hgb(ctx: ModelContext, *, learning_rate, max_iter, max_leaf_nodes, l2_regularization, min_samples_leaf):
     cls = HistGradientBoostingRegressor if ctx.task == "regression" else HistGradientBoostingClassifier
     est = cls(
         learning_rate=learning_rate,
@@ -212,11 +215,12 @@ class RowCappedForest(SklearnModel):
         return super().fit(X, y)
 
 
-@register_model("random_forest", modality=TABULAR)
-def random_forest(
-    ctx: ModelContext, n_estimators: int = 500, min_samples_leaf: int = 2, max_features: float = 0.5,
-    rows_per_tree: int = 20_000,
-):  # fmt: skip
+@register_model(
+    "random_forest",
+    modality=TABULAR,
+    defaults=dict(n_estimators=500, min_samples_leaf=2, max_features=0.5, rows_per_tree=20_000),
+)
+def random_forest(ctx: ModelContext, *, n_estimators, min_samples_leaf, max_features, rows_per_tree):
     cls = RandomForestRegressor if ctx.task == "regression" else RandomForestClassifier
     est = cls(
         n_estimators=n_estimators,
@@ -267,8 +271,11 @@ class ScaledSVR(RegressorMixin, BaseEstimator):
         return self.svr_.predict(np.asarray(X, dtype=np.float64)) * self.y_std_ + self.y_mean_
 
 
-@register_model("svm", modality=TABULAR, search_space=svm_space)
-def svm(ctx: ModelContext, C: float | None = None, gamma: float | str = "scale", max_fit_rows: int = 5_000):
+@register_model(
+    "svm", modality=TABULAR, search_space=svm_space,
+    defaults=dict(C=None, gamma="scale", max_fit_rows=5_000),  # C None: 1 for classes, 3 for values
+)  # fmt: skip
+def svm(ctx: ModelContext, *, C, gamma, max_fit_rows):
     """RBF support vector machine on scaled, one-hot features: a different inductive bias
     from the trees, which is what an ensemble needs. Quadratic in rows (and Platt scaling
     fits it 6 times): large data is subsampled to `max_fit_rows`.

@@ -60,8 +60,11 @@ def tfidf_space(trial) -> dict:
     }
 
 
-@register_model("tfidf_linear", modality=TEXT, search_space=tfidf_space)
-def tfidf_linear(ctx: ModelContext, C: float = 10.0, word_ngrams: int = 2, char_ngrams: int = 5, min_df: int = 2):
+@register_model(
+    "tfidf_linear", modality=TEXT, search_space=tfidf_space,
+    defaults=dict(C=10.0, word_ngrams=2, char_ngrams=5, min_df=2),
+)  # fmt: skip
+def tfidf_linear(ctx: ModelContext, *, C, word_ngrams, char_ngrams, min_df):
     """`C`: inverse regularisation (ridge's alpha is 1/C for values)."""
     features = tfidf_features(ctx, word_ngrams=word_ngrams, char_ngrams=char_ngrams, min_df=min_df)
     if ctx.task == "regression":
@@ -105,9 +108,11 @@ class TfidfStudent:
         return softmax(z, axis=1) if self.task == "multiclass" else z
 
 
-@register_model("student_tfidf", modality=TEXT, accepts_soft_targets=True)
-def student_tfidf(ctx: ModelContext, alpha: float = KD_ALPHA, ridge: float = 1.0, word_ngrams: int = 2,
-                  char_ngrams: int = 4):  # fmt: skip
+@register_model(
+    "student_tfidf", modality=TEXT, accepts_soft_targets=True,
+    defaults=dict(alpha=KD_ALPHA, ridge=1.0, word_ngrams=2, char_ngrams=4),
+)  # fmt: skip
+def student_tfidf(ctx: ModelContext, *, alpha, ridge, word_ngrams, char_ngrams):
     """`alpha`: the teachers' share of each target; `ridge`: the L2 penalty."""
     features = tfidf_features(ctx, word_ngrams=word_ngrams, char_ngrams=char_ngrams, max_features=100_000)
     return TfidfStudent(ctx, features, alpha, ridge)

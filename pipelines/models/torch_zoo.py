@@ -5,11 +5,12 @@ Image (uint8 arrays (n, C, H, W)): `cnn` (compact, for 28x28 digits), `resnet` (
 architecture, stem shrunk for images under 32 px; resnet18 with flips by default), `vit` (a
 small transformers ViT built from its config) and `student_cnn` (tiny, for distillation).
 
-Each factory below takes its net's own arguments and returns the net's builder;
-`@torch_model` registers it with the training arguments added: `FIT` for every model and
-those in `takes`, their defaults stated once, in `Recipe`, and changed per model only where
-its recipe differs. The registry reads the factory's signature (the net's arguments, then the
-training ones), so `create_model` still rejects any other argument and names those accepted.
+Each function below takes its net's own arguments and returns the net's builder;
+`@torch_model(name, adapter, net={...})` registers it with those arguments' defaults (`net`)
+and the training arguments: `FIT` for every model and those in `takes`, their defaults stated
+once, in `Recipe`, and changed per model only where its recipe differs. Together they are the
+entry's declared `defaults` (the net's arguments, then the training ones), so `create_model`
+rejects any other argument and names those accepted.
 
 `epochs=None` means `ctx.epochs` (params' `train.epochs`), capped for the image nets at a
 per-model `budget` measured so that 5 folds train in minutes on 2 CPU cores (the 4,000
@@ -21,9 +22,8 @@ resnet 15); the warmup + cosine schedule spans whatever number runs.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from functools import partial
 
 from pipelines.core.context import KD_ALPHA, KD_TEMPERATURE, ModelContext
@@ -101,39 +101,32 @@ def torch_model(
     name: str,
     adapter: type[TorchModel],
     *,
+    net: dict,
     takes: tuple[str, ...] = (),
     budget: int | None = None,
     search_space: Callable | None = None,
     accepts_soft_targets: bool = False,
-    **defaults,
+    **recipe_changes,
 ):
-    """Register torch model `name`. The decorated function takes the net's own arguments and
-    returns its builder; the registered factory `(ctx, **arguments)` takes those and the
-    training arguments `takes` + `FIT` (defaults: `Recipe`, with `defaults` over it)."""
-    recipe = replace(Recipe(), **defaults)  # a misspelt name fails at import
-    names = (*takes, *FIT)
-    types = {f.name: f.type for f in fields(Recipe)}
+    """Register torch model `name`. The decorated function takes the net's own arguments (`net`:
+    each one's default) and returns its builder; the registered factory `(ctx, **arguments)`
+    takes those and the training arguments `takes` + `FIT` (defaults: `Recipe`, with
+    `recipe_changes` over it)."""
+    recipe = replace(Recipe(), **recipe_changes)  # a misspelt name fails at import
+    training = (*takes, *FIT)
+    defaults = {**net, **{n: getattr(recipe, n) for n in training}}
 
     def decorate(net_factory: Callable) -> Callable:
-        own = list(inspect.signature(net_factory).parameters.values())
-        ctx = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="ModelContext")
-        shared = [
-            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=getattr(recipe, n), annotation=types[n])
-            for n in names
-        ]
-        signature = inspect.Signature([ctx, *own, *shared], return_annotation=adapter.__name__)
-
         @functools.wraps(net_factory)
-        def factory(ctx: ModelContext, **arguments) -> TorchModel:
-            given = signature.bind(ctx, **arguments).arguments  # any other name: TypeError, as a def raises
-            build = net_factory(**{p.name: given[p.name] for p in own if p.name in given})
-            chosen = replace(recipe, **{n: given[n] for n in names if n in given})
+        def factory(ctx: ModelContext, **arguments) -> TorchModel:  # every argument of `defaults`
+            build = net_factory(**{n: arguments[n] for n in net})
+            chosen = replace(recipe, **{n: arguments[n] for n in training})
             return adapter(ctx, chosen.train_config(ctx, budget), build, **chosen.model_args(adapter))
 
-        factory.__signature__ = signature  # what the registry validates arguments against (and lists)
         register = register_model(
-            name, modality=adapter.modality, search_space=search_space, accepts_soft_targets=accepts_soft_targets
-        )
+            name, modality=adapter.modality, defaults=defaults, search_space=search_space,
+            accepts_soft_targets=accepts_soft_targets, export="onnx",
+        )  # fmt: skip
         return register(factory)
 
     return decorate
@@ -149,21 +142,24 @@ def mlp_space(trial) -> dict:
     }
 
 
-@torch_model("mlp", TabularTorchModel, search_space=mlp_space)
-def mlp(*, hidden: int = 256, layers: int = 2, dropout: float = 0.1):
-    return partial(MLP, hidden=hidden, layers=layers, dropout=dropout)
-
-
-@torch_model("student_mlp", TabularTorchModel, takes=DISTILL, accepts_soft_targets=True, lr=3e-3, patience=8)
-def student_mlp(*, hidden: int = 64, layers: int = 1, dropout: float = 0.0):
+@torch_model("mlp", TabularTorchModel, net=dict(hidden=256, layers=2, dropout=0.1), search_space=mlp_space)
+def mlp(*, hidden, layers, dropout):
     return partial(MLP, hidden=hidden, layers=layers, dropout=dropout)
 
 
 @torch_model(
-    "cnn", ImageTorchModel, takes=IMAGES, budget=20, lr=3e-3, weight_decay=1e-2, batch_size=64, patience=8,
-    max_images=LARGE_IMAGE_FIT,
+    "student_mlp", TabularTorchModel, net=dict(hidden=64, layers=1, dropout=0.0), takes=DISTILL,
+    accepts_soft_targets=True, lr=3e-3, patience=8,
 )  # fmt: skip
-def cnn(*, width: int = 32, hidden: int = 256, dropout: float = 0.25, head_dropout: float = 0.5):
+def student_mlp(*, hidden, layers, dropout):
+    return partial(MLP, hidden=hidden, layers=layers, dropout=dropout)
+
+
+@torch_model(
+    "cnn", ImageTorchModel, net=dict(width=32, hidden=256, dropout=0.25, head_dropout=0.5), takes=IMAGES,
+    budget=20, lr=3e-3, weight_decay=1e-2, batch_size=64, patience=8, max_images=LARGE_IMAGE_FIT,
+)  # fmt: skip
+def cnn(*, width, hidden, dropout, head_dropout):
     """The digits' net; without `epochs`, at most 20, and on large sets as many as show it
     about `LARGE_IMAGE_FIT` images (the warmup + cosine schedule spans whatever runs). Width
     and budget come from `benchmarks/digit_recipes.py` (README: wider or longer did not pay
@@ -175,9 +171,10 @@ FLIPS = {"shift": 0.0, "degrees": 0.0, "scale": 0.0, "flip": True}  # mirror ima
 
 
 @torch_model(
-    "resnet", ImageTorchModel, takes=IMAGES, budget=15, lr=3e-3, weight_decay=5e-2, patience=4, augment=FLIPS, tta=True,
+    "resnet", ImageTorchModel, net=dict(arch="resnet18", drop_rate=0.1, width=1.0, timm_kwargs=None), takes=IMAGES,
+    budget=15, lr=3e-3, weight_decay=5e-2, patience=4, augment=FLIPS, tta=True,
 )  # fmt: skip
-def resnet(*, arch: str = "resnet18", drop_rate: float = 0.1, width: float = 1.0, timm_kwargs: dict | None = None):
+def resnet(*, arch, drop_rate, width, timm_kwargs):
     """The default for images of 32 px and more (`train.min_side`), e.g. the solar cells:
     `arch` is any timm name (resnet18: its stem keeps the max-pool from 32 px); `width` scales
     a timm ResNet's stage channels (0.5: 32-64-128-256; other architectures need `width=1`);
@@ -189,14 +186,17 @@ def resnet(*, arch: str = "resnet18", drop_rate: float = 0.1, width: float = 1.0
     return partial(timm_net, arch=arch, drop_rate=drop_rate, width=width, timm_kwargs=timm_kwargs)
 
 
-@torch_model("vit", ImageTorchModel, takes=IMAGES, weight_decay=5e-2)
-def vit(*, patch: int = 4, dim: int = 64, depth: int = 4, heads: int = 4, dropout: float = 0.1):
+@torch_model(
+    "vit", ImageTorchModel, net=dict(patch=4, dim=64, depth=4, heads=4, dropout=0.1), takes=IMAGES, weight_decay=5e-2
+)
+def vit(*, patch, dim, depth, heads, dropout):
     return partial(ViT, patch=patch, dim=dim, depth=depth, heads=heads, dropout=dropout)
 
 
 @torch_model(
     "student_cnn",
     ImageTorchModel,
+    net=dict(width=16, hidden=128),
     takes=(*DISTILL, "augment"),
     accepts_soft_targets=True,
     budget=20,
@@ -206,7 +206,7 @@ def vit(*, patch: int = 4, dim: int = 64, depth: int = 4, heads: int = 4, dropou
     patience=8,
     max_images=LARGE_IMAGE_FIT,
 )
-def student_cnn(*, width: int = 16, hidden: int = 128):
+def student_cnn(*, width, hidden):
     """About an eighth of `cnn`'s multiply-adds; without `epochs`, at most 20 (distill's
     `epochs` param is the upper bound), fewer on large sets (`LARGE_IMAGE_FIT`)."""
     return partial(StudentCNN, width=width, hidden=hidden)
@@ -215,11 +215,12 @@ def student_cnn(*, width: int = 16, hidden: int = 128):
 TEXTS = ("label_smoothing", "token_mask")  # the text models that learn from labels
 
 
-@torch_model("text_bert", TextTorchModel, takes=TEXTS, budget=8, lr=1e-3, weight_decay=1e-2, patience=3)
-def text_bert(
-    *, hidden: int = 128, layers: int = 2, heads: int = 2, dropout: float = 0.1, vocab_size: int = 8000,
-    max_len: int = 128, pretrained: str | None = None,
-):  # fmt: skip
+@torch_model(
+    "text_bert", TextTorchModel,
+    net=dict(hidden=128, layers=2, heads=2, dropout=0.1, vocab_size=8000, max_len=128, pretrained=None),
+    takes=TEXTS, budget=8, lr=1e-3, weight_decay=1e-2, patience=3,
+)  # fmt: skip
+def text_bert(*, hidden, layers, heads, dropout, vocab_size, max_len, pretrained):
     """A small BERT from scratch (WordPiece vocabulary of `vocab_size` learnt on the fold's
     training texts), or `pretrained`: a local transformers checkpoint folder (model and fast
     tokenizer, as `save_pretrained` writes them) or a model name in the Hugging Face cache;

@@ -47,19 +47,26 @@ class XGBoostModel(BoostedModel):
         return all_classes(self.pipeline.predict_proba(X), self.seen_, self.n_classes)
 
 
-@register_model("xgboost", modality=TABULAR, search_space=xgboost_space)
+@register_model(
+    "xgboost",
+    modality=TABULAR,
+    search_space=xgboost_space,
+    defaults=dict(
+        learning_rate=0.03,
+        n_estimators=300,
+        max_depth=4,
+        min_child_weight=1.0,
+        subsample=0.8,
+        colsample_bytree=0.7,
+        reg_lambda=1.0,
+        max_rounds=3000,
+        final_fit=True,
+    ),
+)
 def xgboost(
-    ctx: ModelContext,
-    learning_rate: float = 0.03,
-    n_estimators: int = 300,
-    max_depth: int = 4,
-    min_child_weight: float = 1.0,
-    subsample: float = 0.8,
-    colsample_bytree: float = 0.7,
-    reg_lambda: float = 1.0,
-    max_rounds: int = 3000,
-    final_fit: bool = True,
-):
+    ctx: ModelContext, *, learning_rate, n_estimators, max_depth, min_child_weight, subsample, colsample_bytree,
+    reg_lambda, max_rounds, final_fit,
+):  # fmt: skip
     """`n_estimators`: the rounds on small data; from EARLY_STOPPING_ROWS training rows early
     stopping picks them, up to `max_rounds` (see BoostedModel); `final_fit` as for lightgbm."""
     import xgboost as xgb

@@ -21,7 +21,6 @@ study plots: `history.csv`, `importances.csv`, `slices/<model>-<param>.csv`.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import subprocess
 import sys
@@ -75,13 +74,8 @@ def subsample(data: CleanData, max_rows: int | None, seed: int) -> FoldData:
 
 
 def default_params(model: str) -> dict:
-    """The factory's own defaults (numbers, strings, booleans): a study's first trials."""
-    entry = get_entry(model)
-    return {
-        name: p.default
-        for name, p in inspect.signature(entry.factory).parameters.items()
-        if name != "ctx" and isinstance(p.default, (int, float, str, bool)) and p.default is not p.empty
-    }
+    """The model's declared defaults (numbers, strings, booleans): a study's first trials."""
+    return {name: v for name, v in get_entry(model).defaults.items() if isinstance(v, (int, float, str, bool))}
 
 
 def open_study(
@@ -111,7 +105,7 @@ def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: d
     entry = get_entry(model)
     rows = subsample(data, tp.max_rows, seed)
     scored = slice(None) if rows.score_rows is None else rows.score_rows  # folds.adversarial: the test-like rows only
-    cheap = {"final_fit": False} if "final_fit" in inspect.signature(entry.factory).parameters else {}
+    cheap = {"final_fit": False} if entry.final_fit else {}
 
     def objective(trial: optuna.Trial) -> float:
         claim_slot(trial, n_trials)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from pipelines.core.budget import Deadline, stage_seconds
 from pipelines.core.config import Params
-from pipelines.models.registry import get_entry, serves, unknown_params
+from pipelines.models.registry import get_entry, serves
 from pipelines.models.selection import models_for, student_for
 
 TIMED_STAGES = ("tune", "train", "distill")
@@ -79,7 +79,7 @@ def make_plan(params: Params, name: str, data) -> Plan:
     tunable = [m for m in tunable if m in chosen]
     models = tuple(ModelPlan(m, params.train.params_for(m), tuned=m in tunable) for m in chosen)
     student = student_for(params, modality, rows, name)
-    takes = unknown_params(student, {})[1]
+    takes = get_entry(student).defaults  # a tree student has no temperature to soften
     kd = {k: v for k, v in (("temperature", params.distill.temperature), ("alpha", params.distill.alpha)) if k in takes}
     tune_rows = min(rows, params.tune.max_rows or rows)
     return Plan(
