@@ -35,7 +35,7 @@ from pipelines.__main__ import main as cli  # noqa: E402
 from pipelines.core.config import parse_params  # noqa: E402
 from pipelines.core.metrics import get_metric  # noqa: E402
 from pipelines.models import gbdt  # noqa: E402
-from pipelines.sources.cleaned import CleanData  # noqa: E402
+from pipelines.outputs.cleaned import CleanData  # noqa: E402
 from pipelines.stages.common import model_context  # noqa: E402
 from pipelines.training.cv import cross_validate  # noqa: E402
 from pipelines.training.ensembling import blend, hill_climb  # noqa: E402

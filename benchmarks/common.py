@@ -68,6 +68,25 @@ def download_and_clean(root: Path, name: str, params: dict) -> Path:
     return clean
 
 
+def digit_frames(seed: int | None, size: str = "sample"):
+    """Digit Recognizer's (train.csv with labels, test.csv pixels, hidden labels): the embedded
+    split for None, else the digits re-carved with `seed` (stratified by label): 4,000 / 1,000
+    of the 5,000 sample digits, or 42,000 / 28,000 of all 70,000 with size full. Shared by
+    `digits.py`, `digit_recipes.py` and `reference_cnn.py`."""
+    from pipelines.sources.embedded import carve, get_embedded
+
+    dataset = "digit-recognizer" + ("-full" if size == "full" else "")
+    if seed is None:
+        parts = carve(dataset)
+        return parts["train.csv"], parts["test.csv"], parts["answers"]["Label"].to_numpy()
+    from sklearn.model_selection import train_test_split
+
+    full = get_embedded(dataset).load()
+    test_size = 28_000 if size == "full" else 1000
+    train, test = train_test_split(full, test_size=test_size, random_state=seed, stratify=full["label"])
+    return train, test.drop(columns=["label"]), test["label"].to_numpy()
+
+
 def default_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 

@@ -30,8 +30,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import table  # noqa: E402
-from benchmarks.digits import split_frames  # noqa: E402
+from benchmarks.common import digit_frames, table  # noqa: E402
 
 SEED, N_SPLITS = 42, 5
 
@@ -40,7 +39,7 @@ def _arrays(split_seed: int | None):
     """Training pixels (n, 1, 28, 28) uint8, labels, the pipeline's folds, test pixels, hidden labels."""
     from pipelines.stages.clean import make_folds
 
-    train, test, truth = split_frames(split_seed)
+    train, test, truth = digit_frames(split_seed)
     y = train["label"].to_numpy(np.int64)
     pixels = train.drop(columns=["label"]).to_numpy(np.uint8).reshape(-1, 1, 28, 28)
     folds = make_folds(y, "multiclass", N_SPLITS, SEED)

@@ -36,8 +36,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
-from pipelines.sources.embedded import carve  # noqa: E402
+from benchmarks.common import default_params, digit_frames, make_repo, repro, table  # noqa: E402
 
 NAME = "digit-recognizer"
 SPEC = {
@@ -57,27 +56,9 @@ def _test_accuracy(probs: np.ndarray, truth: np.ndarray) -> float:
     return float((np.asarray(probs).argmax(1) == truth).mean())
 
 
-def split_frames(seed: int | None, size: str = "sample") -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """(train.csv with labels, test.csv pixels, hidden labels): the embedded split for None,
-    else the digits re-carved with `seed` (stratified by label): 4,000 / 1,000 of the 5,000
-    sample digits, or 42,000 / 28,000 of all 70,000 with size full."""
-    dataset = NAME + ("-full" if size == "full" else "")
-    if seed is None:
-        parts = carve(dataset)
-        return parts["train.csv"], parts["test.csv"], parts["answers"]["Label"].to_numpy()
-    from sklearn.model_selection import train_test_split
-
-    from pipelines.sources.embedded import get_embedded
-
-    full = get_embedded(dataset).load()
-    test_size = 28_000 if size == "full" else 1000
-    train, test = train_test_split(full, test_size=test_size, random_state=seed, stratify=full["label"])
-    return train, test.drop(columns=["label"]), test["label"].to_numpy()
-
-
 def _local_split(folder: Path, seed: int, size: str) -> np.ndarray:
     """Kaggle's digit-recognizer files for a re-carved split; returns the hidden labels."""
-    train, test, truth = split_frames(seed, size)
+    train, test, truth = digit_frames(seed, size)
     folder.mkdir(parents=True)
     train.to_csv(folder / "train.csv", index=False)
     test.to_csv(folder / "test.csv", index=False)
@@ -105,7 +86,7 @@ def _reference_rows(split_seed: int | None, k: int, size: str) -> list[dict]:
     """The issue's yardstick on the same split: k seeds of one well-made CNN on all rows."""
     from benchmarks.reference_cnn import run_seeds
 
-    train, test, truth = split_frames(split_seed, size)
+    train, test, truth = digit_frames(split_seed, size)
     results = run_seeds(train, test, list(range(k)))
     blank = {"cv": "-", "rows/s": "-"}
     rows = [
@@ -148,7 +129,7 @@ def main() -> None:
         params["train"]["epochs"] = args.epochs
     if args.threads:
         params["train"]["threads"] = args.threads
-    truth = split_frames(None, args.size)[2]
+    truth = digit_frames(None, args.size)[2]
     with tempfile.TemporaryDirectory() as tmp:
         if args.split_seed is not None:
             folder = Path(tmp) / f"split{args.split_seed}"

@@ -112,15 +112,14 @@ def run_seeds(train, test, seeds: list[int], epochs: int = 25) -> list[tuple[np.
 
 
 def main() -> None:
-    from benchmarks.common import table
-    from benchmarks.digits import split_frames
+    from benchmarks.common import digit_frames, table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split-seed", type=int, default=None, help="re-carve the 5,000 digits with this seed")
     ap.add_argument("--seeds", default="0,1", help="comma-separated training seeds")
     ap.add_argument("--epochs", type=int, default=25)
     args = ap.parse_args()
-    train, test, truth = split_frames(args.split_seed)
+    train, test, truth = digit_frames(args.split_seed)
     seeds = [int(s) for s in args.seeds.split(",")]
     results = run_seeds(train, test, seeds, args.epochs)
     rows = [

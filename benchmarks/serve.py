@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipelines.core.io import read_csv  # noqa: E402
-from pipelines.sources.exported import ExportedModel, json_rows  # noqa: E402
+from pipelines.outputs.exported import ExportedModel, json_rows  # noqa: E402
 
 BATCHES = (1, 32, 256, 2048)
 

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import default_params, download_and_clean, table, write_local  # noqa: E402
 from benchmarks.text_tasks import TASKS  # noqa: E402
 from pipelines.core.config import parse_params  # noqa: E402
-from pipelines.sources.cleaned import CleanData  # noqa: E402
+from pipelines.outputs.cleaned import CleanData  # noqa: E402
 from pipelines.stages.common import model_context  # noqa: E402
 from pipelines.training.cv import _FoldJob  # noqa: E402
 

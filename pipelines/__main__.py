@@ -28,27 +28,26 @@ from pathlib import Path  # noqa: E402
 
 from pipelines.core.errors import PipelineError  # noqa: E402
 
-STAGES = (
-    "download", "clean", "tune", "train", "distill", "ensemble", "submit", "leaderboard", "new", "report", "export",
-    "serve",
-)  # fmt: skip
+STAGES = ("download", "clean", "tune", "train", "distill", "ensemble")  # DVC stages: pipelines/stages/<verb>.py
+COMMANDS = ("submit", "leaderboard", "new", "report", "export", "serve")  # beside them: pipelines/commands/<verb>.py
+VERBS = STAGES + COMMANDS
 # commands that take their own positional and read params.yaml themselves: `new` writes the
 # file, and must work before it lists any competition (or exists at all); `serve` reads only
 # the export folder (a container holds no params.yaml)
 OWN_PARAMS = ("new", "serve")
 
 
-def build_parser(stages=STAGES) -> argparse.ArgumentParser:
-    """The command line of `stages`: a stage's run imports its own module only, so that the
+def build_parser(verbs=VERBS) -> argparse.ArgumentParser:
+    """The command line of `verbs`: a stage's run imports its own module only, so that the
     modules a stage's command loads are those `dvc.yaml` lists for it (tests/test_structure.py)."""
     # the console script shows its own name; `python -m pipelines` would show "__main__.py"
     prog = "python -m pipelines" if Path(sys.argv[0]).name == "__main__.py" else Path(sys.argv[0]).name
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="stage", required=True)
-    for stage in stages:
-        module = importlib.import_module(f"pipelines.stages.{stage}")
-        p = sub.add_parser(stage, help=(module.__doc__ or "").strip().splitlines()[0])
-        if stage not in OWN_PARAMS:
+    for verb in verbs:
+        module = importlib.import_module(f"pipelines.{'stages' if verb in STAGES else 'commands'}.{verb}")
+        p = sub.add_parser(verb, help=(module.__doc__ or "").strip().splitlines()[0])
+        if verb not in OWN_PARAMS:
             p.add_argument("name", help="competition name (a key under 'competitions' in params.yaml)")
         p.add_argument("--params", type=Path, default=Path("params.yaml"))
         p.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
@@ -92,7 +91,7 @@ def _oserror_line(err: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser([a for a in argv[:1] if a in STAGES] or STAGES).parse_args(argv)
+    args = build_parser([a for a in argv[:1] if a in VERBS] or VERBS).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     _quiet_interrupts()
     previous = signal.signal(signal.SIGTERM, _terminate)

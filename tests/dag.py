@@ -20,7 +20,8 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = "pipelines"
+PACKAGE = "pipelines"  # what the stages run
+PACKAGES = (PACKAGE, "benchmarks", "tests")  # the project's own packages: the imports `imports_of` follows
 DATA_DEPS = {"download": ["pipelines/resources"]}  # files a stage reads that no import shows
 REGISTRY = f"{PACKAGE}.models.registry"  # imports the modules its FAMILIES table names, by name
 
@@ -38,22 +39,38 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _absolute(module: str, path: Path, node: ast.ImportFrom) -> str:
+    """The module a `from ... import` names, a relative one (`from .common import x`) resolved."""
+    if not node.level:
+        return node.module
+    package = module.split(".")[: None if path.name == "__init__.py" else -1]
+    base = package[: len(package) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
 @cache
 def imports_of(module: str) -> frozenset[str]:
-    """Project modules that `module` imports anywhere in its body (function-level imports too)."""
+    """Project modules (of PACKAGES) that `module` imports anywhere in its body (function-level
+    imports too)."""
     path = module_file(module)
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif isinstance(node, ast.ImportFrom):
             # `from pipelines.models import tabular` imports the submodule when there is one
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            base = _absolute(module, path, node)
+            names = [base] + [f"{base}.{a.name}" for a in node.names]
         else:
             continue
-        found.update(n for n in names if n.split(".")[0] == PACKAGE and module_file(n))
+        found.update(n for n in names if n.split(".")[0] in PACKAGES and module_file(n))
     return frozenset(found - {module})
+
+
+def project_modules(packages=PACKAGES) -> list[str]:
+    """Every module of `packages`, by name."""
+    return sorted(module_name(p) for package in packages for p in (ROOT / package).rglob("*.py"))
 
 
 def with_parents(module: str) -> set[str]:

@@ -19,7 +19,7 @@ import yaml
 
 from pipelines.__main__ import main
 from pipelines.core.io import load_array
-from pipelines.sources.cleaned import CleanData
+from pipelines.outputs.cleaned import CleanData
 from pipelines.sources.embedded import carve
 from tests.conftest import ROOT
 

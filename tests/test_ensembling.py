@@ -322,7 +322,7 @@ def test_the_ensemble_stage_leaves_a_clearly_worse_member_out_of_the_mean(tmp_pa
     import shutil
 
     from pipelines.__main__ import main
-    from pipelines.sources.cleaned import CleanData
+    from pipelines.outputs.cleaned import CleanData
     from tests.conftest import play_stages, titanic_folder
 
     raw = tmp_path / "raw"

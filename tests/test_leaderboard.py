@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from pipelines.__main__ import main
+from pipelines.commands.submit import chain_params
 from pipelines.core.config import parse_params
+from pipelines.outputs.history import COLUMNS, load_history
 from pipelines.sources import embedded
-from pipelines.sources.history import COLUMNS, load_history
-from pipelines.stages.submit import chain_params
 from tests.conftest import ROOT, TITANIC
 from tests.fake_kaggle import FakeKaggle
 from tests.test_kaggle_api import SAMPLE, SPEC, _isolate, point_client_at

@@ -1,4 +1,4 @@
-"""`new` (pipelines/stages/new.py): a competition entry inferred from a folder in Kaggle layout.
+"""`new` (pipelines/commands/new.py): a competition entry inferred from a folder in Kaggle layout.
 
 Tiny folders in tmp_path for each kind of competition (binary, multiclass, regression, text,
 image files, class folders, pixel columns); flags win over inference; what cannot be inferred

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from pipelines.__main__ import main
-from pipelines.sources.history import load_history
+from pipelines.outputs.history import load_history
 from tests.conftest import TITANIC, tiny_params
 
 
@@ -122,7 +122,7 @@ def test_missing_output_is_a_one_line_error(run_dir, tmp_path, capsys):
 
 
 def test_a_plot_that_is_not_the_tasks_draws_nothing(tmp_path):
-    from pipelines.stages.report import render_csv
+    from pipelines.commands.report import render_csv
 
     (tmp_path / "residuals.csv").write_text("predicted,residual\n")  # what a classification writes
     (tmp_path / "confusion.csv").write_text("actual,predicted\n")  # what a regression writes

@@ -30,9 +30,9 @@ import pytest
 from pipelines.__main__ import main
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import load_array, read_csv
-from pipelines.sources.cleaned import CleanData
+from pipelines.outputs.cleaned import CleanData
+from pipelines.outputs.exported import ExportedModel, json_rows
 from pipelines.sources.embedded import carve
-from pipelines.sources.exported import ExportedModel, json_rows
 from tests.conftest import ROOT
 from tests.test_distill import _params, _run_until_distill
 
@@ -205,7 +205,7 @@ def _rewrite(path, change) -> None:
 
 def _resign(folder) -> None:
     """What a tamperer who also rewrites the manifest would do: fresh SHA-256s."""
-    from pipelines.sources.exported import sha256
+    from pipelines.outputs.exported import sha256
 
     _rewrite(folder / "model.json", lambda m: m["files"].update({f: sha256(folder / f) for f in m["files"]}))
 
@@ -263,7 +263,7 @@ def test_serving_imports_no_training_library(titanic):
     """The Dockerfile installs no torch, DVC or boosting library: serving must not need them."""
     code = (  # loading predicts the stored examples: the whole serving path runs
         "import sys, uvicorn; from pipelines.__main__ import build_parser; build_parser(['serve']);"
-        "from pipelines.sources.exported import ExportedModel; from pipelines.stages.serve import create_app;"
+        "from pipelines.outputs.exported import ExportedModel; from pipelines.commands.serve import create_app;"
         f"create_app(ExportedModel.load({str(titanic['export'])!r}));"
         "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))"
     )

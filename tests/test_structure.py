@@ -1,31 +1,47 @@
 """The house rules, checked from the source: dvc.yaml's deps cover what each stage imports,
-imports run down the layers, and no function or module grows past its size."""
+imports run down the layers with no cycle anywhere in the repo, paths are spelled once
+(`pipelines/core/paths.py`, which dvc.yaml agrees with), and no function or module grows past
+its size."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.dag import REGISTRY, ROOT, derived_deps, families, imports_of, module_file, module_name, stage_files
+from pipelines.core.paths import Paths
+from tests.dag import (
+    REGISTRY,
+    ROOT,
+    derived_deps,
+    families,
+    imports_of,
+    module_file,
+    project_modules,
+    stage_files,
+)
 
 # bottom to top: a module may import from its own layer and the layers below, never above
 LAYERS = [
     ["pipelines.core"],
     ["pipelines.features", "pipelines.nn"],
     ["pipelines.models"],
-    ["pipelines.training", "pipelines.sources"],
-    ["pipelines.stages"],
+    ["pipelines.training", "pipelines.sources"],  # sources: the inputs (Kaggle, embedded, files)
+    ["pipelines.outputs"],  # readers of what the stages write (its decoders come from sources)
+    ["pipelines.stages", "pipelines.commands"],  # the DVC stages; the commands beside them
     ["pipelines.__main__"],
 ]
-STAGE_HELPERS = {"pipelines.stages.common"}  # the one stage module other stages may import
+RUNNABLE = ("pipelines.stages.", "pipelines.commands.")
+STAGE_HELPERS = {"pipelines.stages.common"}  # the one stage module other stages and commands may import
 MAX_FUNCTION_LINES, MAX_MODULE_LINES = 60, 400
 LONG_MARK = "# long:"  # on the line above a def (or anywhere in a module): why it must stay longer
 
-MODULES = sorted(module_name(p) for p in (ROOT / "pipelines").rglob("*.py"))
-STAGES = list(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
+MODULES = project_modules(["pipelines"])
+DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGES = list(DVC["stages"])
 
 
 def layer(module: str) -> int:
@@ -90,18 +106,99 @@ def test_no_module_reads_signatures():
 def test_imports_run_down_the_layers(module):
     for imported in imports_of(module):
         assert layer(imported) <= layer(module), f"{module} imports {imported}, a higher layer"
-        if module.startswith("pipelines.stages.") and imported.startswith("pipelines.stages."):
-            assert imported in STAGE_HELPERS | {module}, f"stage {module} imports stage {imported}"
+        if module.startswith(RUNNABLE) and imported.startswith(RUNNABLE):  # a stage or command
+            assert imported in STAGE_HELPERS | {module}, f"{module} imports {imported} (only {STAGE_HELPERS})"
 
 
 def test_no_import_cycles():
+    """Not in pipelines/, benchmarks/ or tests/ (function-level imports count too)."""
+    acyclic: set[str] = set()  # modules from which every import path was followed to its end
+
     def visit(module, path):
         assert module not in path, "import cycle: " + " -> ".join([*path[path.index(module) :], module])
-        for imported in imports_of(module):
+        if module in acyclic:
+            return
+        for imported in sorted(imports_of(module)):
             visit(imported, [*path, module])
+        acyclic.add(module)
 
-    for module in MODULES:
+    for module in project_modules():
         visit(module, [])
+
+
+# a path argument in a stage's cmd: the Paths attribute it must equal (--out: the stage's own,
+# --cache: the stage's cache)
+FLAG_PATHS = {"--raw": "raw", "--clean": "clean", "--tuned": "tune", "--train": "train", "--distill": "distill"}
+STAGE_OUT = {"download": "raw", "clean": "clean", "tune": "tune", "train": "train", "distill": "distill",
+             "ensemble": "submissions"}  # fmt: skip
+
+
+def _declared(spec: dict, *sections: str) -> list[str]:
+    """The paths a dvc.yaml stage (or the file's top level) lists under `sections`."""
+    return [next(iter(e)) if isinstance(e, dict) else e for s in sections for e in spec.get(s, [])]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dvc_yaml_paths_are_those_of_paths(stage):
+    """What dvc.yaml hands a stage, and what it declares, is what `Paths` says (the commands
+    beside the stages default to the same folders)."""
+    name = "house-prices"  # any competition: dvc.yaml's ${key}
+    spec, paths = DVC["stages"][stage]["do"], Paths(name)
+    own = getattr(paths, STAGE_OUT[stage])
+    words = spec["cmd"].replace("${key}", name).split()
+    flags = {w: Path(v) for w, v in zip(words, words[1:], strict=False) if w.startswith("--")}
+    assert flags.get("--out") == own, f"dvc.yaml {stage}: --out {flags.get('--out')}, Paths: {own}"
+    for flag, value in flags.items():
+        attr = {**FLAG_PATHS, "--out": STAGE_OUT[stage], "--cache": f"{stage}_cache"}.get(flag)
+        assert attr, f"dvc.yaml {stage}: {flag} is a path Paths does not know (add it to FLAG_PATHS)"
+        want = getattr(paths, attr)
+        assert value == want, f"dvc.yaml {stage}: {flag} {value}, Paths(...).{attr}: {want}"
+    for out in _declared(spec, "outs", "metrics", "plots"):
+        path = Path(out.replace("${key}", name))
+        assert path == own or own in path.parents, f"dvc.yaml {stage}: {out} is not in Paths(...).{STAGE_OUT[stage]}"
+    folders = {getattr(paths, a) for a in STAGE_OUT.values()}
+    for dep in [d for d in _declared(spec, "deps") if not d.startswith("pipelines")]:
+        path = Path(dep.replace("${key}", name))
+        assert folders & {path, *path.parents}, f"dvc.yaml {stage}: dep {dep} is in no folder of Paths"
+
+
+def test_dvc_yaml_top_level_plots_are_in_paths():
+    """`leaderboard` writes cv_vs_public.csv into Paths(name).submissions."""
+    names = yaml.safe_load((ROOT / "params.yaml").read_text())["competitions"]
+    expected = {str(Paths(n).submissions / "cv_vs_public.csv") for n in names}
+    stray = set(_declared(DVC, "plots")) - expected
+    assert not stray, f"dvc.yaml plots: {sorted(stray)} are not Paths(<competition>).submissions / cv_vs_public.csv"
+
+
+# a project path: data/... or submissions/... at the start of a string or of a word in it
+# (not an archive member such as "mnist/data/mnist.pkl.gz"), or the bare folder name
+PROJECT_PATH = re.compile(r"(?<![\w./-])(data|submissions)/")
+TOP_FOLDERS = ("data", "submissions")
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    owners = ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, owners) and node.body and isinstance(node.body[0], ast.Expr)
+    }
+
+
+def test_paths_are_spelled_in_core_paths_only():
+    """Code takes a `data/` or `submissions/` path from `Paths` (or from dvc.yaml through its
+    arguments); docstrings may describe them."""
+    spelled = []
+    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+        if path == ROOT / "pipelines/core/paths.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                if PROJECT_PATH.search(node.value) or node.value.strip("/") in TOP_FOLDERS:
+                    spelled.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert not spelled, "a project path outside pipelines/core/paths.py (use Paths): " + ", ".join(spelled)
 
 
 def _long_functions(path: Path):

@@ -1,4 +1,4 @@
-"""Submissions (`sources/submission.py`, written by `ensemble`): the sample's ids, columns and
+"""Submissions (`outputs/submission.py`, written by `ensemble`): the sample's ids, columns and
 order, with the ids written exactly as the sample writes them."""
 
 from __future__ import annotations

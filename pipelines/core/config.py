@@ -32,6 +32,7 @@ from pipelines.core.context import (
 )
 from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import METRICS
+from pipelines.core.paths import Paths
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # Kaggle competition slugs: lowercase, digits, dashes
 
@@ -164,7 +165,8 @@ class TuneParams(Strict):
     timeout: float | None = doc(None, "seconds per model; a timeout makes results machine-dependent", gt=0)
     storage: str | None = doc(
         None,
-        "null: SQLite in data/tune/<name>/study.db; journal: study.journal beside it; or an RDB URL (postgresql://...)",
+        f"null: SQLite in {Paths('<name>').tune / 'study.db'}; journal: study.journal beside it; "
+        "or an RDB URL (postgresql://...)",
     )
     workers: int = doc(
         1, "processes on this machine adding trials to one study (threads: train.threads / workers)", ge=1

@@ -45,7 +45,7 @@ from pipelines.core.metrics import target_transform
 from pipelines.core.tables import take_rows
 from pipelines.features.portable import preprocessor_state
 from pipelines.models.selection import check_models
-from pipelines.sources.cleaned import CleanData
+from pipelines.outputs.cleaned import CleanData
 from pipelines.stages.common import load_predictions, model_context, save_predictions, trained
 from pipelines.training.cv import CVOptions, cross_validate, fold_workers
 from pipelines.training.ensembling import blend, hill_climb

@@ -34,8 +34,8 @@ import pandas as pd
 
 from pipelines.core.io import atomic_file, read_csv, read_json, save_array, write_json
 from pipelines.core.metrics import get_metric
-from pipelines.sources.cleaned import CleanData
-from pipelines.sources.submission import make_submission, validate_submission, with_ids_as_written
+from pipelines.outputs.cleaned import CleanData
+from pipelines.outputs.submission import make_submission, validate_submission, with_ids_as_written
 from pipelines.stages.common import load_predictions, trained
 from pipelines.training.ensembling import candidate_methods, choose_method, clearly_worse, fold_scores, nested_oof
 from pipelines.training.plots import ensemble_plots, write_plots

@@ -34,7 +34,7 @@ from pipelines.models.registry import create_model
 from pipelines.models.selection import check_models
 from pipelines.models.torch_adapter import TorchModel
 from pipelines.nn.distributed import launch, rank_errors, setup_distributed
-from pipelines.sources.cleaned import CleanData
+from pipelines.outputs.cleaned import CleanData
 from pipelines.stages.common import model_context, save_predictions
 from pipelines.training.cv import CVOptions, cross_validate, fold_workers
 from pipelines.training.plan import make_plan

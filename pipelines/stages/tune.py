@@ -33,10 +33,11 @@ import optuna
 from pipelines.core.context import set_threads
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, atomic_file, write_json
+from pipelines.core.paths import Paths
 from pipelines.core.tables import take_rows
 from pipelines.models.registry import get_entry
 from pipelines.models.selection import check_models
-from pipelines.sources.cleaned import CleanData
+from pipelines.outputs.cleaned import CleanData
 from pipelines.stages.common import model_context
 from pipelines.training.cv import CVOptions, FoldData, cross_validate, fingerprint
 from pipelines.training.plan import make_plan
@@ -57,8 +58,9 @@ STUDY_FILES = ("study.db", "study.journal")  # in --out: SQLite's and the Journa
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--clean", type=Path, default=None, help="clean's folder (default: data/clean/<name>)")
-    parser.add_argument("--out", type=Path, default=None, help="study files and results (default: data/tune/<name>)")
+    where = Paths("<name>")
+    parser.add_argument("--clean", type=Path, default=None, help=f"clean's folder (default: {where.clean})")
+    parser.add_argument("--out", type=Path, default=None, help=f"study files and results (default: {where.tune})")
     parser.add_argument("--join", action="store_true", help="only add trials to the study; write no results")
     parser.add_argument("--threads", type=int, default=None, help="this worker's threads (default: train.threads)")
 
@@ -152,8 +154,8 @@ def studies_of(plan, tag: str) -> list[tuple[str, str, dict]]:
 def main(args, params) -> None:
     check_models(params, args.params)
     spec, tp = params.competition(args.name), params.tune
-    clean = args.clean or Path("data/clean") / args.name
-    out = args.out or Path("data/tune") / args.name
+    clean = args.clean or Paths(args.name).clean
+    out = args.out or Paths(args.name).tune
     threads = worker_threads(args, params)
     set_threads(threads)
     data = CleanData(clean)

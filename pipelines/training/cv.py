@@ -142,7 +142,7 @@ def _cache_name(k: int) -> str:
 class FoldData:
     """The rows one cross-validation sees: training table or images `X`, encoded targets `y`,
     the test rows, each training row's fold, and (`folds.adversarial`) the rows CV scores.
-    `sources.cleaned.CleanData` has the same attributes, so a stage hands it over as it is."""
+    `outputs.cleaned.CleanData` has the same attributes, so a stage hands it over as it is."""
 
     X: object
     y: np.ndarray

@@ -68,7 +68,7 @@ class Plan:
 
 
 def make_plan(params: Params, name: str, data) -> Plan:
-    """The plan of competition `name` for the cleaned data `data` (`sources.cleaned.CleanData`,
+    """The plan of competition `name` for the cleaned data `data` (`outputs.cleaned.CleanData`,
     or anything with its `meta`, `y` and `folds`)."""
     params.competition(name)  # an unknown name fails here, naming the known ones
     meta = data.meta

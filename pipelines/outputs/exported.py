@@ -31,7 +31,7 @@ from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import get_metric, target_transform
 from pipelines.features.portable import Portable
 from pipelines.features.tabular import apply_features, typed_inputs
-from pipelines.sources.submission import prediction_values
+from pipelines.outputs.submission import prediction_values
 
 FORMAT = 1
 MANIFEST, GRAPH, PREPROCESS, EXAMPLES = "model.json", "model.onnx", "preprocess.json", "examples.json"

@@ -25,7 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, conint, create_model
 
-from pipelines.sources.exported import BadRow, ExportedModel
+from pipelines.core.paths import Paths
+from pipelines.outputs.exported import BadRow, ExportedModel
 
 MAX_ROWS = 10_000  # rows per request
 INT64 = conint(strict=True, ge=-(2**63), le=2**63 - 1)  # what a CSV column of integers holds
@@ -38,8 +39,9 @@ KINDS = {
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("name", help="competition name (its export is data/export/<name>)")
-    parser.add_argument("--model", type=Path, default=None, help="export folder (default: data/export/<name>)")
+    export = Paths("<name>").export
+    parser.add_argument("name", help=f"competition name (its export is {export})")
+    parser.add_argument("--model", type=Path, default=None, help=f"export folder (default: {export})")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per request")
@@ -96,7 +98,7 @@ def create_app(model: ExportedModel, max_rows: int = MAX_ROWS):
 def main(args, params) -> None:
     import uvicorn
 
-    folder = args.model or Path("data/export") / args.name
+    folder = args.model or Paths(args.name).export
     model = ExportedModel.load(folder, threads=args.threads)
     print(f"{args.name}: serving {model.manifest.student} from {folder} on http://{args.host}:{args.port}", flush=True)
     uvicorn.run(create_app(model), host=args.host, port=args.port, log_level="info")

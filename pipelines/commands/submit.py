@@ -7,7 +7,7 @@ Validates `submission.csv` against the raw `sample_submission.csv`, refuses a fi
 scores it on the offline leaderboard (embedded competitions) or submits it through the
 Kaggle client (`source: kaggle`), first saying how many submissions Kaggle still takes
 today; `local` competitions have no leaderboard, only CV is recorded. Each submission
-appends a row to `history.csv` (its columns: `pipelines/sources/history.py`) and keeps a
+appends a row to `history.csv` (its columns: `pipelines/outputs/history.py`) and keeps a
 copy of the file in `submitted/`, so that `leaderboard` can score it again offline. Not a
 DVC stage: it has side effects.
 """
@@ -23,16 +23,18 @@ import pandas as pd
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import read_csv, read_json
+from pipelines.core.paths import Paths
+from pipelines.outputs.history import load_history, save_history
+from pipelines.outputs.submission import validate_submission
 from pipelines.sources.embedded import dataset_of, score_offline
-from pipelines.sources.history import load_history, save_history
-from pipelines.sources.submission import validate_submission
 from pipelines.sources.wheels import file_sha256
 from pipelines.training.cv import fingerprint
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--dir", type=Path, default=None, help="default: submissions/<name>")
-    parser.add_argument("--raw", type=Path, default=None, help="default: data/raw/<name>")
+    where = Paths("<name>")
+    parser.add_argument("--dir", type=Path, default=None, help=f"default: {where.submissions}")
+    parser.add_argument("--raw", type=Path, default=None, help=f"default: {where.raw}")
     parser.add_argument("-m", "--message", default="", help="description stored with the submission")
     parser.add_argument("--force", action="store_true", help="submit a file identical to an earlier submission")
     parser.add_argument("--wait", type=float, default=120.0, help="seconds to wait for Kaggle's score (then pending)")
@@ -128,8 +130,8 @@ def summary(name: str, spec, metrics: dict, record: dict, history_path: Path) ->
 
 def main(args, params) -> None:
     spec = params.competition(args.name)
-    folder = args.dir or Path("submissions") / args.name
-    raw = args.raw or Path("data/raw") / args.name
+    folder = args.dir or Paths(args.name).submissions
+    raw = args.raw or Paths(args.name).raw
     csv, history_path = folder / "submission.csv", folder / "history.csv"
     sub = read_csv(csv)
     validate_submission(sub, read_csv(raw / "sample_submission.csv"), spec.id, str(csv))

@@ -27,7 +27,8 @@ import pandas as pd
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_file, read_json
-from pipelines.sources.history import load_history
+from pipelines.core.paths import Paths
+from pipelines.outputs.history import load_history
 
 MAX_POINTS = 5_000  # a scatter draws at most this many rows (a seeded sample), so pages stay small
 STYLE = """
@@ -41,10 +42,11 @@ th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--dir", type=Path, default=None, help="default: submissions/<name>")
-    parser.add_argument("--clean", type=Path, default=None, help="default: data/clean/<name> (drift.json)")
-    parser.add_argument("--tune", type=Path, default=None, help="default: data/tune/<name> (history.csv)")
-    parser.add_argument("--distill", type=Path, default=None, help="default: data/distill/<name> (speed.json)")
+    where = Paths("<name>")
+    parser.add_argument("--dir", type=Path, default=None, help=f"default: {where.submissions}")
+    parser.add_argument("--clean", type=Path, default=None, help=f"default: {where.clean} (drift.json)")
+    parser.add_argument("--tune", type=Path, default=None, help=f"default: {where.tune} (history.csv)")
+    parser.add_argument("--distill", type=Path, default=None, help=f"default: {where.distill} (speed.json)")
     parser.add_argument("--out", type=Path, default=None, help="default: <dir>/report.html")
 
 
@@ -249,10 +251,11 @@ def page(name: str, metrics: dict, sections: list[str]) -> str:
 
 def main(args, params) -> None:
     params.competition(args.name)
-    folder = args.dir or Path("submissions") / args.name
-    clean = args.clean or Path("data/clean") / args.name
-    tune = args.tune or Path("data/tune") / args.name
-    distill = args.distill or Path("data/distill") / args.name
+    paths = Paths(args.name)
+    folder = args.dir or paths.submissions
+    clean = args.clean or paths.clean
+    tune = args.tune or paths.tune
+    distill = args.distill or paths.distill
     out = args.out or folder / "report.html"
     for required in (folder / "metrics.json", folder / "details.json"):
         if not required.is_file():

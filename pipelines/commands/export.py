@@ -11,7 +11,7 @@ Not a DVC stage (a deployment artefact, made on demand from distill's output). W
   scales, value shares, hook state) and the student's fitted preprocessor
   (`features/portable.py`), so raw rows with test.csv's columns go in;
 - `examples.json`: three of test.csv's rows and their outputs, re-checked at every load;
-- `model.json`: the manifest (`sources/exported.py`): task, metric (what it submits),
+- `model.json`: the manifest (`outputs/exported.py`): task, metric (what it submits),
   classes, id and submission columns, the inputs and their kinds, each file's SHA-256.
 
 Before anything is written, the whole path (test.csv's raw rows, as JSON would carry them,
@@ -31,9 +31,10 @@ import numpy as np
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, load_array, read_json, write_json
+from pipelines.core.paths import Paths
 from pipelines.features.tabular import fit_features
-from pipelines.sources.cleaned import CleanData
-from pipelines.sources.exported import (
+from pipelines.outputs.cleaned import CleanData
+from pipelines.outputs.exported import (
     EXAMPLES,
     FORMAT,
     GRAPH,
@@ -52,13 +53,8 @@ N_EXAMPLES = 3
 
 
 def add_arguments(parser) -> None:
-    for flag, where in (
-        ("raw", "data/raw"),
-        ("clean", "data/clean"),
-        ("distill", "data/distill"),
-        ("out", "data/export"),
-    ):
-        parser.add_argument(f"--{flag}", type=Path, default=None, help=f"default: {where}/<name>")
+    for flag, where in _defaults("<name>").items():
+        parser.add_argument(f"--{flag}", type=Path, default=None, help=f"default: {where}")
 
 
 def _png(pixels: np.ndarray) -> str:
@@ -92,9 +88,13 @@ def manifest_for(name: str, data: CleanData, scores: dict, recipe: dict, pixels,
     }  # fmt: skip
 
 
+def _defaults(name: str) -> dict[str, Path]:
+    paths = Paths(name)
+    return {"raw": paths.raw, "clean": paths.clean, "distill": paths.distill, "out": paths.export}
+
+
 def _paths(args) -> dict[str, Path]:
-    return {k: getattr(args, k) or Path(f"data/{d}/{args.name}") for k, d in
-            (("raw", "raw"), ("clean", "clean"), ("distill", "distill"), ("out", "export"))}  # fmt: skip
+    return {flag: getattr(args, flag) or default for flag, default in _defaults(args.name).items()}
 
 
 def _student(distill: Path) -> tuple[Path, dict]:

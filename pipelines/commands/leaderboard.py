@@ -21,15 +21,16 @@ from scipy.stats import spearmanr
 
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_file, read_csv
+from pipelines.core.paths import Paths
+from pipelines.outputs.history import load_history, save_history
 from pipelines.sources.embedded import dataset_of, score_offline
-from pipelines.sources.history import load_history, save_history
 
 FLAG_STD = 2.0  # a public score further than this many fold stds from CV is flagged
 SCORES = ["status", "public", "private"]
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--dir", type=Path, default=None, help="default: submissions/<name>")
+    parser.add_argument("--dir", type=Path, default=None, help=f"default: {Paths('<name>').submissions}")
     parser.add_argument("--no-refresh", action="store_true", help="show the history as recorded (offline)")
 
 
@@ -157,7 +158,7 @@ def write_outputs(table: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
 
 def main(args, params) -> None:
     spec = params.competition(args.name)
-    folder = args.dir or Path("submissions") / args.name
+    folder = args.dir or Paths(args.name).submissions
     history_path = folder / "history.csv"
     history = load_history(history_path)
     if history.empty:
