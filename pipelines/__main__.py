@@ -2,7 +2,8 @@
 
 Stages (run by `dvc repro`): download, clean, tune, train, distill, ensemble. Commands
 beside them (not DVC stages): submit, leaderboard, new, report, export (a self-contained
-student in data/export/<name>), serve (a REST API over it). `--[no-]progress` overrides
+student in data/export/<name>), serve (a REST API over it), plan (what the stages will
+run, resolved from params.yaml and clean's metadata). `--[no-]progress` overrides
 params.yaml's `progress` (bars on stderr; auto: when it is a terminal). A user error (a bad spec,
 parameter or file) prints one line, `error: ...`, naming the file, column or key, and exits
 2 (`--debug` shows the traceback). Ctrl-C / SIGTERM stop the stage after what it finished
@@ -29,7 +30,15 @@ from pathlib import Path  # noqa: E402
 from pipelines.core.errors import PipelineError  # noqa: E402
 
 STAGES = ("download", "clean", "tune", "train", "distill", "ensemble")  # DVC stages: pipelines/stages/<verb>.py
-COMMANDS = ("submit", "leaderboard", "new", "report", "export", "serve")  # beside them: pipelines/commands/<verb>.py
+COMMANDS = (
+    "submit",
+    "leaderboard",
+    "new",
+    "report",
+    "export",
+    "serve",
+    "plan",
+)  # beside them: pipelines/commands/<verb>.py
 VERBS = STAGES + COMMANDS
 # commands that take their own positional and read params.yaml themselves: `new` writes the
 # file, and must work before it lists any competition (or exists at all); `serve` reads only

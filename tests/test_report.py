@@ -29,14 +29,16 @@ def run_dir(tmp_path_factory) -> Path:
     params["train"]["epochs"] = params["distill"]["epochs"] = 2
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
-    d = {k: root / k for k in ("raw", "clean", "tune", "train", "distill", "sub")}
+    d = {k: root / k for k in ("raw", "clean", "tune", "train", "distill", "sub", "logs")}
     common = ["titanic", "--params", str(path)]
     steps = [
         ["download", "--out", d["raw"]],
         ["clean", "--raw", d["raw"], "--out", d["clean"]],
         ["tune", "--clean", d["clean"], "--out", d["tune"]],
-        ["train", "--clean", d["clean"], "--tuned", d["tune"], "--cache", root / "c1", "--out", d["train"]],
-        ["distill", "--clean", d["clean"], "--train", d["train"], "--cache", root / "c2", "--out", d["distill"]],
+        ["train", "--clean", d["clean"], "--tuned", d["tune"], "--cache", root / "c1", "--out", d["train"],
+         "--logs", d["logs"]],
+        ["distill", "--clean", d["clean"], "--train", d["train"], "--cache", root / "c2", "--out", d["distill"],
+         "--logs", d["logs"]],
         ["ensemble", "--raw", d["raw"], "--clean", d["clean"], "--train", d["train"], "--distill", d["distill"],
          "--out", d["sub"]],
     ]  # fmt: skip
@@ -50,7 +52,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def report(root: Path, out: Path, **dirs: Path) -> tuple[int, Path]:
-    d = {k: root / k for k in ("clean", "tune", "distill")} | {"dir": root / "sub"} | dirs
+    d = {k: root / k for k in ("clean", "tune", "distill", "logs")} | {"dir": root / "sub"} | dirs
     out = out / "report.html"
     argv = ["report", "titanic", "--params", str(root / "params.yaml"), "--out", str(out)]
     argv += [f"--{k}={v}" for k, v in d.items()]
@@ -78,6 +80,10 @@ def test_report_holds_cv_history_student_and_plots(run_dir, tmp_path):
     # the student against the teachers (speed.json), the plots inlined
     speed = json.loads((run_dir / "distill/speed.json").read_text())
     assert "teacher ensemble" in page and f"{speed['student_cv']:.5f}" in page
+    # the timings come from the run's log (train.json, distill.json), not from hashed outputs
+    timings = json.loads((run_dir / "logs/train.json").read_text())["models"]
+    assert all(f"<td>{t['seconds']:.2f}</td>" in page for t in timings.values())
+    assert f"student {json.loads((run_dir / 'logs/distill.json').read_text())['speedup']}x" in page
     captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
     assert {"confusion.csv", "roc.csv", "Optuna history (tune)", "CV against public"} <= set(captions)
     # self-contained: every image inline, no URL to fetch

@@ -1,17 +1,19 @@
 """Command `report`: one self-contained HTML page per competition.
 
     python -m pipelines report <name> [--dir submissions/<name>] [--clean data/clean/<name>] \
-        [--tune data/tune/<name>] [--distill data/distill/<name>] [--out <dir>/report.html]
+        [--tune data/tune/<name>] [--distill data/distill/<name>] [--logs data/logs/<name>] \
+        [--out <dir>/report.html]
 
 Gathers what the stages and `submit` wrote: the CV table with its spread (the ensemble and
-each model: cv, fold std, fold scores, seconds, rows/s; `details.json`), the ensemble
-(method, members, weights, each method's nested cv), the student against its teachers
-(`speed.json`: scores and rows/s), the plots (PNG files of `plots/` inlined, CSV plots and the
-Optuna history drawn with matplotlib), the submission history (CV, public, private) and the
-drift check (`drift.json`). A part that does not exist yet (no submission, no student, no
-drift check) is said so on the page; a missing `metrics.json` or `details.json` is an error
-naming it. Images are inlined as base64 and nothing is fetched: the page opens offline. Not a
-DVC stage: the history changes outside DVC, so the report is re-written on demand.
+each model: cv, fold std, fold scores from `details.json`; seconds and rows/s from the run's
+log, `train.json`), the ensemble (method, members, weights, each method's nested cv), the
+student against its teachers (`speed.json`: scores; the log's `distill.json`: rows/s), the
+plots (PNG files of `plots/` inlined, CSV plots and the Optuna history drawn with
+matplotlib), the submission history (CV, public, private) and the drift check
+(`drift.json`). A part that does not exist yet (no submission, no student, no drift check)
+is said so on the page; a missing `metrics.json` or `details.json` is an error naming it.
+Images are inlined as base64 and nothing is fetched: the page opens offline. Not a DVC
+stage: the history changes outside DVC, so the report is re-written on demand.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clean", type=Path, default=None, help=f"default: {where.clean} (drift.json)")
     parser.add_argument("--tune", type=Path, default=None, help=f"default: {where.tune} (history.csv)")
     parser.add_argument("--distill", type=Path, default=None, help=f"default: {where.distill} (speed.json)")
+    parser.add_argument("--logs", type=Path, default=None, help=f"default: {where.logs} (timings)")
     parser.add_argument("--out", type=Path, default=None, help="default: <dir>/report.html")
 
 
@@ -78,12 +81,14 @@ def read_optional(path: Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
-def cv_section(details: dict) -> str:
+def cv_section(details: dict, timings: dict) -> str:
+    """`timings`: train's log, by model (seconds, rows_per_s); a model without them shows blanks."""
     ens, rows = details["ensemble"], []
     for name, d in [(f"ensemble ({ens['method']})", ens), *details["models"].items()]:
         row = {"": name, "cv": num(d["cv"]), "fold std": num(d["cv_std"])}
         row.update({k: num(v) for k, v in d["folds"].items()})
-        row.update({"seconds": num(d.get("seconds"), 2), "rows/s": rate(d.get("rows_per_s"))})
+        t = timings.get(name, {})
+        row.update({"seconds": num(t.get("seconds"), 2), "rows/s": rate(t.get("rows_per_s"))})
         rows.append(row)
     spread = f"{details['metric']} on out-of-fold predictions; the fold std says how far a difference is noise."
     left = details.get("left_out", {})
@@ -105,23 +110,27 @@ def ensemble_section(details: dict) -> str:
     return f"<h2>Ensemble</h2>{note(chosen)}{members}{extra}<h3>Methods compared</h3>{methods}"
 
 
-def student_section(speed: dict | None, details: dict, distill: Path) -> str:
+def student_section(speed: dict | None, details: dict, distill: Path, timings: dict, rates: dict) -> str:
+    """`timings`: train's log by model; `rates`: distill's log (rows/s and speed-ups)."""
     if speed is None:
         left = details.get("left_out", {})
         why = left.get("distill:student") or left.get("student") or f"{distill / 'speed.json'} not found"
         return f"<h2>Student against teachers</h2>{note(f'no student: {why}')}"
-    rows = [{"": "teacher ensemble", "cv": num(speed["teacher_cv"]), "rows/s": rate(speed["teacher_rows_per_s"])}]
+    rows = [{"": "teacher ensemble", "cv": num(speed["teacher_cv"]), "rows/s": rate(rates.get("teacher_rows_per_s"))}]
     for name, d in details["models"].items():
         if not name.startswith("distill:"):
-            rows.append({"": f"teacher {name}", "cv": num(d["cv"]), "rows/s": rate(d.get("rows_per_s"))})
-    rows.append({"": "student", "cv": num(speed["student_cv"]), "rows/s": rate(speed["student_rows_per_s"])})
+            rows.append(
+                {"": f"teacher {name}", "cv": num(d["cv"]), "rows/s": rate(timings.get(name, {}).get("rows_per_s"))}
+            )
+    rows.append({"": "student", "cv": num(speed["student_cv"]), "rows/s": rate(rates.get("student_rows_per_s"))})
     if speed.get("onnx"):
-        rows.append({"": "student, ONNX fp32", "cv": "", "rows/s": rate(speed.get("onnx_rows_per_s"))})
+        rows.append({"": "student, ONNX fp32", "cv": "", "rows/s": rate(rates.get("onnx_rows_per_s"))})
     if speed.get("int8_kept"):
-        rows.append({"": "student, ONNX int8", "cv": "", "rows/s": rate(speed.get("int8_rows_per_s"))})
-    said = f"student {speed['speedup']}x the teachers' speed" if speed["speedup"] else "student's speed not measured"
-    if speed.get("onnx_speedup"):
-        said += f", {speed['onnx_speedup']}x in onnxruntime"
+        rows.append({"": "student, ONNX int8", "cv": "", "rows/s": rate(rates.get("int8_rows_per_s"))})
+    speedup = rates.get("speedup")
+    said = f"student {speedup}x the teachers' speed" if speedup else "student's speed not measured"
+    if rates.get("onnx_speedup"):
+        said += f", {rates['onnx_speedup']}x in onnxruntime"
     if speed.get("onnx_note"):
         said += f"; {speed['onnx_note']}"
     said += f" (cv: {speed['metric']})"
@@ -256,16 +265,20 @@ def main(args, params) -> None:
     clean = args.clean or paths.clean
     tune = args.tune or paths.tune
     distill = args.distill or paths.distill
+    logs = args.logs or paths.logs
     out = args.out or folder / "report.html"
     for required in (folder / "metrics.json", folder / "details.json"):
         if not required.is_file():
             raise PipelineError(f"{required}: not found; run `dvc repro ensemble@{args.name}` first")
     metrics, details = read_json(folder / "metrics.json"), read_json(folder / "details.json")
+    timings = (read_optional(logs / "train.json") or {}).get("models", {})
     sections = [
         drift_section(read_optional(clean / "drift.json"), clean),
-        cv_section(details),
+        cv_section(details, timings),
         ensemble_section(details),
-        student_section(read_optional(distill / "speed.json"), details, distill),
+        student_section(
+            read_optional(distill / "speed.json"), details, distill, timings, read_optional(logs / "distill.json") or {}
+        ),
         plots_section(folder / "plots", {"Optuna history (tune)": tune / "history.csv"}),
         history_section(load_history(folder / "history.csv"), args.name),
     ]

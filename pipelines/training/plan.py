@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from pipelines.core.budget import Deadline, stage_seconds
 from pipelines.core.config import Params
+from pipelines.core.paths import Paths
 from pipelines.models.registry import get_entry, serves
 from pipelines.models.selection import models_for, student_for
 
@@ -63,8 +64,13 @@ class Plan:
         """The stage's share of the time budget, its clock started now."""
         return Deadline(self.budget.get(stage))
 
+    @property
+    def paths(self) -> Paths:
+        return Paths(self.name)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        folders = ("raw", "clean", "tune", "train", "distill", "submissions", "logs")
+        return {**asdict(self), "paths": {f: str(getattr(self.paths, f)) for f in folders}}
 
 
 def make_plan(params: Params, name: str, data) -> Plan:
@@ -123,6 +129,8 @@ def describe(plan: Plan) -> str:
     lines.append(f"  student {plan.student.name}: {_args(plan.student.args)}")
     shares = [f"{s} {v:.0f}s" for s, v in plan.budget.items() if v is not None]
     lines.append(f"  budget: {', '.join(shares) if shares else 'none'}")
+    p = plan.paths
+    lines.append(f"  writes: {p.tune}, {p.train}, {p.distill}, {p.submissions} (timings and this plan: {p.logs})")
     return "\n".join(lines)
 
 

@@ -1,0 +1,63 @@
+"""The resolved plan (`training/plan.py`): what the stages will run, decided once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from pipelines.__main__ import main
+from pipelines.core.config import parse_params
+from pipelines.outputs.cleaned import CleanData
+from pipelines.training.plan import make_plan
+from tests.conftest import TITANIC, tiny_params
+
+
+@pytest.fixture(scope="module")
+def cleaned(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plan")
+    params = tiny_params(titanic=TITANIC)
+    params["tune"]["models"] = ["lightgbm", "mlp"]
+    params["train"]["params"] = {"mlp": {"hidden": 16}}
+    params["budget"] = 100
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    common = ["titanic", "--params", str(root / "params.yaml")]
+    assert main(["download", *common, "--out", str(root / "raw")]) == 0
+    assert main(["clean", *common, "--raw", str(root / "raw"), "--out", str(root / "clean")]) == 0
+    return root, params
+
+
+def test_plan_resolves_models_folds_student_and_budget(cleaned):
+    root, raw = cleaned
+    data = CleanData(root / "clean")
+    plan = make_plan(parse_params(raw), "titanic", data)
+    assert [m.name for m in plan.models] == ["lightgbm", "logreg", "mlp"]
+    assert {m.name: m.args for m in plan.models}["mlp"] == {"hidden": 16}
+    assert plan.tune_models == ("lightgbm", "mlp") and tuple(m.name for m in plan.models if m.tuned) == plan.tune_models
+    assert plan.n_splits == 3 and plan.fits == 3 and not plan.refit and plan.rows == len(data.y)
+    # the tabular student takes the distillation arguments; the budget is shared out once
+    assert plan.student.name == "student_mlp" and plan.student.args == {"temperature": 2.0, "alpha": 0.7}
+    assert plan.budget == pytest.approx({"tune": 15.0, "train": 65.0, "distill": 20.0})
+    assert plan.deadline("train").seconds == pytest.approx(65.0)
+    assert json.loads(json.dumps(plan.to_dict()))["paths"]["train"] == "data/train/titanic"
+
+
+def test_plan_command_prints_it(cleaned, capsys):
+    root, raw = cleaned
+    argv = ["plan", "titanic", "--params", str(root / "params.yaml"), "--clean", str(root / "clean")]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "model mlp: hidden=16, tuned: 2 trials" in text and "student student_mlp" in text
+    assert "folds: 3;" in text and "train 65s" in text
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(
+        json.dumps(make_plan(parse_params(raw), "titanic", CleanData(root / "clean")).to_dict())
+    )
+
+
+def test_plan_before_clean_is_one_line(cleaned, tmp_path, capsys):
+    root, _ = cleaned
+    rc = main(["plan", "titanic", "--params", str(root / "params.yaml"), "--clean", str(tmp_path / "nothing")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no cleaned data; run `dvc repro clean@titanic` first" in err and len(err.splitlines()) == 1
