@@ -46,7 +46,7 @@ def test_unknown_names_list_every_model_without_loading_them():
 def test_defaults_are_stated_once_and_name_every_argument(name):
     """A factory's keyword arguments have no defaults of their own: `entry.defaults` holds them
     (torch models: the net's here, the training ones from `Recipe`)."""
-    from pipelines.models.torch_zoo import Recipe
+    from pipelines.models.torch_recipe import Recipe
 
     entry = get_entry(name)
     params = {n: p for n, p in inspect.signature(entry.factory).parameters.items() if n != "ctx"}

@@ -11,11 +11,12 @@ import torch
 from pipelines.core.context import ModelContext
 from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import get_metric
-from pipelines.models.nets import MLP, load_weights
+from pipelines.models.mlp import MLP
 from pipelines.models.onnx_export import export_onnx, onnx_predict, quantize_onnx
 from pipelines.models.registry import create_model, get_entry, list_models, unknown_params
+from pipelines.nn.weights import load_weights
 
-TORCH_MODELS = [m for m in list_models() if get_entry(m).factory.__module__ == "pipelines.models.torch_zoo"]
+TORCH_MODELS = [m for m in list_models() if get_entry(m).export == "onnx"]  # every torch model (mlp.py, torch_zoo.py)
 # tiny variants (timm's habit): the tests check wiring, not accuracy
 TINY = {
     "cnn": {"width": 4},

@@ -60,3 +60,8 @@ class Paths:
     @property
     def submissions(self) -> Path:  # ensemble: submission.csv, metrics; submit/leaderboard/report
         return SUBMISSIONS / self.name
+
+    def folders(self) -> dict[str, Path]:
+        """The stage folders by name, in the order the data flows (for the plan's print-out)."""
+        names = ("raw", "clean", "tune", "train", "distill", "submissions", "logs")
+        return {n: getattr(self, n) for n in names}

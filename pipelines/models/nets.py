@@ -1,32 +1,19 @@
-"""The torch nets behind the registered models (`torch_zoo`), built from scratch.
+"""The image and text nets behind `torch_zoo`'s models, built from scratch.
 
-`MLP` (tables), `CNN` (compact, for 28x28 digits), `StudentCNN` (tiny, for distillation),
-`timm_net` (any timm architecture, stem shrunk for small images) and `ViT` (a small
-transformers ViT built from its config). Each takes `(input_shape, n_outputs, **options)`.
-Nothing is downloaded: `load_weights` loads a local state dict
-(`.pt`/`.pth`/`.bin`/`.safetensors`) into a net.
+`CNN` (compact, for 28x28 digits), `StudentCNN` (tiny, for distillation), `timm_net` (any
+timm architecture, stem shrunk for small images), `ViT` (a small transformers ViT built from
+its config) and `TextEncoder` (a BERT encoder). Each takes `(input_shape, n_outputs,
+**options)`. The tabular `MLP` lives with its models in `models/mlp.py`, so that a tabular
+competition's code does not hold these.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from pipelines.core.errors import PipelineError
 from pipelines.features.tokens import checkpoint_folder
-
-
-class MLP(nn.Sequential):
-    """[Linear -> BatchNorm -> SiLU -> Dropout] x layers -> Linear."""
-
-    def __init__(self, input_shape, n_out: int, *, hidden: int = 256, layers: int = 2, dropout: float = 0.1):
-        blocks, width = [], input_shape[0]
-        for _ in range(layers):
-            blocks += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.SiLU(), nn.Dropout(dropout)]
-            width = hidden
-        super().__init__(*blocks, nn.Linear(width, n_out))
 
 
 def _conv(c_in: int, c_out: int) -> list[nn.Module]:
@@ -153,35 +140,6 @@ class ViT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.vit(pixel_values=x).logits
-
-
-def load_weights(net: nn.Module, path) -> None:
-    """Load the tensors of a local state dict whose names and shapes match (a classifier for
-    another number of classes is left as initialised, which is what fine-tuning wants)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"weights file {path} not found")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(path)
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):  # common checkpoint wrappers
-        if isinstance(state.get(key), dict):
-            state = state[key]
-    own = net.state_dict()
-    best = {}
-    for prefix in ("", *(f"{name}." for name, _ in net.named_children())):  # e.g. vit. for HF files
-        found = {
-            prefix + k: v
-            for k, v in state.items()
-            if own.get(prefix + k) is not None and own[prefix + k].shape == v.shape
-        }
-        best = found if len(found) > len(best) else best
-    if not any(v.dim() > 0 for v in best.values()):  # scalar counters match anything
-        raise PipelineError(f"weights file {path}: no tensor matches {type(net).__name__} (names or shapes differ)")
-    net.load_state_dict(best, strict=False)
 
 
 class TextEncoder(nn.Module):

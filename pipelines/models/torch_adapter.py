@@ -21,7 +21,6 @@ from torch import nn
 
 from pipelines.core.context import IMAGE, TABULAR, TEXT, ModelContext
 from pipelines.core.errors import PipelineError
-from pipelines.models.nets import load_weights
 from pipelines.nn.checkpoint import seed_everything
 from pipelines.nn.data import (
     FLIP_VIEWS,
@@ -35,6 +34,7 @@ from pipelines.nn.data import (
 )
 from pipelines.nn.heads import Distill, Head, n_outputs
 from pipelines.nn.loop import FitResult, TrainConfig, predict, train
+from pipelines.nn.weights import load_weights
 
 
 class TorchModel:
@@ -42,7 +42,7 @@ class TorchModel:
 
     Subclasses say how inputs become arrays (`_fit_inputs`, `_inputs`) and datasets
     (`_dataset`); `build(input_shape, n_outputs)` makes the net. The keyword arguments have
-    their defaults in one place, `torch_zoo.Recipe`.
+    their defaults in one place, `torch_recipe.Recipe`.
     """
 
     modality: str  # the registry's: what `X` is

@@ -4,5 +4,5 @@
 resume, DDP under torchrun); `loop.predict` returns the registry contract's outputs;
 `checkpoint` holds seeds, RNG states and checkpoint files, `distributed` the DDP helpers,
 `ema` the weight average; `data` the datasets and digit augmentation; `heads` the task heads
-and the distillation loss. Models themselves live in `pipelines.models` (`torch_zoo`).
+and the distillation loss. Models themselves live in `pipelines.models` (`torch_zoo`, `mlp`).
 """

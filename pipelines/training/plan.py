@@ -69,8 +69,7 @@ class Plan:
         return Paths(self.name)
 
     def to_dict(self) -> dict:
-        folders = ("raw", "clean", "tune", "train", "distill", "submissions", "logs")
-        return {**asdict(self), "paths": {f: str(getattr(self.paths, f)) for f in folders}}
+        return {**asdict(self), "paths": {k: str(v) for k, v in self.paths.folders().items()}}
 
 
 def make_plan(params: Params, name: str, data) -> Plan:
