@@ -1,6 +1,6 @@
 """Command line: `python -m pipelines <stage> <name> [paths...]`.
 
-Stages (run by `dvc repro`): download, clean, tune, train, distill, ensemble. Commands
+Stages (run by `dvc repro`): download, clean, zoo, tune, train, distill, ensemble. Commands
 beside them (not DVC stages): submit, leaderboard, new, report, export (a self-contained
 student in data/export/<name>), serve (a REST API over it), plan (what the stages will
 run, resolved from params.yaml and clean's metadata). `--[no-]progress` overrides
@@ -29,7 +29,7 @@ from pathlib import Path  # noqa: E402
 
 from pipelines.core.errors import PipelineError  # noqa: E402
 
-STAGES = ("download", "clean", "tune", "train", "distill", "ensemble")  # DVC stages: pipelines/stages/<verb>.py
+STAGES = ("download", "clean", "zoo", "tune", "train", "distill", "ensemble")  # DVC stages: pipelines/stages/<verb>.py
 COMMANDS = (
     "submit",
     "leaderboard",

@@ -3,9 +3,10 @@
 `stage_files(stage)` is what `python -m pipelines <stage>` loads of the project: the CLI, the
 stage's module and everything they import, transitively, with the `__init__.py` of each
 package on the way. The registry imports a model family by name when one of its models is
-asked for, which no import statement shows: a stage that imports `pipelines.models.registry`
-also loads every module of its `FAMILIES` table (read from registry.py's source) and what
-those import. `dvc.yaml`'s deps are derived from it:
+asked for, which no import statement shows: the `zoo` stage depends on every module of its
+`FAMILIES` table (read from registry.py's source) and what those import, and writes a digest
+of the ones each competition's models use, which the stages that build models depend on.
+`dvc.yaml`'s deps are derived from it:
 
     python -m tests.dag            # print each stage's derived deps
     python -m tests.dag --write    # rewrite the `pipelines/...` deps in dvc.yaml with them
@@ -19,76 +20,23 @@ import sys
 from functools import cache
 from pathlib import Path
 
+from pipelines.core.imports import ImportGraph
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "pipelines"  # what the stages run
 PACKAGES = (PACKAGE, "benchmarks", "tests")  # the project's own packages: the imports `imports_of` follows
 DATA_DEPS = {"download": ["pipelines/resources"]}  # files a stage reads that no import shows
 REGISTRY = f"{PACKAGE}.models.registry"  # imports the modules its FAMILIES table names, by name
+ZOO = "zoo"  # the stage that hashes each competition's model code (the others depend on its digest)
 
 
-def module_file(module: str) -> Path | None:
-    base = ROOT / module.replace(".", "/")
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _absolute(module: str, path: Path, node: ast.ImportFrom) -> str:
-    """The module a `from ... import` names, a relative one (`from .common import x`) resolved."""
-    if not node.level:
-        return node.module
-    package = module.split(".")[: None if path.name == "__init__.py" else -1]
-    base = package[: len(package) - node.level + 1]
-    return ".".join(base + ([node.module] if node.module else []))
-
-
-@cache
-def imports_of(module: str) -> frozenset[str]:
-    """Project modules (of PACKAGES) that `module` imports anywhere in its body (function-level
-    imports too)."""
-    path = module_file(module)
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names = [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            # `from pipelines.models import tabular` imports the submodule when there is one
-            base = _absolute(module, path, node)
-            names = [base] + [f"{base}.{a.name}" for a in node.names]
-        else:
-            continue
-        found.update(n for n in names if n.split(".")[0] in PACKAGES and module_file(n))
-    return frozenset(found - {module})
+GRAPH = ImportGraph(ROOT, PACKAGES)
+module_file, module_name, imports_of, closure = GRAPH.module_file, GRAPH.module_name, GRAPH.imports_of, GRAPH.closure
 
 
 def project_modules(packages=PACKAGES) -> list[str]:
     """Every module of `packages`, by name."""
     return sorted(module_name(p) for package in packages for p in (ROOT / package).rglob("*.py"))
-
-
-def with_parents(module: str) -> set[str]:
-    parts = module.split(".")
-    return {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
-
-
-def closure(roots: list[str]) -> set[str]:
-    seen: set[str] = set()
-    todo = [p for r in roots for p in with_parents(r)]
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        for imported in imports_of(module):
-            todo.extend(with_parents(imported))
-    return seen
 
 
 @cache
@@ -102,11 +50,13 @@ def families() -> tuple[str, ...]:
 
 
 def stage_files(stage: str) -> list[str]:
+    """The files `python -m pipelines <stage>` loads. A stage that builds models loads the
+    families of its competition's models by name: those (and what they import) are its `zoo`
+    dep, the digest `zoo` writes of exactly them; `zoo` itself reads every family."""
     modules = closure([f"{PACKAGE}.__main__", f"{PACKAGE}.stages.{stage}"])
-    if REGISTRY in modules:  # a stage that builds models may load any family
+    if stage == ZOO:
         modules |= closure(list(families()))
-    paths = (module_file(m) for m in modules)
-    return sorted(str(p.relative_to(ROOT)) for p in paths if p.stat().st_size)  # an empty __init__ does nothing
+    return GRAPH.files(modules)
 
 
 def derived_deps(stage: str) -> list[str]:

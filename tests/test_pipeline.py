@@ -77,6 +77,13 @@ def test_titanic_repro_end_to_end_and_noop(dvc_repo):
     status = run(["dvc", "status", "distill@titanic", "ensemble@titanic"], dvc_repo)
     assert "up to date" in status.stdout, status.stdout
 
+    # editing the image nets touches no code Titanic runs: only its zoo digest is checked again
+    with (dvc_repo / "pipelines/models/nets.py").open("a") as fh:
+        fh.write("\n# an edit\n")
+    edited = repro(dvc_repo)
+    assert "Running stage 'zoo@titanic'" in edited.stdout, edited.stdout
+    assert not [s for s in ("tune", "train", "distill", "ensemble") if f"Running stage '{s}@titanic'" in edited.stdout]
+
     # a changed ensemble param re-runs only the ensemble
     params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
     params["ensemble"]["methods"] = ["mean"]

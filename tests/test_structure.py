@@ -6,6 +6,7 @@ its size."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from pathlib import Path
 
@@ -68,18 +69,35 @@ def test_dvc_deps_cover_every_module_the_stage_imports(stage):
     assert sorted(deps) == sorted(derived_deps(stage)), f"dvc.yaml {stage}: run python -m tests.dag --write"
 
 
-def test_stages_that_build_models_depend_on_every_model_family():
+def test_model_code_reaches_the_stages_through_the_zoo_digest():
     """The registry imports a family by name (`FAMILIES`), which no import statement shows: the
-    stages that import it still list every family, and a family left out of deps is caught."""
-    registry = str(module_file(REGISTRY).relative_to(ROOT))
-    builders = [s for s in STAGES if registry in stage_files(s)]
-    assert {"tune", "train", "distill"} <= set(builders)
+    `zoo` stage depends on every family (a family left out of its deps is caught), and the
+    stages that build models depend on its per-competition digest instead."""
     files = [str(module_file(m).relative_to(ROOT)) for m in families()]
     assert "pipelines/models/torch_zoo.py" in files and "pipelines/models/gbdt.py" in files
-    for stage in builders:
-        assert set(files) <= set(stage_files(stage)), stage
-        deps = [f for f in stage_files(stage) if f != "pipelines/models/torch_zoo.py"]  # files, not folders
-        assert uncovered(stage, deps) == ["pipelines/models/torch_zoo.py"]
+    assert set(files) <= set(stage_files("zoo"))
+    deps = [f for f in stage_files("zoo") if f != "pipelines/models/torch_zoo.py"]  # files, not folders
+    assert uncovered("zoo", deps) == ["pipelines/models/torch_zoo.py"]
+    registry = str(module_file(REGISTRY).relative_to(ROOT))
+    for stage in [s for s in STAGES if registry in stage_files(s) and s != "zoo"]:
+        assert "data/zoo/${key}" in DVC["stages"][stage]["do"]["deps"], stage
+    assert {"tune", "train", "distill"} <= {s for s in STAGES if "data/zoo/${key}" in DVC["stages"][s]["do"]["deps"]}
+
+
+def test_zoo_digest_holds_only_the_code_of_the_competitions_models():
+    from pipelines.core.config import load_params
+    from pipelines.stages.zoo import code_digest, competition_models
+
+    params = load_params(ROOT / "params.yaml")
+    tabular = code_digest(competition_models(params, "titanic"))
+    image = code_digest(competition_models(params, "digit-recognizer"))
+    assert "pipelines/models/gbdt.py" in tabular and "pipelines/models/mlp.py" in tabular
+    assert "pipelines/models/nets.py" not in tabular and "pipelines/models/torch_zoo.py" not in tabular
+    assert "pipelines/models/nets.py" in image and "pipelines/models/gbdt.py" not in image
+    assert (
+        image["pipelines/models/nets.py"]
+        == hashlib.sha256((ROOT / "pipelines/models/nets.py").read_bytes()).hexdigest()
+    )
 
 
 def test_no_module_reads_signatures():
@@ -131,7 +149,7 @@ def test_no_import_cycles():
 FLAG_PATHS = {
     "--raw": "raw", "--clean": "clean", "--tuned": "tune", "--train": "train", "--distill": "distill", "--logs": "logs",
 }  # fmt: skip
-STAGE_OUT = {"download": "raw", "clean": "clean", "tune": "tune", "train": "train", "distill": "distill",
+STAGE_OUT = {"download": "raw", "clean": "clean", "zoo": "zoo", "tune": "tune", "train": "train", "distill": "distill",
              "ensemble": "submissions"}  # fmt: skip
 
 

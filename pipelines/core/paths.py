@@ -30,6 +30,10 @@ class Paths:
         return DATA / "clean" / self.name
 
     @property
+    def zoo(self) -> Path:  # zoo: code.json, a digest of the model code the competition runs
+        return DATA / "zoo" / self.name
+
+    @property
     def tune(self) -> Path:  # tune: the study, best_params.json
         return DATA / "tune" / self.name
 
