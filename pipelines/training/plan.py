@@ -13,6 +13,7 @@ run -> write, and asks the plan, not the params, what to do.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 
 from pipelines.core.budget import Deadline, stage_seconds
@@ -21,6 +22,7 @@ from pipelines.core.paths import Paths
 from pipelines.models.registry import get_entry, serves
 from pipelines.models.selection import models_for, student_for
 
+log = logging.getLogger(__name__)
 TIMED_STAGES = ("tune", "train", "distill")
 
 
@@ -75,14 +77,13 @@ class Plan:
 def make_plan(params: Params, name: str, data) -> Plan:
     """The plan of competition `name` for the cleaned data `data` (`outputs.cleaned.CleanData`,
     or anything with its `meta`, `y` and `folds`)."""
-    params.competition(name)  # an unknown name fails here, naming the known ones
-    meta = data.meta
+    spec, meta = params.competition(name), data.meta
     rows, n_splits = len(data.y), int(data.folds.max()) + 1
     modality = meta["modality"]
     tunable = [m for m in params.tune.models if _tunable(m, meta["task"], modality)] if params.tune.n_trials else []
-    chosen = models_for(params, name, rows)
+    chosen = [m for m in models_for(params, name, rows) if _has_weights(m, params, spec.weights, modality)]
     tunable = [m for m in tunable if m in chosen]
-    models = tuple(ModelPlan(m, params.train.params_for(m), tuned=m in tunable) for m in chosen)
+    models = tuple(ModelPlan(m, _arguments(m, params, spec.weights, modality), tuned=m in tunable) for m in chosen)
     student = student_for(params, modality, rows, name)
     takes = get_entry(student).defaults  # a tree student has no temperature to soften
     kd = {k: v for k, v in (("temperature", params.distill.temperature), ("alpha", params.distill.alpha)) if k in takes}
@@ -107,6 +108,25 @@ def make_plan(params: Params, name: str, data) -> Plan:
         tune_rows=tune_rows,
         budget={stage: stage_seconds(params.budget, stage) for stage in TIMED_STAGES},
     )
+
+
+def _arguments(model: str, params: Params, weights: str | None, modality: str) -> dict:
+    """params.yaml's arguments for `model`; a pretrained one also gets its weights source: its
+    own `weights` argument, else the competition's `weights:`, else `train.weights`."""
+    args = params.train.params_for(model)
+    if get_entry(model).pretrained and not args.get("weights"):
+        args["weights"] = weights or params.train.weights.get(modality)
+    return args
+
+
+def _has_weights(model: str, params: Params, weights: str | None, modality: str) -> bool:
+    """Whether a model can play: one with a pretrained backbone needs a weights source."""
+    if get_entry(model).pretrained and not _arguments(model, params, weights, modality).get("weights"):
+        log.info(
+            "%s skipped: no pretrained weights (the competition's `weights:` or train.weights.%s)", model, modality
+        )
+        return False
+    return True
 
 
 def _tunable(model: str, task: str, modality: str) -> bool:
