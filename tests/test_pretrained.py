@@ -159,3 +159,48 @@ def test_image_embed_on_frozen_weights_from_a_file(tmp_path):
     p = model.fit(X[:30], y[:30]).predict_output(X[30:])
     assert p.shape == (10,) and np.all((p >= 0) & (p <= 1))
     assert pretrained.is_efficientnet_pytorch(load_state(tmp_path / "effnet.pth"))
+
+
+@pytest.mark.slow
+def test_tiny_pretrained_text_and_image_competitions_through_dvc_repro(dvc_repo, tmp_path):
+    """`weights:` on each competition: a local Hugging Face folder for the texts, a local
+    EfficientNet-PyTorch-style file for the images; the pretrained members train, blend and
+    submit like any other."""
+    import json
+
+    import pandas as pd
+    import timm
+    import yaml
+
+    from tests.conftest import run, tiny_params
+    from tests.test_image_files import IMAGE_SPEC, listed_layout
+    from tests.test_text import messages
+
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    data = messages(90, seed=1)
+    data.iloc[:60].to_csv(texts / "train.csv", index=False)
+    data.iloc[60:].drop(columns="label").to_csv(texts / "test.csv", index=False)
+    data.iloc[60:][["id"]].assign(label=0).to_csv(texts / "sample_submission.csv", index=False)
+    bert = _checkpoint(tmp_path / "tiny-bert", data["message"].tolist())
+    listed_layout(tmp_path / "images", n_train=40, n_test=10)
+    effnet = tmp_path / "effnet.pth"
+    torch.save(_efficientnet_pytorch_names(timm.create_model("tf_efficientnet_lite0").state_dict()), effnet)
+    params = tiny_params(
+        texts={"source": "local", "path": str(texts), "id": "id", "target": "label", "task": "binary",
+               "metric": "f1", "modality": "text", "weights": str(bert), "models": ["tfidf_linear", "text_embed"]},
+        shapes={**IMAGE_SPEC, "path": str(tmp_path / "images"), "weights": str(effnet),
+                "models": ["cnn", "image_embed"]},
+    )  # fmt: skip
+    params["tune"]["models"] = ["text_embed"]
+    params["train"]["params"] = {"image_embed": {"size": 32}}
+    (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
+    run(["dvc", "repro"], dvc_repo, timeout=900)
+    for name, member in (("texts", "text_embed"), ("shapes", "image_embed")):
+        metrics = json.loads((dvc_repo / f"submissions/{name}/metrics.json").read_text())
+        assert member in metrics["models"], metrics
+        plan = json.loads((dvc_repo / f"data/logs/{name}/plan.json").read_text())
+        assert {m["name"]: m["args"] for m in plan["models"]}[member]["weights"] in (str(bert), str(effnet))
+    sub = pd.read_csv(dvc_repo / "submissions/texts/submission.csv")
+    assert (sub["label"].to_numpy() == data["label"].iloc[60:].to_numpy()).mean() > 0.8
+    assert json.loads((dvc_repo / "data/tune/texts/best_params.json").read_text())["text_embed"]["trials"] == 2

@@ -214,8 +214,8 @@ class TrainParams(Strict):
     models: dict[str, list[str]] = doc(
         {
             TABULAR: ["lightgbm", "xgboost", "catboost", "logreg", "svm", "mlp"],
-            IMAGE: ["cnn", "resnet"],
-            TEXT: ["tfidf_linear", "text_bert", "lightgbm"],
+            IMAGE: ["cnn", "resnet", "image_embed"],
+            TEXT: ["tfidf_linear", "text_embed", "lightgbm"],
         },
         "models per modality (logreg becomes ridge for regression); a competition's `models` wins",
     )
@@ -228,7 +228,7 @@ class TrainParams(Strict):
         "a listed model is skipped above this many training rows (its cost did not pay there)",
     )
     min_side: dict[str, int] = doc(
-        {"resnet": 32}, "a listed image model is skipped for images whose shorter side has fewer pixels"
+        {"resnet": 32, "image_embed": 32}, "a listed image model is skipped for images whose shorter side has fewer pixels"
     )
     max_side: dict[str, int] = doc(
         {"cnn": 31}, "a listed image model is skipped for images whose shorter side has more pixels"
