@@ -196,3 +196,20 @@ def test_clean_and_its_drift_check_take_odd_column_names(tmp_path):
     assert drift["auc"] is not None and {f["name"] for f in drift["features"]} <= {'sib,sp:"x"', "Größe[1]"}
     roles = json.loads((ws.out / "meta.json").read_text())["roles"]
     assert roles["numeric"] == ['sib,sp:"x"'] and roles["categorical"] == ["Größe[1]"]
+
+
+def test_an_unreadable_image_is_named_in_the_users_folder(tmp_path, capsys):
+    from tests.test_image_files import listed_layout
+
+    folder = tmp_path / "comp"
+    listed_layout(folder)
+    (folder / "train" / "img5.png").write_bytes(b"not a png")
+    spec = {"source": "local", "path": str(folder), "id": "id", "target": "label", "task": "binary",
+            "metric": "accuracy", "modality": "image", "image": {"height": 8, "width": 8, "channels": 1}}  # fmt: skip
+    (tmp_path / "params.yaml").write_text(json.dumps({"folds": {"n_splits": 2}, "competitions": {"comp": spec}}))
+    common = ["comp", "--params", str(tmp_path / "params.yaml")]
+    copy, out = tmp_path / "data" / "raw" / "comp", tmp_path / "clean"
+    assert main(["download", *common, "--out", str(copy)]) == 0
+    assert main(["clean", *common, "--raw", str(copy), "--out", str(out)]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert f"{folder / 'train' / 'img5.png'}: unreadable image" in line and str(copy) not in line, line

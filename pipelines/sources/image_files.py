@@ -131,6 +131,8 @@ def decode(path, shape, shown: str | None = None) -> np.ndarray:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if not isinstance(path, str | Path):  # an open file: Pillow's message shows its repr
             reason = reason.replace(repr(path), "the data").replace(str(path), "the data")
+        elif shown is not None:  # Pillow names the copy it read; the user knows their own file
+            reason = reason.replace(str(path), str(shown))
         raise PipelineError(f"{shown or path}: unreadable image ({reason})") from None
     pixels = np.asarray(img, dtype=np.uint8)
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
