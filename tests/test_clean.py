@@ -19,9 +19,9 @@ CASES = [
         stage="clean",
     ),
     Case(
-        "clean: class rarer than folds",
+        "clean: a class of one row",
         edit("train.csv", lambda t: re.sub(r",1\n", ",0\n", t).replace("1,21,b,0", "1,21,b,1", 1)),
-        ("folds.n_splits=3", "rarest class"),
+        ("comp/train.csv", "class 1 of column 'y' has a single row"),
         stage="clean",
     ),
     Case(

@@ -67,7 +67,12 @@ CSV = [
         both(put("train.csv", TRAIN.replace(",a,", ",caf\xe9,").encode("latin-1")), spec(encoding="utf-8")),
         ("comp/train.csv", "not utf-8 text", "byte 0xe9 at line"),
     ),
-    Case("utf-16", put("test.csv", TEST.encode("utf-16")), ("comp/test.csv", "UTF-16")),
+    Case(
+        "utf-16 declared latin-1",
+        both(put("test.csv", TEST.encode("utf-16")), spec(encoding="latin-1")),
+        ("comp/test.csv", "UTF-16 text", "encoding is latin-1"),
+    ),
+    Case("binary", put("test.csv", b"id,age\n\x00\x01\x02\xff\n"), ("comp/test.csv", "binary data")),
     Case("zip posing as csv", _zip_as_csv, ("comp/train.csv", "zip archive")),
     Case("unclosed quote", edit("train.csv", lambda t: t + '25,"oops,a,1\n'), ("comp/train.csv", "malformed CSV")),
     Case("extra field", replace_row("train.csv", 3, "3,23,b,1,9"), ("comp/train.csv", "malformed CSV", "line 4")),

@@ -10,7 +10,9 @@ Nothing we read is unpickled: arrays are loaded with `allow_pickle=False`, archi
 extracted after checking that no path escapes the target folder and that the directory
 promises no zip bomb (`safe_extract_zip`: total size, member count, compression ratio),
 and CSVs are checked for what pandas lets through silently (a binary
-or zipped file, a line cut short at the end of a truncated file).
+or zipped file, a line cut short at the end of a truncated file); their encoding is the
+spec's or detected (`core/encodings.py`: UTF-8, UTF-16/32 with or without a byte-order mark,
+cp1252, latin-1).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from pipelines.core.encodings import choose_encoding, first_undecodable, plain_codec
 from pipelines.core.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -161,8 +164,8 @@ def read_csv(path: Path | str, where: Path | str | None = None, encoding: str | 
     """Read a Kaggle CSV, turning parser failures into one-line errors that name the file
     (`where`: the name to show instead of `path`, e.g. the user's file a temporary copy came from).
 
-    `encoding` None: UTF-8 (a byte-order mark is dropped), else the first of `FALLBACK_ENCODINGS`
-    that decodes the whole file (Kaggle's older text sets are cp1252 or latin-1), said in the log."""
+    `encoding` None: detected (UTF-8 with or without a byte-order mark, UTF-16/32 with or
+    without one, else cp1252 or latin-1, said in the log); see `core/encodings.py`."""
     path = Path(path)
     where = where or path
     if not path.is_file():
@@ -171,33 +174,40 @@ def read_csv(path: Path | str, where: Path | str | None = None, encoding: str | 
     if size == 0:
         raise PipelineError(f"{where}: file is empty")
     with open(path, "rb") as fh:
-        header = fh.readline(1 << 20)
-        fh.seek(0)
         head = fh.read(4096)
         fh.seek(max(0, size - 65536))
         tail = fh.read()
     if head.startswith(b"PK\x03\x04"):
         raise PipelineError(f"{where}: is a zip archive, not CSV text (extract it first)")
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise PipelineError(f"{where}: UTF-16 text; expected UTF-8 (re-save the file as UTF-8)")
-    if b"\x00" in head:
-        raise PipelineError(f"{where}: binary data, not CSV text")
-    encoding = encoding or _detect_encoding(path, where)
+    encoding = choose_encoding(path, where, encoding, head)
     try:
         df = pd.read_csv(path, low_memory=False, encoding=encoding, **kwargs)
     except UnicodeDecodeError:
-        raise PipelineError(f"{where}: not {encoding} text ({_first_undecodable(path, encoding)})") from None
+        raise PipelineError(f"{where}: not {encoding} text ({first_undecodable(path, encoding)})") from None
     except pd.errors.EmptyDataError:
         raise PipelineError(f"{where}: no columns to read (empty file?)") from None
     except pd.errors.ParserError as err:
         detail = str(err).strip().splitlines()[-1]
         raise PipelineError(f"{where}: malformed CSV ({detail})") from None
+    df = df.rename(columns={df.columns[0]: str(df.columns[0]).removeprefix("\ufeff")}) if len(df.columns) else df
+    _check_header(df, where, _header_names(path, encoding))
+    _check_last_line(where, tail.decode(plain_codec(encoding, head), errors="replace"), df.shape[1])
+    return placeholders_to_missing(df, where)
+
+
+def _header_names(path: Path, encoding: str) -> list[str]:
+    """The header's names as written (pandas renames a repeated one 'x.1')."""
+    with open(path, encoding=encoding, errors="replace", newline="") as fh:
+        names = next(csv.reader(fh), [])
+    return [n.removeprefix("\ufeff") for n in names]
+
+
+def _check_header(df: pd.DataFrame, where, names: list[str]) -> None:
     if df.shape[1] == 1 and any(sep in df.columns[0] for sep in (";", "\t", "|")):
         raise PipelineError(f"{where}: only one column {df.columns[0][:40]!r}; expected comma-separated values")
     if len(df) == 0:
         raise PipelineError(f"{where}: header only, no rows")
-    names = next(csv.reader(io.StringIO(header.decode("utf-8", errors="replace"))), [])
-    dup = sorted({n for n in names if names.count(n) > 1})  # pandas would rename them 'x.1'
+    dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise PipelineError(f"{where}: duplicate column names {dup}")
     unnamed = [c for c in df.columns if str(c).startswith("Unnamed: ")]
@@ -205,8 +215,6 @@ def read_csv(path: Path | str, where: Path | str | None = None, encoding: str | 
         raise PipelineError(
             f"{where}: {len(unnamed)} column(s) without a name in the header (a trailing comma, or a saved index?)"
         )
-    _check_last_line(where, tail, df.shape[1])
-    return placeholders_to_missing(df, where)
 
 
 # what files write for a missing number ("?" in UCI's Adult; pandas already reads NA, N/A, null)
@@ -230,49 +238,15 @@ def placeholders_to_missing(df: pd.DataFrame, where: Path | str = "") -> pd.Data
     return df
 
 
-# tried in order when a file is not UTF-8: cp1252 (Windows' Western) decodes what latin-1 does
-# but five bytes, and reads 0x80-0x9f as the curly quotes and dashes such files hold
-FALLBACK_ENCODINGS = ("cp1252", "latin-1")
-
-
-def _detect_encoding(path: Path, where: Path | str) -> str:
-    """utf-8-sig when the whole file decodes as UTF-8, else the first fallback that decodes it."""
-    data = path.read_bytes()
-    try:
-        data.decode("utf-8")
-        return "utf-8-sig"
-    except UnicodeDecodeError:
-        pass
-    why = _first_undecodable(path, "utf-8")
-    for encoding in FALLBACK_ENCODINGS:
-        try:
-            data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        log.warning("%s: not UTF-8 (%s); read as %s (set the spec's 'encoding' to choose)", where, why, encoding)
-        return encoding
-    return "utf-8"  # unreachable (latin-1 decodes any byte); kept so the reader names the byte
-
-
-def _first_undecodable(path: Path, encoding: str) -> str:
-    data = path.read_bytes()
-    try:
-        data.decode(encoding)
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        return f"byte {data[err.start]:#04x} at line {line}: {err.reason}"
-    return "undecodable bytes"
-
-
-def _check_last_line(where: Path | str, tail: bytes, n_columns: int) -> None:
+def _check_last_line(where: Path | str, tail: str, n_columns: int) -> None:
     """A file cut off mid-row (an interrupted download or copy) ends in a short last line;
     pandas would quietly fill the missing fields with NaN."""
-    if tail.endswith((b"\n", b"\r")):
+    if tail.endswith(("\n", "\r")):
         return  # a cut exactly at a line end cannot be told from a whole file
-    last = tail.rsplit(b"\n", 1)[-1]
-    if b'"' in last:  # a quoted field may span lines; pandas rejects an unclosed quote itself
+    last = tail.rsplit("\n", 1)[-1]
+    if '"' in last:  # a quoted field may span lines; pandas rejects an unclosed quote itself
         return
-    fields = next(csv.reader(io.StringIO(last.decode("utf-8", errors="replace"))), [])
+    fields = next(csv.reader(io.StringIO(last)), [])
     if 0 < len(fields) < n_columns:
         raise PipelineError(
             f"{where}: last line has {len(fields)} of {n_columns} fields and no line end (truncated file?)"

@@ -6,7 +6,8 @@ speaks for the leaderboard; well above it (`WARN_AUC`) the test set differs, CV 
 and the most telling features say where. `clean` writes the result to `drift.json` and
 warns in its log. Text columns count by their statistics (length, words), images by their
 pixels pooled to at most 8x8 per channel; keys (ids, tickets, names) are left out, since a
-value unique to one row tells the sets apart without saying anything about drift.
+value unique to one row tells the sets apart without saying anything about drift. LightGBM
+sees safe column names (`core/tables.safe_names`); the result names the user's columns.
 
 `most_test_like(scores, share)` turns the classifier's out-of-fold scores of the training
 rows (kept with `keep_train_scores=True`, which then scores every training row rather than a
@@ -22,6 +23,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from pipelines.core.tables import safe_names
 
 log = logging.getLogger(__name__)
 WARN_AUC = 0.7  # above this out-of-fold AUC the stage log warns that test differs from train
@@ -66,6 +69,8 @@ def adversarial_validation(
         result["note"] = "too few rows or features to compare"
         return result
     X = pd.concat([a, b], ignore_index=True)
+    names = list(X.columns)  # the user's: LightGBM sees safe ones, drift.json names these
+    X.columns = safe_names(names)
     y = np.r_[np.zeros(len(a)), np.ones(len(b))]
     model = lgb.LGBMClassifier(
         n_estimators=100, learning_rate=0.1, num_leaves=15, min_child_samples=20, subsample=0.8, subsample_freq=1,
@@ -80,9 +85,7 @@ def adversarial_validation(
     result.update(auc=round(auc, 4), drift=auc > WARN_AUC)
     if keep_train_scores:
         result["train_scores"] = oof[: len(a)]
-    result["features"] = [
-        {"name": X.columns[i], "importance": round(float(share[i]), 4)} for i in order if share[i] > 0
-    ]
+    result["features"] = [{"name": names[i], "importance": round(float(share[i]), 4)} for i in order if share[i] > 0]
     return result
 
 

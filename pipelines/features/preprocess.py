@@ -18,10 +18,11 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from pipelines.core.context import ModelContext
+from pipelines.core.tables import with_safe_names
 
 
 class GroupTargetEncoder(TransformerMixin, BaseEstimator):
@@ -186,10 +187,11 @@ def categorical_codes(ctx: ModelContext) -> ColumnTransformer:
     return ColumnTransformer([p for p in parts if p[2]], remainder="drop", verbose_feature_names_out=False)
 
 
-def categorical_frame(ctx: ModelContext, *, codes: bool = False) -> ColumnTransformer:
+def categorical_frame(ctx: ModelContext, *, codes: bool = False) -> Pipeline:
     """Trees with native categorical splits (XGBoost, CatBoost): a DataFrame with numeric
     columns as they are, categories kept as pandas categories (`codes=True`: as integer codes,
-    -1 for missing, which CatBoost wants) and keys target-encoded."""
+    -1 for missing, which CatBoost wants) and keys target-encoded, in that order, its columns
+    renamed by `safe_names` (XGBoost refuses `[`, `]`, `<`): name categories by position."""
 
     def as_codes(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.apply(lambda col: col.cat.codes.astype(np.int64))
@@ -202,4 +204,10 @@ def categorical_frame(ctx: ModelContext, *, codes: bool = False) -> ColumnTransf
         ("key", GroupTargetEncoder(n_classes=ctx.n_classes, random_state=ctx.seed), roles.get("key", [])),
     ]
     columns = ColumnTransformer([p for p in parts if p[2]], remainder="drop", verbose_feature_names_out=False)
-    return columns.set_output(transform="pandas")
+    return make_pipeline(columns.set_output(transform="pandas"), FunctionTransformer(with_safe_names))
+
+
+def categorical_positions(roles: dict[str, list[str]]) -> list[int]:
+    """Where `categorical_frame` puts the categorical columns: after the numeric ones."""
+    start = len(roles.get("numeric", []))
+    return list(range(start, start + len(roles.get("categorical", []))))

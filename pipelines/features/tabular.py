@@ -153,11 +153,18 @@ def text_columns(train: pd.DataFrame, named: list[str] | None, exclude, where: s
         if col not in train:
             raise PipelineError(f"{where}: text column {col!r} not found")
         values = train[col]
-        if not values.astype("string").str.strip().fillna("").astype(bool).any():
-            raise PipelineError(f"{where}: text column {col!r} is empty in every row")
+        check_text(train, [col], where)
         if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             raise PipelineError(f"{where}: text column {col!r} holds numbers, not text")
     return list(named)
+
+
+def check_text(frame: pd.DataFrame, columns: list[str], where: str) -> None:
+    """Each text column holds some text in `frame` (train's, or test's: a text column empty in
+    every test row would turn the text models' predictions into a constant)."""
+    for col in columns:
+        if col in frame and not frame[col].astype("string").str.strip().fillna("").astype(bool).any():
+            raise PipelineError(f"{where}: text column {col!r} is empty in every row")
 
 
 class _Features:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sklearn.pipeline import Pipeline
 
 from pipelines.core.context import TABULAR, ModelContext
-from pipelines.features.preprocess import categorical_frame
+from pipelines.features.preprocess import categorical_frame, categorical_positions
 from pipelines.models.gbdt import BoostedModel
 from pipelines.models.registry import register_model
 
@@ -45,7 +45,7 @@ def catboost(ctx: ModelContext, *, learning_rate, n_estimators, depth, l2_leaf_r
         learning_rate=learning_rate,
         depth=depth,
         l2_leaf_reg=l2_leaf_reg,
-        cat_features=ctx.roles.get("categorical") or None,
+        cat_features=categorical_positions(ctx.roles) or None,  # the frame's names are safe_names
         random_seed=ctx.seed,
         thread_count=ctx.threads,
         verbose=False,

@@ -131,6 +131,8 @@ def decode(path, shape, shown: str | None = None) -> np.ndarray:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if not isinstance(path, str | Path):  # an open file: Pillow's message shows its repr
             reason = reason.replace(repr(path), "the data").replace(str(path), "the data")
+        elif shown is not None:  # Pillow names the copy it read; the user knows their own file
+            reason = reason.replace(str(path), str(shown))
         raise PipelineError(f"{shown or path}: unreadable image ({reason})") from None
     pixels = np.asarray(img, dtype=np.uint8)
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
@@ -145,15 +147,18 @@ def decode_bytes(data: str, shape, shown: str) -> np.ndarray:
     return decode(io.BytesIO(raw), shape, shown)
 
 
-def load_images(paths: list[Path], shape, *, desc: str = "images", progress: bool | None = None) -> np.ndarray:
-    """Every file decoded and resized, in order: (n, C, H, W) uint8. Pillow releases the GIL
+def load_images(
+    paths: list[Path], shape, *, desc: str = "images", progress: bool | None = None, names: list | None = None
+) -> np.ndarray:
+    """Every file decoded and resized, in order: (n, C, H, W) uint8; `names`, when given, name
+    the files in errors (the user's files a copy came from). Pillow releases the GIL
     while it decodes and resizes, so one thread per core shares the work without the cost of
     processes; the result does not depend on the thread count."""
     out = np.empty((len(paths), shape.channels, shape.height, shape.width), dtype=np.uint8)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     pool = ThreadPoolExecutor(min(cores, 8))
     try:
-        decoded = pool.map(decode, paths, [shape] * len(paths))
+        decoded = pool.map(decode, paths, [shape] * len(paths), names or [None] * len(paths))
         for k, pixels in enumerate(bar(decoded, total=len(paths), desc=desc, unit="img", show=progress)):
             out[k] = pixels
     finally:  # a bad file ends the work at once: files not started yet are not decoded

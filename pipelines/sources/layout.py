@@ -53,6 +53,12 @@ def image_files(folder: Path, spec: CompetitionSpec) -> bool:
     return spec.modality == IMAGE and ((folder / "train").is_dir() or not (folder / "train.csv").is_file())
 
 
+def user_folder(spec: CompetitionSpec, raw: Path | str) -> Path:
+    """Where messages should say a competition's files are: for `source: local` the user's
+    own folder (or zip) that `download` copied into `raw`, else `raw` itself (the download)."""
+    return Path(spec.path).expanduser() if spec.source == "local" and spec.path else Path(raw)
+
+
 def check_files(folder: Path, needed: tuple[str, ...] = FILES, shown: Path | None = None) -> None:
     shown = shown or folder
     if not folder.is_dir():

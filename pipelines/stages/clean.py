@@ -8,17 +8,23 @@ Writes into `--out`:
   size here, see `sources/image_files.py`);
 - `target.npy` (classes encoded 0..k-1, or values), `folds.npy` (fold index per train row,
   computed once and shared by every model), `test_ids.csv`, `meta.json` (task, metric,
-  classes, feature roles, submission columns);
+  classes, feature roles, submission columns, `folds`: the folds played, those asked for and,
+  when fewer, why: a class rarer than `folds.n_splits` plays as many folds as it has rows,
+  never below 2, said in the log too; a class of one row is refused);
 - `drift.json`: adversarial validation of train vs test (`features/drift.py`: out-of-fold
   AUC of a classifier telling them apart, the most telling features), warned about in the
   log above 0.7.
 - with `folds.adversarial`: `score_rows.npy`, the mask of the `folds.adversarial_share`
   training rows most like the test set; every later stage scores CV on those rows only
   (models still train, and predict out of fold, on every row).
+
+Errors name the user's own files: for `source: local`, those in the spec's `path` (the folder,
+or the zip), not their copies in `--raw`.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +35,11 @@ from pipelines.core.context import IMAGE, TEXT
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, save_array, write_json
 from pipelines.features.drift import adversarial_validation, most_test_like, report
-from pipelines.features.tabular import build_features, text_columns
+from pipelines.features.tabular import build_features, check_text, text_columns
 from pipelines.sources.image_files import load_images
-from pipelines.sources.layout import read_layout
+from pipelines.sources.layout import read_layout, user_folder
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser) -> None:
@@ -40,7 +48,8 @@ def add_arguments(parser) -> None:
 
 
 def make_folds(y: np.ndarray, task: str, n_splits: int, seed: int, groups=None) -> np.ndarray:
-    """Fold index per row: grouped, stratified for classes, binned-stratified for regression."""
+    """Fold index per row: grouped, stratified for classes, binned-stratified for regression
+    (`n_splits` as `fold_count` allows it for classes)."""
     if groups is not None:
         splitter, strata = GroupKFold(n_splits, shuffle=True, random_state=seed), None
     elif task == "regression":
@@ -48,14 +57,30 @@ def make_folds(y: np.ndarray, task: str, n_splits: int, seed: int, groups=None) 
         strata = pd.qcut(pd.Series(y).rank(method="first"), bins, labels=False).to_numpy()
         splitter = StratifiedKFold(n_splits, shuffle=True, random_state=seed)
     else:
-        smallest = np.bincount(y).min()
-        if smallest < n_splits:
-            raise PipelineError(f"folds.n_splits={n_splits} exceeds the {smallest} row(s) of the rarest class")
         splitter, strata = StratifiedKFold(n_splits, shuffle=True, random_state=seed), y
     folds = np.full(len(y), -1, dtype=np.int64)
     for k, (_, val) in enumerate(splitter.split(np.zeros(len(y)), strata, groups)):
         folds[val] = k
     return folds
+
+
+def fold_count(y: np.ndarray, classes: list, n_splits: int, target: str, where) -> tuple[int, str | None]:
+    """The folds the classes allow, and why when fewer than `n_splits`: every fold validates
+    every class, so a class of k < n_splits rows plays k folds (never below 2). A class of
+    one row cannot be both learnt from and validated: refused, naming the column and class."""
+    counts = np.bincount(y, minlength=len(classes)) if len(classes) else np.array([n_splits])
+    if counts.min() >= n_splits:
+        return n_splits, None
+    single = [c for c, n in zip(classes, counts, strict=True) if n < 2]
+    if single:
+        more = f" (and {len(single) - 1} more)" if len(single) > 1 else ""
+        raise PipelineError(
+            f"{where}: class {single[0]!r} of column {target!r} has a single row{more}; a class needs 2 "
+            "rows to be learnt in one fold and validated in another (drop the row or merge the class)"
+        )
+    rarest = int(counts.argmin())
+    k = int(counts[rarest])
+    return k, f"class {classes[rarest]!r} of column {target!r} has {k} rows, fewer than folds.n_splits={n_splits}"
 
 
 def encode_target(values: pd.Series, task: str) -> tuple[np.ndarray, list]:
@@ -66,7 +91,7 @@ def encode_target(values: pd.Series, task: str) -> tuple[np.ndarray, list]:
     return values.map(lookup).to_numpy(np.int64), classes
 
 
-def image_array(frame: pd.DataFrame, shape, path: str) -> np.ndarray:
+def image_array(frame: pd.DataFrame, shape, path) -> np.ndarray:
     """Pixel columns -> uint8 (n, C, H, W), checking row length and value range."""
     c, h, w = shape.channels, shape.height, shape.width
     if frame.shape[1] != c * h * w:
@@ -83,31 +108,59 @@ def image_array(frame: pd.DataFrame, shape, path: str) -> np.ndarray:
     return values.astype(np.uint8).reshape(len(values), h, w, c).transpose(0, 3, 1, 2).copy()
 
 
-def images(layout, spec) -> tuple[np.ndarray, np.ndarray]:
+def images(layout, spec, raw: Path, shown: Path) -> tuple[np.ndarray, np.ndarray]:
     """Train and test images as uint8 (n, C, H, W): image files decoded and resized here, once
-    per change of the raw files (DVC keeps the arrays), or pixel columns reshaped."""
+    per change of the raw files (DVC keeps the arrays), or pixel columns reshaped. Errors name
+    a file as it lies in `shown` (the user's folder) rather than in the copy `raw`."""
     drop = [c for c in (spec.target, spec.id) if c in layout.train]
     if layout.train_files is None:
-        train_x = image_array(layout.train.drop(columns=drop), spec.image, "train.csv")
-        return train_x, image_array(layout.test.drop(columns=[spec.id], errors="ignore"), spec.image, "test.csv")
+        train_x = image_array(layout.train.drop(columns=drop), spec.image, shown / "train.csv")
+        test_x = image_array(layout.test.drop(columns=[spec.id], errors="ignore"), spec.image, shown / "test.csv")
+        return train_x, test_x
     unused = [c for c in layout.train.columns if c not in drop]
     if unused:
         print(f"train.csv: column(s) {', '.join(map(str, unused))} not used (image models read the images only)")
-    train_x = load_images(layout.train_files, spec.image, desc="train images")
-    return train_x, load_images(layout.test_files, spec.image, desc="test images")
+
+    def load(files, desc):
+        names = [shown / Path(f).relative_to(raw) if Path(f).is_relative_to(raw) else f for f in files]
+        return load_images(files, spec.image, desc=desc, names=names)
+
+    return load(layout.train_files, "train images"), load(layout.test_files, "test images")
 
 
-def main(args, params) -> None:
-    spec = params.competition(args.name)
-    layout = read_layout(args.raw, spec)
+def tables(layout, spec, shown: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The feature tables and their roles; a text competition's text columns must hold text
+    in train.csv and in test.csv (a column empty in every test row would predict a constant)."""
+    text = []
+    if spec.modality == TEXT:
+        text = text_columns(layout.train, spec.text, (spec.id, spec.target), str(shown / "train.csv"))
+        check_text(layout.test, text, str(shown / "test.csv"))
+    return build_features(layout.train, layout.test, spec.id, spec.target, text)
+
+
+def split(layout, spec, params, shown: Path) -> tuple[np.ndarray, list, np.ndarray, dict]:
+    """Encoded target, classes, the fold of each row and what meta.json says of the folds."""
     y, classes = encode_target(layout.train[spec.target], spec.task)
     groups = None
     if spec.group:
         if spec.group not in layout.train:
-            raise PipelineError(f"{args.raw / 'train.csv'}: group column {spec.group!r} not found")
+            raise PipelineError(f"{shown / 'train.csv'}: group column {spec.group!r} not found")
         groups = layout.train[spec.group].to_numpy()
-    n_splits = params.folds.resolve(len(y), spec.modality)
+    asked = n_splits = params.folds.resolve(len(y), spec.modality)
+    why = None
+    if spec.task != "regression" and groups is None:
+        n_splits, why = fold_count(y, classes, asked, spec.target, shown / "train.csv")
+    if why:
+        log.warning("%s: %s: playing %d folds", shown / "train.csv", why, n_splits)
     folds = make_folds(y, spec.task, n_splits, params.seed, groups)
+    return y, classes, folds, {"n_splits": n_splits, "asked": asked, **({"why": why} if why else {})}
+
+
+def main(args, params) -> None:
+    spec = params.competition(args.name)
+    shown = user_folder(spec, args.raw)  # errors name the user's files, not the copy in args.raw
+    layout = read_layout(args.raw, spec, origin=shown)
+    y, classes, folds, fold_meta = split(layout, spec, params, shown)
     meta = {
         "name": args.name,
         "task": spec.task,
@@ -119,21 +172,18 @@ def main(args, params) -> None:
         "submission_columns": list(layout.sample.columns),
         "n_train": int(len(y)),
         "n_test": int(len(layout.test)),
+        "folds": fold_meta,
     }
     with atomic_dir(args.out) as tmp:
         if spec.modality == IMAGE:
-            train_x, test_x = images(layout, spec)
+            train_x, test_x = images(layout, spec, Path(args.raw), shown)
             save_array(tmp / "train_x.npy", train_x)
             save_array(tmp / "test_x.npy", test_x)
             meta["image_shape"] = [spec.image.channels, spec.image.height, spec.image.width]
         else:
-            text = []
-            if spec.modality == TEXT:
-                text = text_columns(layout.train, spec.text, (spec.id, spec.target), f"{args.raw / 'train.csv'}")
-            train_x, test_x, roles = build_features(layout.train, layout.test, spec.id, spec.target, text)
+            train_x, test_x, meta["roles"] = tables(layout, spec, shown)
             train_x.to_parquet(tmp / "train.parquet")
             test_x.to_parquet(tmp / "test.parquet")
-            meta["roles"] = roles
         drift = adversarial_validation(
             train_x, test_x, meta.get("roles"), seed=params.seed, threads=params.train.threads,
             keep_train_scores=params.folds.adversarial,
@@ -148,7 +198,7 @@ def main(args, params) -> None:
         layout.test_ids.to_frame(spec.id).to_csv(tmp / "test_ids.csv", index=False)
         write_json(tmp / "meta.json", meta)
     report(drift, args.name)
-    shown = f"adversarial AUC {drift['auc']:.3f}" if drift["auc"] is not None else "no drift check"
+    said = f"adversarial AUC {drift['auc']:.3f}" if drift["auc"] is not None else "no drift check"
     if "score_rows" in drift:
-        shown += f"; CV scores the {drift['score_rows']['rows']} most test-like rows"
-    print(f"{args.name}: {len(y)} train rows, {n_splits} folds, {shown} -> {args.out}")
+        said += f"; CV scores the {drift['score_rows']['rows']} most test-like rows"
+    print(f"{args.name}: {len(y)} train rows, {fold_meta['n_splits']} folds, {said} -> {args.out}")
