@@ -70,12 +70,15 @@ def baseline(train: pd.DataFrame, test: pd.DataFrame, task: dict, seed: int) -> 
     return pred, float(folds.mean()), float(folds.std()), time.perf_counter() - start
 
 
-def play(name: str, train: pd.DataFrame, test: pd.DataFrame, task: dict, workdir: Path, threads: int):
-    """The default pipeline on one split as a `local` competition: (labels, metrics, seconds)."""
+def play(name: str, train: pd.DataFrame, test: pd.DataFrame, task: dict, workdir: Path, threads: int, models=None):
+    """The default pipeline on one split as a `local` competition (`models`: the competition's
+    own list instead of the defaults): (labels, metrics, seconds)."""
     spec, folder = task["spec"], workdir / "data"
     write_local(folder, train, test, spec["id"], spec["target"], encoding=task["encoding"])
     params = default_params()
     params["competitions"] = {name: {"source": "local", "path": str(folder), **spec}}
+    if models is not None:
+        params["competitions"][name]["models"] = models
     params["train"]["threads"] = threads
     repo = make_repo(workdir / "repo", params)
     seconds = repro(repo)
