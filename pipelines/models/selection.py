@@ -72,7 +72,7 @@ def fits_size(params: Params, model: str, n_rows: int, name: str) -> bool:
 def fits_image(params: Params, model: str, image, name: str) -> bool:
     """Whether the competition's images (`ImageShape`, None when not images) lie within the
     model's `train.min_side` / `max_side` (pixels of the shorter side): digits' 28x28 get the
-    compact `cnn`, larger images timm's `resnet` (README, "Solar cells, image files")."""
+    compact `cnn`, larger images timm's `resnet` (benchmarks/README.md has the measurements)."""
     if image is None:
         return True
     bounds = (params.train.min_side, params.train.max_side)

@@ -29,7 +29,7 @@ LARGE_IMAGE_FIT = 400_000
 def cnn(*, width, hidden, dropout, head_dropout):
     """The digits' net; without `epochs`, at most 20, and on large sets as many as show it
     about `LARGE_IMAGE_FIT` images (the warmup + cosine schedule spans whatever runs). Width
-    and budget come from `benchmarks/digit_recipes.py` (README: wider or longer did not pay
+    and epoch cap come from `benchmarks/digit_recipes.py` (wider or longer did not pay
     on 4,000 digits)."""
     return partial(CNN, width=width, hidden=hidden, dropout=dropout, head_dropout=head_dropout)
 
@@ -47,9 +47,8 @@ def resnet(*, arch, drop_rate, width, timm_kwargs):
     a timm ResNet's stage channels (0.5: 32-64-128-256; other architectures need `width=1`);
     `timm_kwargs`: extra arguments for `timm.create_model` (e.g. `channels`). Trained with
     flips only (`FLIPS`: cells, tissue and satellite images have no orientation; digits keep
-    `cnn`) and predicting the mean over the four mirrorings (`tta`: on the first solar split
-    CV 0.8543 against 0.8462, held out 0.8851 against 0.8801). Without `epochs`, at most 15
-    run (README, "Solar cells, image files")."""
+    `cnn`) and predicting the mean over the four mirrorings (`tta`, which paid on the solar
+    cells: benchmarks/README.md). Without `epochs`, at most 15 run."""
     return partial(timm_net, arch=arch, drop_rate=drop_rate, width=width, timm_kwargs=timm_kwargs)
 
 
@@ -92,7 +91,7 @@ def text_bert(*, hidden, layers, heads, dropout, vocab_size, max_len, pretrained
     training texts), or `pretrained`: a local transformers checkpoint folder (model and fast
     tokenizer, as `save_pretrained` writes them) or a model name in the Hugging Face cache;
     nothing is downloaded. Without `epochs`, at most 8 (what a CPU affords). `token_mask`:
-    text augmentation, off by default (0.15 gained nothing on either embedded text set: README)."""
+    text augmentation, off by default (it gained nothing on either embedded text set)."""
     return TextNet(
         tokens=partial(Tokens, vocab_size=vocab_size, max_len=max_len, pretrained=pretrained),
         net=partial(TextEncoder, hidden=hidden, layers=layers, heads=heads, dropout=dropout, pretrained=pretrained),
