@@ -18,9 +18,7 @@ Wall times are printed per column (the baseline's includes embedding the texts).
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,8 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import table  # noqa: E402
-from benchmarks.text_tasks import TASKS, play  # noqa: E402
+from benchmarks.text_tasks import TASKS, play, run_splits  # noqa: E402
 from pipelines.core.config import TrainParams  # noqa: E402
 from pipelines.models.embeddings import TextEmbedder  # noqa: E402
 
@@ -71,21 +68,7 @@ def one_split(name: str, full: pd.DataFrame, seed: int, workdir: Path, threads: 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", default="sms-spam,airline-sentiment", help="comma-separated: " + ", ".join(TASKS))
-    ap.add_argument("--splits", type=int, default=3)
-    ap.add_argument("--first-split", type=int, default=0, help="split seeds are 3000 + first-split + i")
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.tasks.split(","):
-            full = TASKS[name]["load"]()
-            for i in range(args.first_split, args.first_split + args.splits):
-                rows.append(one_split(name, full, 3000 + i, Path(tmp) / f"{name}-{i}", args.threads))
-                print(table(rows[-1:]), flush=True)
-    print()
-    print(table(rows))
+    rows, args = run_splits(__doc__, one_split)
     for name in args.tasks.split(","):
         mine = [r for r in rows if r["task"] == name]
         wins = sum(r["pipeline"] > max(r["frozen+LR"], r["scratch"]) for r in mine)

@@ -109,8 +109,10 @@ def one_split(name: str, full: pd.DataFrame, seed: int, workdir: Path, threads: 
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_splits(doc: str, one_split) -> tuple[list[dict], argparse.Namespace]:
+    """The command line of the text benchmarks, and `one_split(name, full, seed, workdir,
+    threads)`'s rows over every task and split, each printed as it comes."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--tasks", default="sms-spam,airline-sentiment", help="comma-separated: " + ", ".join(TASKS))
     ap.add_argument("--splits", type=int, default=3)
     ap.add_argument("--first-split", type=int, default=0, help="split seeds are 3000 + first-split + i")
@@ -125,6 +127,11 @@ def main() -> None:
                 print(table(rows[-1:]), flush=True)
     print()
     print(table(rows))
+    return rows, args
+
+
+def main() -> None:
+    rows, args = run_splits(__doc__, one_split)
     for name in args.tasks.split(","):
         mine = [r for r in rows if r["task"] == name]
         gain = np.array([r["pipeline"] - r["tfidf+LR"] for r in mine])
