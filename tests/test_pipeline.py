@@ -80,6 +80,8 @@ def test_titanic_repro_end_to_end_and_noop(dvc_repo):
     # editing the image nets touches no code Titanic runs: only its zoo digest is checked again
     with (dvc_repo / "pipelines/models/nets.py").open("a") as fh:
         fh.write("\n# an edit\n")
+    changed = run(["dvc", "status"], dvc_repo).stdout
+    assert "zoo@titanic" in changed and not [s for s in ("tune", "train", "distill") if f"{s}@titanic" in changed]
     edited = repro(dvc_repo)
     assert "Running stage 'zoo@titanic'" in edited.stdout, edited.stdout
     assert not [s for s in ("tune", "train", "distill", "ensemble") if f"Running stage '{s}@titanic'" in edited.stdout]
