@@ -6,14 +6,15 @@
 
 Gathers what the stages and `submit` wrote: the CV table with its spread (the ensemble and
 each model: cv, fold std, fold scores from `details.json`; seconds and rows/s from the run's
-log, `train.json`), the ensemble (method, members, weights, each method's nested cv), the
-student against its teachers (`speed.json`: scores; the log's `distill.json`: rows/s), the
-plots (PNG files of `plots/` inlined, CSV plots and the Optuna history drawn with
-matplotlib), the submission history (CV, public, private) and the drift check
-(`drift.json`). A part that does not exist yet (no submission, no student, no drift check)
-is said so on the page; a missing `metrics.json` or `details.json` is an error naming it.
-Images are inlined as base64 and nothing is fetched: the page opens offline. Not a DVC
-stage: the history changes outside DVC, so the report is re-written on demand.
+log, `train.json`), the ensemble (method and the rule that chose it, members, weights, each
+method's nested cv), the student against the teachers' blend it learned from (`speed.json`:
+scores and blend weights; the log's `distill.json`: rows/s), the plots (PNG files of `plots/`
+inlined; CSV plots and the Optuna history drawn as inline SVG by `outputs/charts.py`, each as
+its dvc.yaml template draws it), the submission history (CV, public, private) and the drift
+check (`drift.json`). A part that does not exist yet (no submission, no student, no drift
+check) is said so on the page; a missing `metrics.json` or `details.json` is an error naming
+it. Charts are inline and nothing is fetched: the page opens offline. Not a DVC stage: the
+history changes outside DVC, so the report is re-written on demand.
 """
 
 from __future__ import annotations
