@@ -83,8 +83,19 @@ def make_dvc_repo(repo: Path) -> Path:
     run(["dvc", "init", "-q"], repo, env=env)
     run(["dvc", "config", "core.autostage", "false"], repo, env=env)
     shutil.copytree(ROOT / ".dvc" / "plots", repo / ".dvc" / "plots")  # the project's own plot templates
+    for key, value in project_dvc_config().items():  # and its settings (the offline page of `dvc plots`)
+        run(["dvc", "config", key, value], repo, env=env)
     (repo / ".gitignore").write_text("__pycache__/\n/data/cache/\n")
     return repo
+
+
+def project_dvc_config() -> dict[str, str]:
+    """The settings of this project's `.dvc/config`, as `section.key` -> value."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".dvc" / "config")
+    return {f"{section}.{key}": value for section in config.sections() for key, value in config[section].items()}
 
 
 @pytest.fixture

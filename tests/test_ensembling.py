@@ -6,12 +6,14 @@ import pytest
 
 from pipelines.core.metrics import get_metric
 from pipelines.training.ensembling import (
+    RULE,
     Stacker,
     blend,
     candidate_methods,
     choose_method,
     clearly_worse,
     hill_climb,
+    method_choice,
     methods,
     nested_oof,
     score_error,
@@ -291,6 +293,20 @@ def test_choose_method_prefers_the_simplest_within_one_standard_error():
     assert choose_method(far, y, folds, RMSE, "regression") == "hill_climb"
     reversed_order = {"hill_climb": close["hill_climb"], "mean": close["mean"]}
     assert choose_method(reversed_order, y, folds, RMSE, "regression") == "hill_climb"  # first listed wins a tie
+
+
+def test_the_choice_says_the_rule_and_the_scores_it_compared():
+    """What the report and details.json say: not "the best score" when a simpler method won."""
+    rng = np.random.default_rng(0)
+    y, folds, base = rng.normal(0, 1, 1000), folds_of(1000), rng.normal(0, 1, 1000)
+    close = {"mean": y + base, "hill_climb": y + 0.99 * base + rng.normal(0, 0.05, 1000)}
+    method, why = method_choice(close, y, folds, RMSE, "regression")
+    assert method == "mean" and why.startswith(f"mean: {RULE}; hill_climb's nested cv (")
+    assert "within 1 SE" in why
+    far = {"mean": y + base, "stacking": y + 0.9 * base, "hill_climb": y + 0.3 * base}
+    method, why = method_choice(far, y, folds, RMSE, "regression")
+    assert method == "hill_climb" and why.endswith("; mean, stacking trail it by more")
+    assert "a later method must beat it by more than 1 SE" in RULE
 
 
 def test_choose_method_follows_the_metrics_direction():

@@ -5,8 +5,11 @@ the binary ones' templates; their frames are checked here too."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import os
+import re
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -16,7 +19,17 @@ import yaml
 from pipelines.training.cv import CVResult
 from pipelines.training.plots import COLUMNS, ensemble_plots, learning_curves
 from tests.conftest import ROOT, TITANIC, run, tiny_params
-from tests.plots_page import chromium, div_id, draw, show
+from tests.plots_page import (
+    TEMPLATE,
+    chromium,
+    configured_template,
+    div_id,
+    draw,
+    draw_report,
+    loads_from_the_network,
+    page_template,
+    show,
+)
 from tests.test_pipeline import houses, write_layout
 
 RNG = np.random.default_rng(0)
@@ -95,6 +108,28 @@ def test_every_plot_written_is_declared_with_a_template_and_its_columns():
             assert props["template"] and props["x"] in columns and props["y"] in columns, name
 
 
+def test_every_plot_axis_says_what_it_is():
+    """Each ensemble plot names its axes in words (not only column names such as fpr)."""
+    for name, props in ensemble_plot_declarations().items():
+        if name.endswith(".csv"):
+            assert props.get("x_label"), name
+            assert props.get("y_label") or name == "learning_curves.csv", name  # its panels name their curve
+
+
+def test_plots_page_is_offline_and_configured():
+    """A plain `dvc plots show` uses the shipped page (.dvc/config), which loads nothing from
+    the network: Vega, Vega-Lite and vega-embed are inline (the bundle of vl-convert-python)."""
+    template = configured_template()
+    assert template == TEMPLATE and template.is_file()
+    page = template.read_text(encoding="utf-8")
+    assert "{plot_divs}" in page and "{scripts}" not in page  # DVC's CDN scripts never enter it
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page[: page.index("(function () {")])
+    assert "window.vegaEmbed=" in page and (ROOT / ".dvc/plots/VEGA-LICENSES.txt").is_file()
+    installed = importlib.metadata.version("vl-convert-python")
+    if f"vl-convert-python {installed}'s" in page:  # the same wheel builds the same page
+        assert page == page_template(), "stale: python -m tests.plots_page --write"
+
+
 # --- drawn in a browser ----------------------------------------------------------------
 
 # the Vega marks (with their item counts) each template draws: a plot declared without its
@@ -117,7 +152,16 @@ REGRESS = {
 EXPECTED = {"titanic": CLASSIFY, "prices": REGRESS}
 
 
-def check_drawn(drawn: dict, name: str, expected: dict[str, set]) -> None:
+def curve_groups(repo, name: str) -> int:
+    """Lines a learning-curve chart must draw: one per model, curve and fold."""
+    curves = pd.read_csv(repo / f"submissions/{name}/plots/learning_curves.csv")
+    return len(curves.groupby(["model", "curve", "fold"]))
+
+
+def check_drawn(drawn: dict, name: str, expected: dict[str, set], revisions: int = 1, groups: int = 0) -> None:
+    """What `dvc plots` drew: the right marks for each plot, nothing for another task's plots;
+    a ROC and a precision-recall curve are one line per revision (no threshold curve beside
+    them), the learning curves one line per model, curve and fold (and revision)."""
     for plot in ensemble_plot_declarations():
         got = drawn.get(div_id(f"submissions/{name}/plots/{plot}"))
         want = expected.get(plot, set())
@@ -127,6 +171,38 @@ def check_drawn(drawn: dict, name: str, expected: dict[str, set]) -> None:
         assert got is not None and got["error"] is None, (name, plot, got)
         marks = {mark for mark, items in got["marks"].items() if items > 0}
         assert marks == want, (name, plot, got)
+        if plot in ("roc.csv", "precision_recall.csv"):
+            assert got["series"]["line"] == revisions, (name, plot, got)
+        if plot == "learning_curves.csv":
+            assert got["series"]["line"] == groups, (name, plot, got)
+
+
+def check_report(repo, name: str) -> None:
+    """The report drawn offline: each chart holds the marks of its kind."""
+    run(["python", "-m", "pipelines", "report", name], repo)
+    drawn = {caption.rsplit("(", 1)[1].rstrip(")"): got for caption, got in draw_report(
+        repo / f"submissions/{name}/report.html").items()}  # fmt: skip
+    rows = {f: len(pd.read_csv(repo / f"submissions/{name}/plots/{f}")) for f in ("confusion.csv", "residuals.csv")}
+    weights = len(pd.read_csv(repo / f"submissions/{name}/plots/ensemble_weights.csv"))
+    assert drawn["oof.png"]["image"] > 0 and drawn["ensemble_weights.csv"]["marks"] == {"bar": weights}
+    assert drawn["learning_curves.csv"]["series"] == {"line": curve_groups(repo, name)}
+    if rows["confusion.csv"]:  # classification
+        assert drawn["roc.csv"]["series"] == drawn["precision_recall.csv"]["series"] == {"line": 1}, drawn
+        assert drawn["confusion.csv"]["marks"] == {"cell": 4} and drawn["confusion.csv"]["series"] == {"cell": 1}
+        assert "residuals.csv" not in drawn
+    else:
+        for plot in ("residuals.csv", "predicted_vs_actual.csv"):
+            assert drawn[plot]["marks"] == {"point": rows["residuals.csv"]} and drawn[plot]["series"] == {"point": 1}
+        assert "roc.csv" not in drawn and "confusion.csv" not in drawn
+
+
+def check_exp_show_width(repo) -> None:
+    """README's narrow `dvc exp show` (its one command with --keep) fits a 120-column terminal."""
+    line = next(ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.startswith("dvc exp show --drop"))
+    command = shlex.split(line.split("  #")[0])
+    out = run([*command, "--no-pager"], repo, env={"COLUMNS": "1000"}).stdout  # the table's own width
+    assert max(len(ln.rstrip()) for ln in out.splitlines()) <= 120, out
+    assert "submissions/titanic/metrics.json:cv" in out and "…" not in out, out
 
 
 def commit(repo, message):
@@ -138,6 +214,9 @@ def commit(repo, message):
 @pytest.mark.slow
 @pytest.mark.skipif(chromium() is None and not os.environ.get("CI"), reason="needs chromium (.ci/run installs it)")
 def test_dvc_plots_show_and_diff_draw_every_declared_plot(dvc_repo, tmp_path):
+    """Offline (the browser reaches no network): `dvc plots show`, `dvc plots diff` and the
+    report draw every chart with marks of its kind."""
+    assert loads_from_the_network() is False  # the browser as `draw` runs it fetches nothing
     hp = houses(300)
     write_layout(tmp_path / "prices", hp.iloc[:220], hp.iloc[220:], "Id", "Price", 1.0)
     prices = {"id": "Id", "target": "Price", "task": "regression", "metric": "rmsle"}
@@ -151,18 +230,22 @@ def test_dvc_plots_show_and_diff_draw_every_declared_plot(dvc_repo, tmp_path):
     run(["python", "-m", "pipelines", "submit", "titanic", "-m", "first"], dvc_repo)
     run(["python", "-m", "pipelines", "leaderboard", "titanic"], dvc_repo)
 
-    drawn = draw(show(dvc_repo, tmp_path / "show"))
+    page = show(dvc_repo, tmp_path / "show")
+    assert "cdn.jsdelivr.net" not in page.read_text(encoding="utf-8")  # the shipped page, not DVC's
+    drawn = draw(page)
     for name, expected in EXPECTED.items():
-        check_drawn(drawn, name, expected)
+        check_drawn(drawn, name, expected, groups=curve_groups(dvc_repo, name))
+        check_report(dvc_repo, name)
     assert drawn[div_id("submissions/titanic/cv_vs_public.csv")]["marks"]["symbol"] == 1
 
     # two revisions in one chart: a line per revision, the weights' bars side by side
     commit(dvc_repo, "first")
+    check_exp_show_width(dvc_repo)
     params["ensemble"]["methods"] = ["mean"]
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
     run(["dvc", "repro", "ensemble@titanic"], dvc_repo, env={"PIPELINES_PROGRESS": ""}, timeout=300)
     diff = draw(show(dvc_repo, tmp_path / "diff", "diff", "HEAD"))
-    check_drawn(diff, "titanic", CLASSIFY)
+    check_drawn(diff, "titanic", CLASSIFY, revisions=2, groups=2 * curve_groups(dvc_repo, "titanic"))
     for plot, mark in (("roc.csv", "line"), ("ensemble_weights.csv", "rect"), ("learning_curves.csv", "line")):
         path = f"submissions/titanic/plots/{plot}"
         rows = len(pd.read_csv(dvc_repo / path)) + len(

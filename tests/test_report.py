@@ -8,6 +8,7 @@ drift, the student against its teachers, the plots as inline images, and no exte
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -77,18 +78,29 @@ def test_report_holds_cv_history_student_and_plots(run_dir, tmp_path):
     for _, row in history.iterrows():
         assert all(f"<td>{row[col]:.5f}</td>" in page for col in ("cv", "public", "private"))
     assert "first &lt;b&gt;try&lt;/b&gt; &amp; more" in page and "<b>try" not in page
-    # the student against the teachers (speed.json), the plots inlined
+    # the ensemble: the rule that chose its method, as the code applies it, not "the best score"
+    text = html.unescape(page)
+    assert f"chosen method: {details['ensemble']['chosen_by']}" in text and "methods are tried simplest first" in text
+    assert "best nested out-of-fold score" not in text
+    # the student against the teachers (speed.json): the blend it learned from, named as what it is
     speed = json.loads((run_dir / "distill/speed.json").read_text())
-    assert "teacher ensemble" in page and f"{speed['student_cv']:.5f}" in page
+    used = [n for n, w in speed["teacher_weights"].items() if w > 0]
+    assert "teacher ensemble" not in text and f"{speed['student_cv']:.5f}" in page
+    assert f"teachers' blend = {used[0]} alone" in text if len(used) == 1 else "teachers' blend (hill climbing" in text
     # the timings come from the run's log (train.json, distill.json), not from hashed outputs
     timings = json.loads((run_dir / "logs/train.json").read_text())["models"]
     assert all(f"<td>{t['seconds']:.2f}</td>" in page for t in timings.values())
     assert f"student {json.loads((run_dir / 'logs/distill.json').read_text())['speedup']}x" in page
-    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
-    assert {"confusion.csv", "roc.csv", "Optuna history (tune)", "CV against public"} <= set(captions)
+    # the plots: CSVs drawn as inline SVG, each captioned with what it shows and its file
+    captions = [html.unescape(c) for c in re.findall(r"<figcaption>([^<]*)</figcaption>", page)]
+    files = {c.rsplit("(", 1)[1].rstrip(")") for c in captions}
+    assert {"confusion.csv", "roc.csv", "history.csv", "cv_vs_public.csv", "oof.png"} <= files, captions
+    assert "ROC curve, out-of-fold (multiclass: micro-average over classes) (roc.csv)" in captions
+    assert page.count("<figure><svg ") == len(captions) - 1  # all but oof.png, the one PNG the stage writes
     # self-contained: every image inline, no URL to fetch
-    assert re.findall(r'src="([^"]{0,22})', page) == ["data:image/png;base64,"] * len(captions)
+    assert re.findall(r'src="([^"]{0,22})', page) == ["data:image/png;base64,"]
     assert "http://" not in page and "https://" not in page and "//" not in re.sub(r"base64,[^\"]*", "", page)
+    assert len(set(re.findall(r' id="([^"]+)"', page))) == len(re.findall(r' id="([^"]+)"', page))  # ids unique
     assert "train and test look alike" in page
     assert not list(out.parent.glob("*.tmp"))  # written atomically
 
@@ -128,10 +140,10 @@ def test_missing_output_is_a_one_line_error(run_dir, tmp_path, capsys):
 
 
 def test_a_plot_that_is_not_the_tasks_draws_nothing(tmp_path):
-    from pipelines.commands.report import render_csv
+    from pipelines.outputs.charts import chart_svg
 
     (tmp_path / "residuals.csv").write_text("predicted,residual\n")  # what a classification writes
     (tmp_path / "confusion.csv").write_text("actual,predicted\n")  # what a regression writes
-    assert render_csv(tmp_path / "residuals.csv") is None and render_csv(tmp_path / "confusion.csv") is None
+    assert chart_svg(tmp_path / "residuals.csv") is None and chart_svg(tmp_path / "confusion.csv") is None
     (tmp_path / "roc.csv").write_text("fpr,tpr\n0,0\n0.5,0.8\n1,1\n")
-    assert render_csv(tmp_path / "roc.csv").startswith(b"\x89PNG")
+    assert chart_svg(tmp_path / "roc.csv").startswith("<svg ")

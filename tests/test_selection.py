@@ -2,6 +2,8 @@
 modality, fit for its task, and given only arguments its factory takes; checked before a
 stage runs, each failure one line naming the key (see tests/bad_inputs.py)."""
 
+import logging
+
 import pytest
 import yaml
 
@@ -122,3 +124,21 @@ def test_tabular_models_also_play_text_competitions():
     raw["competitions"]["spam"]["models"] = ["catboost", "cnn"]
     with pytest.raises(PipelineError, match=r"models\[1\]: 'cnn' is a model for image data; 'spam' is text"):
         check_models(parse_params(raw))
+
+
+def test_playing_one_competition_logs_nothing_about_another(tmp_path, caplog):
+    """Every competition is checked, but a stage of Titanic says nothing of House Prices'
+    logreg -> ridge swap; House Prices' own stages still say it."""
+    from pipelines.__main__ import main
+
+    caplog.set_level(logging.DEBUG, logger="pipelines")
+    params = str(ROOT / "params.yaml")
+    assert main(["zoo", "titanic", "--params", params, "--out", str(tmp_path / "titanic")]) == 0
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [line for line in said if "house-prices" in line or "digit-recognizer" in line], said
+    assert any("house-prices: model logreg" in r.getMessage() for r in caplog.records)  # checked, at debug level
+    caplog.clear()
+    assert main(["zoo", "house-prices", "--params", params, "--out", str(tmp_path / "hp")]) == 0
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert "house-prices: model logreg does not support task regression; ridge instead" in said
+    assert not [line for line in said if "titanic" in line], said

@@ -35,7 +35,8 @@ from pipelines.core.context import IMAGE, MODALITIES, TABULAR, TEXT, Task
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_file, read_csv
 from pipelines.core.metrics import METRICS
-from pipelines.features.tabular import find_text_columns, text_columns
+from pipelines.features.language import free_text
+from pipelines.features.tabular import text_columns
 from pipelines.sources import image_files as imgs
 from pipelines.sources.layout import FILES, read_layout
 
@@ -170,10 +171,8 @@ def infer_modality(train: pd.DataFrame, id_col: str, target: str, image_file: Pa
     features = [c for c in train.columns if c not in (id_col, target)]
     if pixel_columns(features):
         return IMAGE, f"{len(features)} pixel columns"
-    text = find_text_columns(train, {id_col, target})
-    if text:
-        return TEXT, f"free text in {', '.join(map(str, text))}"
-    return TABULAR, "no images or free text"
+    text, why = free_text(train, {id_col, target})  # language, not names: why, with its figures
+    return (TEXT, why) if text else (TABULAR, f"no images; {why}")
 
 
 def pixel_shape(n: int) -> tuple[dict | None, str]:

@@ -6,14 +6,15 @@
 
 Gathers what the stages and `submit` wrote: the CV table with its spread (the ensemble and
 each model: cv, fold std, fold scores from `details.json`; seconds and rows/s from the run's
-log, `train.json`), the ensemble (method, members, weights, each method's nested cv), the
-student against its teachers (`speed.json`: scores; the log's `distill.json`: rows/s), the
-plots (PNG files of `plots/` inlined, CSV plots and the Optuna history drawn with
-matplotlib), the submission history (CV, public, private) and the drift check
-(`drift.json`). A part that does not exist yet (no submission, no student, no drift check)
-is said so on the page; a missing `metrics.json` or `details.json` is an error naming it.
-Images are inlined as base64 and nothing is fetched: the page opens offline. Not a DVC
-stage: the history changes outside DVC, so the report is re-written on demand.
+log, `train.json`), the ensemble (method and the rule that chose it, members, weights, each
+method's nested cv), the student against the teachers' blend it learned from (`speed.json`:
+scores and blend weights; the log's `distill.json`: rows/s), the plots (PNG files of `plots/`
+inlined; CSV plots and the Optuna history drawn as inline SVG by `outputs/charts.py`, each as
+its dvc.yaml template draws it), the submission history (CV, public, private) and the drift
+check (`drift.json`). A part that does not exist yet (no submission, no student, no drift
+check) is said so on the page; a missing `metrics.json` or `details.json` is an error naming
+it. Charts are inline and nothing is fetched: the page opens offline. Not a DVC stage: the
+history changes outside DVC, so the report is re-written on demand.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import io
 from pathlib import Path
 
 import numpy as np
@@ -30,16 +30,17 @@ import pandas as pd
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_file, read_json
 from pipelines.core.paths import Paths
+from pipelines.outputs.charts import chart_svg, chart_title
 from pipelines.outputs.history import load_history
+from pipelines.training.ensembling import RULE
 
-MAX_POINTS = 5_000  # a scatter draws at most this many rows (a seeded sample), so pages stay small
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 .warn { background: #fff3cd; border: 1px solid #e0b000; padding: 0.6em 1em; }
-.note { color: #666; } img { max-width: 100%; margin: 0.5em 0; }
+.note { color: #666; } img, figure svg { max-width: 100%; height: auto; margin: 0.5em 0; }
 """
 
 
@@ -105,9 +106,22 @@ def ensemble_section(details: dict) -> str:
     else:
         members = note("members: " + ", ".join(ens["members"]))
     extra = "".join(note(f"{key}: {ens[key]}") for key in ("coef", "thresholds") if key in ens)
-    methods = table([{"method": m, "nested cv": num(s)} for m, s in details["methods_nested_cv"].items()])
-    chosen = f"chosen method: {ens['method']} (best nested out-of-fold score)"
+    methods = table([{"method": m, "nested out-of-fold cv": num(s), "chosen": "yes" if m == ens["method"] else ""}
+                     for m, s in details["methods_nested_cv"].items()])  # fmt: skip
+    why = ens.get("chosen_by") or f"{ens['method']}: {RULE}"  # details.json of older runs: the rule alone
+    chosen = f"chosen method: {why}"
     return f"<h2>Ensemble</h2>{note(chosen)}{members}{extra}<h3>Methods compared</h3>{methods}"
+
+
+def teachers_label(speed: dict) -> str:
+    """What the student learned from: distill's hill-climbing blend of the teachers, weights
+    fitted on the same OOF rows it is scored on (speed.json's `teacher_weights`); with all the
+    weight on one teacher, that teacher alone, not an ensemble."""
+    used = {n: w for n, w in (speed.get("teacher_weights") or {}).items() if w > 0}
+    if len(used) == 1:
+        return f"teachers' blend = {next(iter(used))} alone (hill climbing gave it all the weight)"
+    weights = f": {', '.join(f'{n} {w:g}' for n, w in used.items())}" if used else ""
+    return f"teachers' blend (hill climbing on the OOF rows it is scored on{weights})"
 
 
 def student_section(speed: dict | None, details: dict, distill: Path, timings: dict, rates: dict) -> str:
@@ -116,7 +130,8 @@ def student_section(speed: dict | None, details: dict, distill: Path, timings: d
         left = details.get("left_out", {})
         why = left.get("distill:student") or left.get("student") or f"{distill / 'speed.json'} not found"
         return f"<h2>Student against teachers</h2>{note(f'no student: {why}')}"
-    rows = [{"": "teacher ensemble", "cv": num(speed["teacher_cv"]), "rows/s": rate(rates.get("teacher_rows_per_s"))}]
+    blend = {"": teachers_label(speed), "cv": num(speed["teacher_cv"]), "rows/s": rate(rates.get("teacher_rows_per_s"))}
+    rows = [blend]
     for name, d in details["models"].items():
         if not name.startswith("distill:"):
             rows.append(
@@ -167,83 +182,20 @@ def png_tag(data: bytes, title: str) -> str:
     return f'<figure><img alt="{esc(title)}" src="data:image/png;base64,{encoded}"><figcaption>{esc(title)}</figcaption></figure>'  # noqa: E501
 
 
-def _figure_png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=80, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+def svg_tag(svg: str, title: str) -> str:
+    return f"<figure>{svg}<figcaption>{esc(title)}</figcaption></figure>"
 
 
-def _confusion(ax, df: pd.DataFrame) -> None:
-    counts = pd.crosstab(df["actual"].astype(str), df["predicted"].astype(str))
-    ax.imshow(counts.to_numpy(), cmap="Blues")
-    dark = counts.to_numpy().max() / 2
-    ax.set(xticks=range(counts.shape[1]), yticks=range(counts.shape[0]), xlabel="predicted", ylabel="actual")
-    ax.set_xticklabels(counts.columns, rotation=90)
-    ax.set_yticklabels(counts.index)
-    for (i, j), n in np.ndenumerate(counts.to_numpy()):
-        ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="white" if n > dark else "black")
-
-
-def _curves(ax, df: pd.DataFrame) -> None:
-    numeric = list(df.select_dtypes("number").columns)
-    x, ys = numeric[0], numeric[1:4]
-    groups = [c for c in df.columns if c not in numeric and df[c].nunique() <= 10]
-    parts = df.groupby(groups[0]) if groups else [("", df)]
-    for label, part in parts:
-        label = label[0] if isinstance(label, tuple) else label
-        line = part[x].is_monotonic_increasing
-        if not line and len(part) > MAX_POINTS:
-            part = part.sample(MAX_POINTS, random_state=0)
-        for y in ys:
-            name = " ".join(str(s) for s in (label, y) if s != "")
-            ax.plot(part[x], part[y], label=name) if line else ax.scatter(part[x], part[y], s=6, alpha=0.5, label=name)
-    ax.set_xlabel(x)
-    ax.legend(fontsize=8)
-
-
-def render_csv(path: Path) -> bytes | None:
-    """A CSV plot as a PNG: a confusion matrix (actual/predicted labels), CV against public
-    (cv_vs_public.csv), else the numeric columns against the first one (lines when it only
-    grows, e.g. ROC or trials; points otherwise), one line per group of a text column."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    df = pd.read_csv(path)
-    if df.empty:  # a plot that is not this task's (a ROC for a regression): header only
-        return None
-    numeric = df.select_dtypes("number").columns
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    if {"actual", "predicted"} <= set(df) and ("actual" not in numeric or df["actual"].nunique() <= 50):
-        _confusion(ax, df)
-    elif {"cv", "public"} <= set(numeric):
-        ax.scatter(df["cv"], df["public"])
-        lo, hi = df[["cv", "public"]].min().min(), df[["cv", "public"]].max().max()
-        ax.plot([lo, hi], [lo, hi], color="k", lw=1)
-        ax.set(xlabel="cv", ylabel="public")
-    elif len(numeric) >= 2 and len(df):
-        _curves(ax, df)
-    else:
-        plt.close(fig)
-        return None
-    ax.set_title(path.stem)
-    return _figure_png(fig)
-
-
-def plots_section(folder: Path | None, extra: dict[str, Path], title: str = "Plots") -> str:
-    """Every PNG and CSV plot under `folder` (named by their path in it), then `extra` ones by title."""
+def plots_section(folder: Path | None, extra: list[Path], title: str = "Plots") -> str:
+    """Every PNG and CSV plot under `folder`, then the `extra` files that exist; each captioned
+    with what it shows and its file name. A CSV with no rows is not the task's: left out."""
     files = sorted(p for p in folder.rglob("*") if p.suffix in (".png", ".csv")) if folder and folder.is_dir() else []
-    named = {str(p.relative_to(folder)): p for p in files} | {t: p for t, p in extra.items() if p.is_file()}
     figures = []
-    for caption, path in named.items():
-        data = path.read_bytes() if path.suffix == ".png" else render_csv(path)
-        if data is not None:
-            figures.append(png_tag(data, caption))
+    for path in [*files, *(p for p in extra if p.is_file())]:
+        if path.suffix == ".png":
+            figures.append(png_tag(path.read_bytes(), chart_title(path)))
+        elif (svg := chart_svg(path, prefix=f"{title.split()[0].lower()}{len(figures)}-")) is not None:
+            figures.append(svg_tag(svg, chart_title(path)))
     return f"<h2>{esc(title)}</h2>" + ("".join(figures) or note("no plots found"))
 
 
@@ -279,11 +231,11 @@ def main(args, params) -> None:
         student_section(
             read_optional(distill / "speed.json"), details, distill, timings, read_optional(logs / "distill.json") or {}
         ),
-        plots_section(folder / "plots", {"Optuna history (tune)": tune / "history.csv"}),
+        plots_section(folder / "plots", [tune / "history.csv"]),
         history_section(load_history(folder / "history.csv"), args.name),
     ]
     if (folder / "cv_vs_public.csv").is_file():
-        sections.append(plots_section(None, {"CV against public": folder / "cv_vs_public.csv"}, "CV against public"))
+        sections.append(plots_section(None, [folder / "cv_vs_public.csv"], "CV against public"))
     with atomic_file(out) as fh:
         fh.write(page(args.name, metrics, sections))
     print(f"{args.name}: report -> {out}")

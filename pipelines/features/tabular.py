@@ -31,6 +31,7 @@ import pandas as pd
 
 from pipelines.core.errors import PipelineError
 from pipelines.features import titanic
+from pipelines.features.language import free_text
 
 HOOKS = [titanic]
 MAX_CATEGORIES = 50  # more distinct values than this (and > 5% of rows): a key, not a category
@@ -127,16 +128,9 @@ def _counts(values: pd.Series) -> dict[str, int]:
 
 
 def find_text_columns(train: pd.DataFrame, exclude) -> list[str]:
-    """The free-text columns of a text competition: text of three or more words on average
-    whose values mostly differ (a column of a few repeated phrases is a category)."""
-    found = []
-    for col in train.columns:
-        values = train[col]
-        if col in exclude or pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            continue
-        if _is_text(values) and values.nunique() > min(MAX_CATEGORIES, 0.05 * len(values)):
-            found.append(col)
-    return found
+    """The free-text columns of a text competition: those that carry language
+    (`features/language.py`: sentences, not names or codes)."""
+    return free_text(train, exclude)[0]
 
 
 def text_columns(train: pd.DataFrame, named: list[str] | None, exclude, where: str) -> list[str]:
@@ -145,8 +139,8 @@ def text_columns(train: pd.DataFrame, named: list[str] | None, exclude, where: s
         found = find_text_columns(train, exclude)
         if not found:
             raise PipelineError(
-                f"{where}: modality text, but no column holds free text (3+ words per value); "
-                "name the text columns in the spec's 'text'"
+                f"{where}: modality text, but no column holds free text, language rather than names or codes "
+                f"({free_text(train, exclude)[1]}); name the text columns in the spec's 'text'"
             )
         return found
     for col in named:

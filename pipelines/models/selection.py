@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 TASK_COUNTERPART = {"logreg": "ridge", "ridge": "logreg"}
 
 
-def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str]:
+def models_for(params: Params, name: str, n_rows: int | None = None, level: int = logging.INFO) -> list[str]:
     """The competition's models: its own list, else `train.models` for its modality; a model
     that does not support the task is replaced by its counterpart (logreg <-> ridge) or
-    dropped, with a log line, so one default list serves every task. With `n_rows` (training
+    dropped, with a log line at `level`, so one default list serves every task. With `n_rows` (training
     rows), a model of `train.models` is skipped outside its `train.min_rows` / `max_rows`, and
     an image model outside its `train.min_side` / `max_side` (a competition's own `models:`
     list is taken as it is)."""
@@ -34,9 +34,9 @@ def models_for(params: Params, name: str, n_rows: int | None = None) -> list[str
         if model in known and spec.task not in get_entry(model).tasks:
             use = TASK_COUNTERPART.get(model)
             if use is None or spec.task not in get_entry(use).tasks:
-                log.info("%s: model %s does not support task %s; skipped", name, model, spec.task)
+                log.log(level, "%s: model %s does not support task %s; skipped", name, model, spec.task)
                 continue
-            log.info("%s: model %s does not support task %s; %s instead", name, model, spec.task, use)
+            log.log(level, "%s: model %s does not support task %s; %s instead", name, model, spec.task, use)
         if n_rows is not None and not spec.models and not fits_size(params, use, n_rows, name):
             continue
         if n_rows is not None and not spec.models and not fits_image(params, use, spec.image, name):
@@ -99,7 +99,9 @@ def student_for(params: Params, modality: str, n_rows: int, name: str) -> str:
 def check_models(params: Params, path: Path | str = "params.yaml") -> None:
     """Every model name in the params is registered, of the right modality, and fits its task.
 
-    The stages that build models (tune, train, distill) call it before anything runs.
+    The stages that build models (tune, train, distill) call it before anything runs. Every
+    competition is checked, silently: the one being played says what it swaps or skips when
+    its plan is made, and a stage of one competition says nothing about the others.
     """
     known = set(known_models())  # names only: no family is imported for them
 
@@ -139,7 +141,7 @@ def check_models(params: Params, path: Path | str = "params.yaml") -> None:
                 raise PipelineError(
                     f"{path}: {key}[{i}]: {name!r} is a model for {e.modality} data; {comp!r} is {spec.modality}"
                 )
-        if not models_for(params, comp):  # models that do not fit the task are swapped or skipped
+        if not models_for(params, comp, level=logging.DEBUG):  # models that do not fit the task are swapped or skipped
             raise PipelineError(f"{path}: {key}: no models to train for task {spec.task!r} of competition {comp!r}")
 
 

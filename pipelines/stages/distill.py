@@ -22,8 +22,10 @@ test rows (`student.onnx_test.npy`) and, for a table, the fitted preprocessor as
 (`student.preprocess.json`, `features/portable.py`), which `export` ships with the graph.
 An int8 copy (dynamic quantisation, `student.int8.onnx`) is kept only when its score on
 those held-out rows stays within 0.001 of the fp32 graph's. `speed.json` compares teachers
-and student: CV scores and the ONNX student's score on its fold's held-out rows; the log's
-`distill.json` their rows/s: the teacher ensemble's (every blended teacher runs for each row),
+and student: CV scores (`teacher_cv`: the blend's, its `teacher_weights` fitted on those same
+OOF rows; with all the weight on one teacher, that teacher's cv) and the ONNX student's score
+on its fold's held-out rows; the log's
+`distill.json` their rows/s: the teachers' blend's (every blended teacher runs for each row),
 the student's in torch and in onnxruntime (fp32 and int8). The speeds are the machine's, not results: they go to
 `--logs/distill.json` (beside the outputs, which a fixed seed keeps byte for byte the same).
 """
@@ -167,14 +169,19 @@ def main(args, params) -> None:
         )
         # rmsle: models learn log1p(target), so the graph's outputs need expm1
         transformed = not np.array_equal(forward(np.ones(1)), np.ones(1))
-        speed = {"metric": ctx.metric.name, "teacher_cv": teacher_cv, "student_cv": result.score}
+        speed = {
+            "metric": ctx.metric.name,
+            "teacher_cv": teacher_cv,
+            "teacher_weights": weights,
+            "student_cv": result.score,
+        }
         speed.update({k: v for k, v in onnx.items() if not timed(k)})
         write_json(tmp / "speed.json", {**speed, "onnx_output_transform": "expm1" if transformed else None})
     used = [n for n, w in weights.items() if w > 0]
     rates = speed_figures(result.rows_per_s, teacher_rate(args.logs, used), {k: v for k, v in onnx.items() if timed(k)})
     if args.logs is not None:  # machine facts: beside the outputs, never in what later stages hash
         write_json(args.logs / "distill.json", rates)
-    line = f"{args.name}: student {student.name} cv {result.score:.5f} vs teachers {teacher_cv:.5f}"
+    line = f"{args.name}: student {student.name} cv {result.score:.5f} vs the teachers' blend {teacher_cv:.5f}"
     line += f"; {rates['speedup']:.1f}x faster" if rates["speedup"] else ""
     if onnx.get("onnx"):
         line += f"; ONNX {onnx['onnx_rows_per_s']:.0f} rows/s, parity {onnx['onnx_parity_max_abs_diff']:.1e}"

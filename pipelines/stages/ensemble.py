@@ -8,7 +8,9 @@ worse than another (`clearly_worse`: beaten on every fold and by more than two s
 errors; details.json's `ensemble.not_in_mean` says why). Each method (Caruana hill
 climbing, stacking, plain mean; for `qwk` and binary `f1` also each followed by thresholds
 fitted on OOF predictions) is scored on honest nested OOF predictions (fitted on the other
-folds); the best one is refitted on all OOF rows and applied to the test predictions.
+folds); the simplest one within one standard error of the best (`choose_method`; details.json's
+`ensemble.chosen_by` says why, in words) is refitted on all OOF rows and applied to the test
+predictions.
 Writes `metrics.json`, the headline that `dvc exp show` compares (metric; cv: the chosen
 method's nested OOF score; cv_std: its fold spread; cv per model), `details.json` (fold
 scores, the ensemble's method, members and weights, each method's nested cv, each model's
@@ -37,7 +39,7 @@ from pipelines.core.metrics import get_metric
 from pipelines.outputs.cleaned import CleanData
 from pipelines.outputs.submission import make_submission, validate_submission, with_ids_as_written
 from pipelines.stages.common import load_predictions, trained
-from pipelines.training.ensembling import candidate_methods, choose_method, clearly_worse, fold_scores, nested_oof
+from pipelines.training.ensembling import candidate_methods, clearly_worse, fold_scores, method_choice, nested_oof
 from pipelines.training.plots import ensemble_plots, write_plots
 
 
@@ -58,10 +60,10 @@ def keyed(scores: list[float]) -> dict[str, float]:
 
 def summaries(metric, data, oof, chosen: dict, nested_scores: dict, preds: dict, left_out: dict) -> tuple[dict, dict]:
     """metrics.json: the headline that `dvc exp show` and `dvc metrics diff` compare (metric, cv
-    and its fold spread, cv per model: one column each; the fold scores ride along as lists,
-    which DVC's tables leave out); details.json: the rest (fold scores keyed for `dvc metrics
-    diff`, the ensemble's members and weights, each method's nested cv, each model's
-    spread). With folds.adversarial every score is that of the rows CV scores (`cv_rows`)."""
+    and its fold spread, cv per model: one column each, nothing else, so the table stays
+    narrow); details.json: the rest (fold scores keyed for `dvc metrics diff`, the ensemble's
+    method and why, members and weights, each method's nested cv, each model's spread). With
+    folds.adversarial every score is that of the rows CV scores (`cv_rows`)."""
     folds = fold_scores(data.y, oof, data.folds, metric, data.task, data.score_rows)
     cv, cv_std = metric.on(data.y, oof, data.task, data.score_rows), float(np.std(folds))
     models = {}
@@ -79,9 +81,7 @@ def summaries(metric, data, oof, chosen: dict, nested_scores: dict, preds: dict,
         "metric": metric.name,
         "cv": cv,
         "cv_std": cv_std,
-        "cv_folds": folds,
         "models": {n: m["cv"] for n, m in models.items()},
-        "models_folds": {n: preds[n]["scores"]["folds"] for n in models},
         **rows,
     }
     details = {
@@ -115,7 +115,7 @@ def main(args, params) -> None:
     for method, fit_apply in candidates.items():
         nested[method] = nested_oof(lambda tr, y, ap, f=fit_apply: f(tr, y, ap)[0], oofs, data.y, data.folds)
         nested_scores[method] = metric.on(data.y, nested[method], task, data.score_rows)
-    best = choose_method(nested, data.y, data.folds, metric, task, data.score_rows)
+    best, why = method_choice(nested, data.y, data.folds, metric, task, data.score_rows)
     final_test, detail = candidates[best](oofs, data.y, tests)
     final_oof = nested[best]
 
@@ -134,7 +134,7 @@ def main(args, params) -> None:
     curves = read_curves({n: args.train / n for n in models} | {"distill:student": args.distill / "student"})
     frames = ensemble_plots(data.y, final_oof, task, data.meta["classes"], names, detail, curves, metric.name)
     write_plots(args.out / "plots", frames, data.y, final_oof, task, data.meta["classes"])
-    chosen = {"method": best, "members": names, **detail, **({"not_in_mean": weak} if weak else {})}
+    chosen = {"method": best, "chosen_by": why, "members": names, **detail, **({"not_in_mean": weak} if weak else {})}
     headline, details = summaries(metric, data, final_oof, chosen, nested_scores, preds, left_out)
     write_json(args.out / "details.json", details)
     write_json(args.out / "metrics.json", headline)

@@ -193,6 +193,13 @@ def fold_scores(y: np.ndarray, pred: np.ndarray, folds: np.ndarray, metric: Metr
     return [metric.on(y[folds == k], pred[folds == k], task, None if rows is None else rows[folds == k]) for k in ks]
 
 
+# how `choose_method` chooses, in the words the report and details.json use
+RULE = (
+    "methods are tried simplest first (the order of ensemble.methods); the first within 1 SE of the best "
+    "one's fold scores is chosen, so a later method must beat it by more than 1 SE"
+)
+
+
 def choose_method(
     nested: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, metric: Metric, task: str, rows=None
 ) -> str:
@@ -200,11 +207,24 @@ def choose_method(
     one standard error of the best one's: OOF scores on a few hundred rows are noisy, and a
     greedy method that wins by noise alone does worse on the leaderboard than a plain mean
     (measured on Titanic splits: mean 0.855 vs hill climbing 0.847 held-out accuracy)."""
+    return method_choice(nested, y, folds, metric, task, rows)[0]
+
+
+def method_choice(
+    nested: dict[str, np.ndarray], y: np.ndarray, folds: np.ndarray, metric: Metric, task: str, rows=None
+) -> tuple[str, str]:
+    """`choose_method`'s method, and why, in words: the rule and the scores it compared."""
     scores = {m: metric.on(y, p, task, rows) for m, p in nested.items()}
     best = max(scores, key=lambda m: scores[m] if metric.greater_is_better else -scores[m])
     per_fold = fold_scores(y, nested[best], folds, metric, task, rows)
     se = float(np.std(per_fold, ddof=1) / np.sqrt(len(per_fold))) if len(per_fold) > 1 else 0.0
-    for method, score in scores.items():  # insertion order: simplest first
-        if abs(score - scores[best]) <= se or method == best:
-            return method
-    return best
+    order = list(scores)  # insertion order: simplest first
+    chosen = next(m for m in order if abs(scores[m] - scores[best]) <= se or m == best)
+    earlier = order[: order.index(chosen)]
+    trail = f"; {', '.join(earlier)} {'trails' if len(earlier) == 1 else 'trail'} it by more" if earlier else ""
+    if chosen == best:
+        why = f"{best} has the best nested cv ({scores[best]:.4f}; 1 SE: {se:.4f}){trail}"
+    else:
+        gap = abs(scores[best] - scores[chosen])
+        why = f"{best}'s nested cv ({scores[best]:.4f}) is better by {gap:.4f}, within 1 SE ({se:.4f}){trail}"
+    return chosen, f"{chosen}: {RULE}; {why}"

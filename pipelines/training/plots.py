@@ -27,11 +27,13 @@ from sklearn.preprocessing import label_binarize
 from pipelines.core.io import atomic_file
 from pipelines.core.metrics import to_labels
 
-# the columns each plot's dvc.yaml declaration names (x, y): header-only files keep them
+# the columns each plot's dvc.yaml declaration names (x, y): header-only files keep them. Only
+# what a chart draws: a plotting tool that draws every numeric column (DVC without a template,
+# a spreadsheet) must not draw a threshold as a second curve on the ROC's axes
 COLUMNS = {
     "confusion": ["actual", "predicted"],
-    "roc": ["fpr", "tpr", "threshold"],
-    "precision_recall": ["recall", "precision", "threshold"],
+    "roc": ["fpr", "tpr"],
+    "precision_recall": ["recall", "precision"],
     "residuals": ["predicted", "residual"],
     "predicted_vs_actual": ["actual", "predicted"],
     "ensemble_weights": ["model", "weight"],
@@ -53,18 +55,16 @@ def roc_frame(y: np.ndarray, oof: np.ndarray, task: str) -> pd.DataFrame:
     if task == "regression":
         return _empty("roc")
     truth, score = _one_vs_rest(y, oof, task)
-    fpr, tpr, thresholds = roc_curve(truth, score, drop_intermediate=True)
-    return _thin(pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(thresholds, 1.0)}))
+    fpr, tpr, _ = roc_curve(truth, score, drop_intermediate=True)
+    return _thin(pd.DataFrame({"fpr": fpr, "tpr": tpr}))
 
 
 def precision_recall_frame(y: np.ndarray, oof: np.ndarray, task: str) -> pd.DataFrame:
     if task == "regression":
         return _empty("precision_recall")
     truth, score = _one_vs_rest(y, oof, task)
-    precision, recall, thresholds = precision_recall_curve(truth, score, drop_intermediate=True)
-    # sklearn ends the curve at recall 0 without a threshold; that point keeps the last one
-    frame = pd.DataFrame({"recall": recall, "precision": precision, "threshold": np.append(thresholds, 1.0)})
-    return _thin(frame)
+    precision, recall, _ = precision_recall_curve(truth, score, drop_intermediate=True)
+    return _thin(pd.DataFrame({"recall": recall, "precision": precision}))
 
 
 def regression_frames(y: np.ndarray, oof: np.ndarray, task: str) -> dict[str, pd.DataFrame]:
