@@ -10,7 +10,8 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OMP_WAIT_POLICY=PASSIVE PIP_NO_CACHE_DIR=1
 RUN pip install "numpy>=1.26" "pandas>=2.2" "pyarrow>=15" "scikit-learn>=1.5,<1.11" "onnxruntime>=1.18" \
-        "pillow" "pydantic>=2.6" "pyyaml>=6" "tqdm>=4.66" "fastapi>=0.110" "uvicorn>=0.29"
+        "pillow" "pydantic>=2.6" "pyyaml>=6" "tqdm>=4.66" "fastapi>=0.110" "uvicorn>=0.29" \
+        "fastapi-offline>=1.7"
 
 WORKDIR /app
 COPY pyproject.toml README.md ./

@@ -31,12 +31,12 @@ from pipelines.__main__ import main
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import load_array, read_csv
 from pipelines.outputs.cleaned import CleanData
-from pipelines.outputs.exported import ExportedModel, json_rows
+from pipelines.outputs.exported import ExportedModel, Served, ServedModel, json_rows
 from pipelines.sources.embedded import carve
 from tests.conftest import ROOT
 from tests.test_distill import _params, _run_until_distill
 
-pytestmark = pytest.mark.slow  # each chain trains a teacher and a student (~10-20 s)
+slow = pytest.mark.slow  # each chain trains teachers and a student (~10-60 s)
 TITANIC = {"source": "embedded", "kaggle": "titanic", "id": "PassengerId", "target": "Survived", "task": "binary",
            "metric": "roc_auc"}  # fmt: skip
 
@@ -45,7 +45,7 @@ def _export(tmp, name: str, spec: dict, models: list[str]) -> dict:
     params = _params(tmp, name, spec, models)
     d = _run_until_distill(tmp, name, params)
     d["export"], d["params"] = tmp / "export" / name, params
-    argv = ["export", name, "--params", str(params), "--out", str(d["export"])]
+    argv = ["export", name, "--student", "--params", str(params), "--out", str(d["export"])]
     argv += [x for k in ("raw", "clean", "distill") for x in (f"--{k}", str(d[k]))]
     assert main(argv) == 0
     return d
@@ -110,6 +110,7 @@ def _errors(resp) -> list[tuple]:
     return [tuple(e["loc"]) for e in resp.json()["detail"]]
 
 
+@slow
 def test_served_titanic_gives_the_pipelines_predictions(titanic):
     raw_test = read_csv(titanic["raw"] / "test.csv")
     raw_train = read_csv(titanic["raw"] / "train.csv")
@@ -162,6 +163,7 @@ def _png(pixels: np.ndarray) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+@slow
 def test_served_digits_take_pixel_rows_and_png(digits):
     raw_test = read_csv(digits["raw"] / "test.csv")
     expected = load_array(digits["distill"] / "student.onnx_test.npy")  # (40, 10) probabilities
@@ -210,6 +212,7 @@ def _resign(folder) -> None:
     _rewrite(folder / "model.json", lambda m: m["files"].update({f: sha256(folder / f) for f in m["files"]}))
 
 
+@slow
 def test_a_changed_or_unsafe_export_is_refused(titanic, tmp_path):
     folder = _copy(titanic, tmp_path)
     ExportedModel.load(folder)  # the copy as exported loads
@@ -239,8 +242,9 @@ def test_a_changed_or_unsafe_export_is_refused(titanic, tmp_path):
         ExportedModel.load(folder)
 
 
+@slow
 def test_export_refuses_what_it_cannot_reproduce(titanic, tmp_path, capsys):
-    argv = ["export", "titanic", "--params", str(titanic["params"]), "--raw", str(titanic["raw"]),
+    argv = ["export", "titanic", "--student", "--params", str(titanic["params"]), "--raw", str(titanic["raw"]),
             "--clean", str(titanic["clean"]), "--out", str(tmp_path / "out")]  # fmt: skip
     distill = tmp_path / "distill"
     shutil.copytree(titanic["distill"], distill)
@@ -259,6 +263,7 @@ def test_export_refuses_what_it_cannot_reproduce(titanic, tmp_path, capsys):
     assert proc.returncode == 2 and "model.json: unreadable" in proc.stderr
 
 
+@slow
 def test_serving_imports_no_training_library(titanic):
     """The Dockerfile installs no torch, DVC or boosting library: serving must not need them."""
     code = (  # loading predicts the stored examples: the whole serving path runs
@@ -288,6 +293,7 @@ def test_serving_imports_no_training_library(titanic):
         assert f'"{dist}' in dockerfile, dist
 
 
+@slow
 def test_exported_regression_answers_in_the_targets_own_units(tmp_path):
     # rmsle: the student learns log1p(SalePrice); its answers are prices again (expm1)
     spec = {"source": "embedded", "kaggle": "house-prices-advanced-regression-techniques", "id": "Id",
@@ -299,3 +305,81 @@ def test_exported_regression_answers_in_the_targets_own_units(tmp_path):
     np.testing.assert_allclose(pred, np.expm1(load_array(d["distill"] / "student.onnx_test.npy")), rtol=1e-6)
     sub = model.submission(pred, test["Id"])
     assert list(sub.columns) == ["Id", "SalePrice"] and sub["SalePrice"].between(1e4, 1e6).all()
+
+
+# ---------------------------------------------------------------- serving limits (no training)
+
+
+class _Stub(ServedModel):
+    """A served model of two columns that answers 0.25 for every row: what the limits see."""
+
+    def __init__(self):
+        inputs = {"Age": "integer", "Name": "string"}
+        manifest = Served(format=1, name="stub", modality="tabular", task="binary", metric="roc_auc", classes=[0, 1],
+                          id="Id", submission_columns=["Id", "Target"], inputs=inputs, files={})  # fmt: skip
+        super().__init__(manifest, {"inputs": inputs})
+
+    def describe(self) -> dict:
+        return {"model": "stub"}
+
+    def predict(self, frame) -> np.ndarray:
+        return np.full(len(frame), 0.25)
+
+
+def _client(**kw):
+    from fastapi.testclient import TestClient
+
+    from pipelines.commands.serve import create_app
+
+    return TestClient(create_app(_Stub(), **kw))
+
+
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read():
+    client = _client(max_body=10_000)
+    ok = client.post("/predict", json={"rows": [{"Id": 1, "Age": 30, "Name": "Ann"}]})
+    assert ok.status_code == 200 and ok.json()["rows"] == [{"Id": 1, "Target": 0.25}]
+    big = {"rows": [{"Id": i, "Age": 30, "Name": "x" * 100} for i in range(200)]}  # ~25 kB
+    resp = client.post("/predict", json=big)
+    assert resp.status_code == 413 and resp.json() == {"detail": "request body over 10000 bytes"}
+    assert "\n" not in resp.text and len(resp.content) < 100
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b'{"rows": ['
+        for i in range(200):
+            yield b'{"Id": %d, "Age": 30, "Name": "%s"},' % (i, b"x" * 100)
+        yield b'{"Id": 0, "Age": 1, "Name": "y"}]}'
+
+    streamed = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413 and streamed.json() == {"detail": "request body over 10000 bytes"}
+    ten_mb = _client().post("/predict", content=b"x" * 10_000_000, headers={"content-type": "application/json"})
+    assert ten_mb.status_code == 413 and len(ten_mb.content) < 100  # the default: 1 MiB
+
+
+def test_a_422_names_the_field_and_echoes_no_input():
+    client = _client(max_body=10_000_000)
+    secret = "s3cr3t-" * 50_000  # 350 kB in an integer field
+    resp = client.post("/predict", json={"rows": [{"Id": 1, "Age": secret, "Name": "Ann"}, {"Id": 2, "Name": "Bo"}]})
+    assert resp.status_code == 422 and "s3cr3t" not in resp.text and len(resp.content) < 1000
+    detail = resp.json()["detail"]
+    assert [tuple(e["loc"]) for e in detail] == [("body", "rows", 0, "Age"), ("body", "rows", 1, "Age")]
+    assert {tuple(e) for e in detail} == {("loc", "msg", "type")}
+    rows = [{"Id": i, "Age": "bad", "Name": "n"} for i in range(100)]
+    many = client.post("/predict", json={"rows": rows}).json()
+    assert len(many["detail"]) == 20 and many["more_errors"] == 80
+    broken = client.post("/predict", content=b'{"rows": [s3cr3t', headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and "s3cr3t" not in broken.text
+
+
+def test_the_docs_load_nothing_from_a_cdn():
+    import re
+
+    client = _client()
+    for page in ("/docs", "/redoc"):
+        html = client.get(page)
+        assert html.status_code == 200
+        urls = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)""", html.text)
+        urls += re.findall(r"""url: ?['"]([^'"]+)""", html.text)
+        assert urls and not [u for u in urls if "//" in u], urls  # every asset from this server
+        for url in urls:
+            assert client.get(url).status_code == 200, url
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
