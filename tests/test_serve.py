@@ -26,6 +26,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from pipelines.__main__ import main
 from pipelines.core.errors import PipelineError
@@ -383,3 +384,64 @@ def test_the_docs_load_nothing_from_a_cdn():
         for url in urls:
             assert client.get(url).status_code == 200, url
     assert "/predict" in client.get("/openapi.json").json()["paths"]
+
+
+# ---------------------------------------------------------------- the ensemble that scored
+
+
+def _ensemble_export(tmp, name: str, spec: dict, models: list[str], **changes) -> dict:
+    """download, clean, train, distill, ensemble, then `export` (the ensemble, the default) and
+    `export --student` beside it; `changes`: params sections updated (e.g. ensemble methods)."""
+    params = _params(tmp, name, spec, models)
+    doc = yaml.safe_load(params.read_text())
+    for section, values in changes.items():
+        doc[section].update(values)
+    params.write_text(yaml.safe_dump(doc, sort_keys=False))
+    d = _run_until_distill(tmp, name, params)
+    d["submissions"], d["export"], d["student"] = tmp / "submissions" / name, tmp / "export" / name, tmp / "student"
+    common = ["--params", str(params)]
+    common += [x for k in ("raw", "clean", "train", "distill") for x in (f"--{k}", str(d[k]))]
+    assert main(["ensemble", name, *common, "--out", str(d["submissions"])]) == 0
+    more = ["--submissions", str(d["submissions"]), "--out", str(d["export"])]
+    more += ["--train-cache", str(d["cache"] / "train"), "--distill-cache", str(d["cache"] / "distill")]
+    assert main(["export", name, *common, *more]) == 0
+    assert main(["export", name, "--student", *common, "--out", str(d["student"])]) == 0
+    return d
+
+
+def _served_equals_submission(d: dict, rows: list[dict], labels: bool) -> None:
+    """Every test row, raw, through the served ensemble (FastAPI's TestClient): the answers are
+    submission.csv's, row for row (labels exactly; probabilities and values within 1e-5)."""
+    from fastapi.testclient import TestClient
+
+    from pipelines.commands.serve import create_app
+    from pipelines.outputs.served import load_export
+
+    model = load_export(d["export"])
+    client = TestClient(create_app(model, max_body=50_000_000))
+    health = client.get("/health").json()
+    assert health["model"] == "ensemble" and health["members"], health
+    resp = client.post("/predict", json={"rows": rows})
+    assert resp.status_code == 200, resp.text[:500]
+    got = pd.DataFrame(resp.json()["rows"])
+    want = read_csv(d["submissions"] / "submission.csv")
+    id_col = want.columns[0]
+    assert list(got.columns) == list(want.columns) and len(got) == len(want)
+    got = got.set_index(got[id_col].astype(str)).loc[want[id_col].astype(str)]
+    for col in want.columns[1:]:
+        if labels:
+            assert got[col].astype(str).tolist() == want[col].astype(str).tolist(), col
+        else:
+            np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-5, atol=1e-5)
+    student = load_export(d["student"])  # --student: today's behaviour, the distilled student alone
+    assert student.describe()["model"] == "student" and isinstance(student, ExportedModel)
+    return health
+
+
+@slow
+def test_the_served_ensemble_answers_as_submission_csv_tabular(tmp_path):
+    spec = {**TITANIC, "metric": "accuracy"}
+    d = _ensemble_export(tmp_path, "titanic", spec, ["lightgbm", "logreg", "svm", "mlp"])
+    raw_test = read_csv(d["raw"] / "test.csv")
+    health = _served_equals_submission(d, json_rows(raw_test), labels=True)
+    print(health)

@@ -92,14 +92,15 @@ class FoldModel:
 
     def __init__(self, spec: FoldSpec, folder: Path, threads: int):
         self.spec, self.session, self.model = spec, None, None
-        state = decode(read_json_file(folder / spec.state)) if spec.state is not None else None
+        state = read_json_file(folder / spec.state) if spec.state is not None else {}
         if spec.kind == "state":
-            self.model = state
+            self.model = decode(state)
             return
         self.session = onnx_session(folder / spec.graph, threads)
         self.input_name = self.session.get_inputs()[0].name
-        self.prep = state.get("preprocessor") if state else None
-        self.tokens, self.columns = (state.get("tokens"), state.get("columns")) if state else (None, None)
+        self.prep = decode(state["preprocessor"]) if spec.inputs == "table" else None
+        self.tokens = decode(state["tokens"]) if spec.inputs == "tokens" else None
+        self.columns = state.get("columns")
 
     def output(self, X) -> np.ndarray:
         if self.model is not None:
