@@ -389,9 +389,9 @@ def test_the_docs_load_nothing_from_a_cdn():
 # ---------------------------------------------------------------- the ensemble that scored
 
 
-def _ensemble_export(tmp, name: str, spec: dict, models: list[str], **changes) -> dict:
-    """download, clean, train, distill, ensemble, then `export` (the ensemble, the default) and
-    `export --student` beside it; `changes`: params sections updated (e.g. ensemble methods)."""
+def _ensemble_export(tmp, name: str, spec: dict, models: list[str], student: bool = True, **changes) -> dict:
+    """download, clean, train, distill, ensemble, then `export` (the ensemble, the default) and,
+    with `student`, `export --student` beside it; `changes`: params sections updated."""
     params = _params(tmp, name, spec, models)
     doc = yaml.safe_load(params.read_text())
     for section, values in changes.items():
@@ -405,7 +405,8 @@ def _ensemble_export(tmp, name: str, spec: dict, models: list[str], **changes) -
     more = ["--submissions", str(d["submissions"]), "--out", str(d["export"])]
     more += ["--train-cache", str(d["cache"] / "train"), "--distill-cache", str(d["cache"] / "distill")]
     assert main(["export", name, *common, *more]) == 0
-    assert main(["export", name, "--student", *common, "--out", str(d["student"])]) == 0
+    if student:
+        assert main(["export", name, "--student", *common, "--out", str(d["student"])]) == 0
     return d
 
 
@@ -433,15 +434,62 @@ def _served_equals_submission(d: dict, rows: list[dict], labels: bool) -> None:
             assert got[col].astype(str).tolist() == want[col].astype(str).tolist(), col
         else:
             np.testing.assert_allclose(got[col].to_numpy(float), want[col].to_numpy(float), rtol=1e-5, atol=1e-5)
-    student = load_export(d["student"])  # --student: today's behaviour, the distilled student alone
-    assert student.describe()["model"] == "student" and isinstance(student, ExportedModel)
+    if d["student"].exists():  # --student: today's behaviour, the distilled student alone
+        student = load_export(d["student"])
+        assert student.describe()["model"] == "student" and isinstance(student, ExportedModel)
     return health
 
 
 @slow
 def test_the_served_ensemble_answers_as_submission_csv_tabular(tmp_path):
-    spec = {**TITANIC, "metric": "accuracy"}
-    d = _ensemble_export(tmp_path, "titanic", spec, ["lightgbm", "logreg", "svm", "mlp"])
-    raw_test = read_csv(d["raw"] / "test.csv")
-    health = _served_equals_submission(d, json_rows(raw_test), labels=True)
-    print(health)
+    """Titanic scored by f1 (labels) and blended by stacking (with thresholds, where they win):
+    LightGBM, logistic regression, an SVM, an MLP and the distilled student."""
+    spec = {**TITANIC, "metric": "f1"}
+    models = ["lightgbm", "logreg", "svm", "mlp"]
+    d = _ensemble_export(tmp_path, "titanic", spec, models, ensemble={"methods": ["stacking"]})
+    health = _served_equals_submission(d, json_rows(read_csv(d["raw"] / "test.csv")), labels=True)
+    assert health["method"].startswith("stacking") and set(models) <= set(health["members"])
+
+
+@slow
+def test_the_served_ensemble_answers_as_submission_csv_image(tmp_path):
+    """200 digits (labels): a CNN's two fold models and its refit on every row, and the student."""
+    rows = carve("digit-recognizer")["train.csv"].sample(200, random_state=0)
+    raw = tmp_path / "local"
+    raw.mkdir()
+    rows.iloc[:160].to_csv(raw / "train.csv", index=False)
+    rows.iloc[160:].drop(columns="label").to_csv(raw / "test.csv", index=False)
+    pd.DataFrame({"ImageId": np.arange(1, 41), "Label": 0}).to_csv(raw / "sample_submission.csv", index=False)
+    spec = {"source": "local", "path": str(raw), "id": "ImageId", "target": "label", "task": "multiclass",
+            "metric": "accuracy", "modality": "image", "image": {"height": 28, "width": 28, "channels": 1}}  # fmt: skip
+    d = _ensemble_export(tmp_path, "digits", spec, ["cnn"])
+    test = [{"ImageId": i + 1, **r} for i, r in enumerate(json_rows(read_csv(d["raw"] / "test.csv")))]
+    _served_equals_submission(d, test, labels=True)
+    manifest = json.loads((d["export"] / "model.json").read_text())
+    cnn = next(m for m in manifest["members"] if m["name"] == "cnn")
+    assert len(cnn["folds"]) == 2 and cnn["refit"] is not None and cnn["refit_weight"] == 0.5  # refit: images
+
+
+@slow
+def test_the_served_ensemble_answers_as_submission_csv_text(tmp_path):
+    """Short messages scored by roc_auc (probabilities), the mean of TF-IDF with a linear model,
+    a tiny BERT from scratch (ONNX and its tokenizer), LightGBM and the TF-IDF student (whose
+    `--student` export does not exist: it is not a torch model)."""
+    from tests.test_text import messages
+
+    data = messages(200, seed=1).rename(columns={"label": "spam"})
+    raw = tmp_path / "local"
+    raw.mkdir()
+    data.iloc[:160].to_csv(raw / "train.csv", index=False)
+    data.iloc[160:].drop(columns="spam").to_csv(raw / "test.csv", index=False)
+    data.iloc[160:][["id"]].assign(spam=0.5).to_csv(raw / "sample_submission.csv", index=False)
+    spec = {"source": "local", "path": str(raw), "id": "id", "target": "spam", "task": "binary", "metric": "roc_auc",
+            "modality": "text"}  # fmt: skip
+    bert = {"hidden": 32, "layers": 1, "heads": 2, "vocab_size": 300, "max_len": 32}
+    models = ["tfidf_linear", "text_bert", "lightgbm"]
+    changes = {"ensemble": {"methods": ["mean"]}, "train": {"params": {"text_bert": bert}}}
+    d = _ensemble_export(tmp_path, "sms", spec, models, student=False, **changes)
+    health = _served_equals_submission(d, json_rows(read_csv(d["raw"] / "test.csv")), labels=False)
+    assert health["method"] == "mean" and health["members"] == [*models, "distill:student"]
+    files = sorted(p.name for p in (d["export"] / "members").rglob("*"))
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib"))]
