@@ -402,7 +402,7 @@ def _ensemble_export(tmp, name: str, spec: dict, models: list[str], student: boo
     common = ["--params", str(params)]
     common += [x for k in ("raw", "clean", "train", "distill") for x in (f"--{k}", str(d[k]))]
     assert main(["ensemble", name, *common, "--out", str(d["submissions"])]) == 0
-    more = ["--submissions", str(d["submissions"]), "--out", str(d["export"])]
+    more = ["--ensemble", str(d["submissions"]), "--out", str(d["export"])]
     more += ["--train-cache", str(d["cache"] / "train"), "--distill-cache", str(d["cache"] / "distill")]
     assert main(["export", name, *common, *more]) == 0
     if student:

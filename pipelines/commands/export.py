@@ -2,7 +2,7 @@
 self-contained folder that `serve` runs.
 
     python -m pipelines export <name> [--student] [--raw data/raw/<name>] [--clean data/clean/<name>] \
-        [--train data/train/<name>] [--distill data/distill/<name>] [--submissions submissions/<name>] \
+        [--train data/train/<name>] [--distill data/distill/<name>] [--ensemble submissions/<name>] \
         [--train-cache data/cache/<name>/train] [--distill-cache data/cache/<name>/distill] [--out data/export/<name>]
 
 Not a DVC stage (a deployment artefact, made on demand). Writes `--out` (default
@@ -114,7 +114,7 @@ def manifest_for(name: str, data: CleanData, scores: dict, recipe: dict, pixels,
 
 def _defaults(name: str) -> dict[str, Path]:
     p = Paths(name)
-    return {"raw": p.raw, "clean": p.clean, "train": p.train, "distill": p.distill, "submissions": p.submissions,
+    return {"raw": p.raw, "clean": p.clean, "train": p.train, "distill": p.distill, "ensemble": p.submissions,
             "train_cache": p.train_cache, "distill_cache": p.distill_cache, "out": p.export}  # fmt: skip
 
 
@@ -251,7 +251,7 @@ def export_ensemble(args, params, paths: dict) -> None:
     spec = params.competition(args.name)
     set_threads(params.train.threads)  # the threads train ran with: the same fits again
     data = CleanData(paths["clean"])
-    details = read_json(paths["submissions"] / "details.json")
+    details = read_json(paths["ensemble"] / "details.json")
     preds = candidates(paths, data)
     blend = refit_blend(params, data, preds, details)
     used = blend.used()
@@ -270,7 +270,7 @@ def export_ensemble(args, params, paths: dict) -> None:
         files += [f for e in _fold_entries(members) for f in (e.get("graph"), e.get("state")) if f]
         manifest["files"] = {f: sha256(tmp / f) for f in files}
         model = ExportedEnsemble.build(tmp, EnsembleManifest.model_validate(manifest), params.train.threads)
-        check_ensemble(model, rows, data, preds, paths["submissions"] / "submission.csv")
+        check_ensemble(model, rows, data, preds, paths["ensemble"] / "submission.csv")
         examples = {"rows": rows[:N_EXAMPLES], "outputs": model.predict(model.frame(rows[:N_EXAMPLES])).tolist()}
         write_json(tmp / EXAMPLES, examples)
         write_json(tmp / MANIFEST, {**manifest, "files": {**manifest["files"], EXAMPLES: sha256(tmp / EXAMPLES)}})
