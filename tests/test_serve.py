@@ -449,6 +449,16 @@ def test_the_served_ensemble_answers_as_submission_csv_tabular(tmp_path):
     d = _ensemble_export(tmp_path, "titanic", spec, models, ensemble={"methods": ["stacking"]})
     health = _served_equals_submission(d, json_rows(read_csv(d["raw"] / "test.csv")), labels=True)
     assert health["method"].startswith("stacking") and set(models) <= set(health["members"])
+    code = (  # loading predicts the stored examples: every member runs
+        "import sys; from pipelines.outputs.served import load_export; from pipelines.commands.serve import create_app;"
+        f"create_app(load_export({str(d['export'])!r}));"
+        "print(' '.join(sorted({n.split('.')[0] for n in sys.modules})))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())  # LightGBM's member needs lightgbm (requirements.txt pins it)
+    assert "lightgbm" in loaded and not loaded & {"torch", "dvc", "optuna", "timm", "transformers", "matplotlib"}
+    assert "lightgbm==" in (d["export"] / "requirements.txt").read_text()
 
 
 @slow

@@ -62,7 +62,14 @@ from pipelines.outputs.exported import (
     onnx_session,
     sha256,
 )
-from pipelines.outputs.served import BLEND, ENSEMBLE_FORMAT, FEATURES, EnsembleManifest, ExportedEnsemble
+from pipelines.outputs.served import (
+    BLEND,
+    ENSEMBLE_FORMAT,
+    FEATURES,
+    REQUIREMENTS,
+    EnsembleManifest,
+    ExportedEnsemble,
+)
 from pipelines.sources.layout import read_layout
 from pipelines.stages.common import load_predictions, model_context, teacher_targets, trained
 from pipelines.training.cv import CVOptions
@@ -230,6 +237,16 @@ def _fold_entries(members: list[dict]) -> list[dict]:
     return [e for m in members for e in [*m["folds"], *([m["refit"]] if m["refit"] else [])]]
 
 
+def requirements(members: list[dict]) -> str:
+    """Pins of the libraries the members' states were written with, for `pip install -r` (the
+    Dockerfile installs them beside the serving libraries)."""
+    from importlib.metadata import packages_distributions
+
+    dists = packages_distributions()
+    libraries = {k: v for f in _fold_entries(members) for k, v in f.get("libraries", {}).items()}
+    return "".join(f"{dists.get(m, [m])[0]}=={v}\n" for m, v in sorted(libraries.items()))
+
+
 def ensemble_manifest(name: str, data: CleanData, details: dict, members: list[dict], recipe: dict, pixels) -> dict:
     meta, chosen = data.meta, details["ensemble"]
     integer = (
@@ -263,10 +280,11 @@ def export_ensemble(args, params, paths: dict) -> None:
             print(f"{args.name}: exporting {name}", flush=True)
             members.append(export_member(member_fit(name, preds, data, params, paths), tmp))
         write_json(tmp / BLEND, blend.only(used).state())
+        (tmp / REQUIREMENTS).write_text(requirements(members), encoding="utf-8")
         if recipe:
             write_json(tmp / FEATURES, recipe)
         manifest = ensemble_manifest(args.name, data, details, members, recipe, pixels)
-        files = [BLEND, *([FEATURES] if recipe else [])]
+        files = [BLEND, REQUIREMENTS, *([FEATURES] if recipe else [])]
         files += [f for e in _fold_entries(members) for f in (e.get("graph"), e.get("state")) if f]
         manifest["files"] = {f: sha256(tmp / f) for f in files}
         model = ExportedEnsemble.build(tmp, EnsembleManifest.model_validate(manifest), params.train.threads)

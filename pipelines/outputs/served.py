@@ -12,7 +12,8 @@ The ensemble folder (`model.json` format 2, `kind: ensemble`), JSON and ONNX onl
 - `blend.json`: the fitted blend (`training/ensembling.Blend.state`): exact weights, or the
   stacker's coefficients, and thresholds;
 - `members/<model>/fold<k>.{onnx,json}`, `full.*`: each fitted model (`models/saved.py`);
-- `examples.json`: three of test.csv's rows and their outputs, re-checked at every load.
+- `examples.json`: three of test.csv's rows and their outputs, re-checked at every load;
+- `requirements.txt`: pins of the libraries the states need (the Dockerfile installs them).
 
 A member's output is what `train` (or `distill`) predicted for the test rows: the mean of its
 fold models' outputs (in the target's own units), with a refit `refit_weight` of it and the
@@ -49,7 +50,7 @@ from pipelines.outputs.submission import prediction_values
 from pipelines.training.ensembling import Blend
 
 ENSEMBLE_FORMAT = 2
-FEATURES, BLEND = "features.json", "blend.json"
+FEATURES, BLEND, REQUIREMENTS = "features.json", "blend.json", "requirements.txt"
 
 
 class FoldSpec(BaseModel):
@@ -146,7 +147,7 @@ class ExportedEnsemble(ServedModel):
         folder = Path(folder)
         m = read_manifest(folder, EnsembleManifest, ENSEMBLE_FORMAT)
         specs = [f for member in m.members for f in [*member.folds, *([member.refit] if member.refit else [])]]
-        wanted = {EXAMPLES, BLEND, *(f for s in specs for f in _files(s))}
+        wanted = {EXAMPLES, BLEND, REQUIREMENTS, *(f for s in specs for f in _files(s))}
         check_files(folder, m, wanted | (set() if m.modality == "image" else {FEATURES}))
         check_versions(m.libraries, folder / MANIFEST)
         model = cls.build(folder, m, threads)
