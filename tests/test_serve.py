@@ -1,12 +1,18 @@
-"""`export` and `serve`: a real uvicorn server on loopback answers raw test.csv rows with
-the pipeline's own predictions, in the submission's format, and names the field of bad input.
+"""`export` and `serve`: the ensemble that made the submission, exported and served, answers
+raw test.csv rows as `submission.csv` does; the student (`--student`) served by a real uvicorn
+server on loopback answers with the pipeline's own predictions; limits and errors.
 
-Tiny competitions run download -> clean -> train -> distill -> export in this process
-(as tests/test_distill.py does): Titanic scored by roc_auc (so the answers are probabilities,
-compared with distill's within float tolerance), 200 MNIST digits (labels) and House Prices
-(rmsle: answers in dollars, in process only). The server is
-`python -m pipelines serve` in a subprocess on a free port of 127.0.0.1, waited for at most
-60 s and always stopped. A changed or unsafe export is refused before anything is served.
+The ensemble (slow): tiny competitions run download -> clean -> train -> distill -> ensemble
+-> export in this process, and FastAPI's TestClient posts every raw test row: Titanic (f1
+labels, stacking of LightGBM, logistic regression, an SVM, an MLP and the student), 200 MNIST
+digits (labels; a CNN's fold models and its refit) and 200 short messages (roc_auc
+probabilities; TF-IDF, a tiny BERT in ONNX with its tokenizer, LightGBM, the TF-IDF student).
+The student (slow): Titanic scored by roc_auc (probabilities, compared with distill's within
+float tolerance), 200 MNIST digits (labels) and House Prices (rmsle: answers in dollars, in
+process only); the server is `python -m pipelines serve` in a subprocess on a free port of
+127.0.0.1, waited for at most 60 s and always stopped. A changed or unsafe export is refused
+before anything is served. Without training: a body over the limit gets 413, a 422 names the
+field and never echoes the input, and the docs load nothing from a CDN.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The reader of `export`'s folder: a self-contained student that predicts from raw rows.
+"""The reader of `export --student`'s folder: a self-contained student that predicts from raw
+rows; and what every export shares (`Served`: the manifest's common fields; `ServedModel`:
+rows -> frame -> outputs -> submission rows, the examples' check; the file checks). The
+ensemble's folder is read by `outputs/served.py`, whose `load_export` reads either.
 
     model = ExportedModel.load("data/export/titanic")
     model.submission(model.predict(model.frame(rows)), ids)   # rows: test.csv's columns
