@@ -447,12 +447,13 @@ def _served_equals_submission(d: dict, rows: list[dict], labels: bool) -> None:
 
 
 @slow
-def test_the_served_ensemble_answers_as_submission_csv_tabular(tmp_path):
+def test_the_served_ensemble_answers_as_submission_csv_tabular(tmp_path, capsys):
     """Titanic scored by f1 (labels) and blended by stacking (with thresholds, where they win):
     LightGBM, logistic regression, an SVM, an MLP and the distilled student."""
     spec = {**TITANIC, "metric": "f1"}
     models = ["lightgbm", "logreg", "svm", "mlp"]
     d = _ensemble_export(tmp_path, "titanic", spec, models, ensemble={"methods": ["stacking"]})
+    d["params"] = tmp_path / "params.yaml"
     health = _served_equals_submission(d, json_rows(read_csv(d["raw"] / "test.csv")), labels=True)
     assert health["method"].startswith("stacking") and set(models) <= set(health["members"])
     code = (  # loading predicts the stored examples: every member runs
@@ -465,6 +466,32 @@ def test_the_served_ensemble_answers_as_submission_csv_tabular(tmp_path):
     loaded = set(proc.stdout.split())  # LightGBM's member needs lightgbm (requirements.txt pins it)
     assert "lightgbm" in loaded and not loaded & {"torch", "dvc", "optuna", "timm", "transformers", "matplotlib"}
     assert "lightgbm==" in (d["export"] / "requirements.txt").read_text()
+
+    def flip_first_label(folder):  # a submission the models did not make
+        sub = pd.read_csv(folder / "submission.csv")
+        sub.loc[0, "Survived"] = 1 - sub.loc[0, "Survived"]
+        sub.to_csv(folder / "submission.csv", index=False)
+
+    err = _refused(d, tmp_path, flip_first_label, capsys)
+    assert "1 served label(s) differ from submission.csv's; not exported" in err
+    touch = lambda folder: _rewrite(folder / "details.json", lambda x: x["ensemble"].update(coef=[0.0]))
+    assert "blend fitted again differs from details.json's" in _refused(d, tmp_path, touch, capsys)
+
+
+def _refused(d: dict, tmp, change, capsys) -> str:
+    """`export` once `change` has altered a copy of the ensemble's folder: exit 2, the error
+    line, and the published export left as it was."""
+    subs = tmp / "changed"
+    shutil.copytree(d["submissions"], subs)
+    change(subs)
+    before = (d["export"] / "model.json").read_bytes()
+    argv = ["export", "titanic", "--params", str(d["params"]), "--ensemble", str(subs), "--out", str(d["export"])]
+    argv += [x for k in ("raw", "clean", "train", "distill") for x in (f"--{k}", str(d[k]))]
+    argv += ["--train-cache", str(d["cache"] / "train"), "--distill-cache", str(d["cache"] / "distill")]
+    capsys.readouterr()
+    assert main(argv) == 2 and (d["export"] / "model.json").read_bytes() == before
+    shutil.rmtree(subs)
+    return capsys.readouterr().err
 
 
 @slow
