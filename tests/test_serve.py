@@ -536,3 +536,14 @@ def test_the_served_ensemble_answers_as_submission_csv_text(tmp_path):
     assert health["method"] == "mean" and health["members"] == [*models, "distill:student"]
     files = sorted(p.name for p in (d["export"] / "members").rglob("*"))
     assert not [f for f in files if f.endswith((".pkl", ".pickle", ".joblib"))]
+
+
+@slow
+def test_the_served_ensemble_answers_as_submission_csv_regression(tmp_path):
+    """House Prices scored by rmsle: values in dollars (each member's outputs expm1'd, as train
+    averaged them), the mean of ridge, LightGBM and the student."""
+    spec = {"source": "embedded", "kaggle": "house-prices-advanced-regression-techniques", "id": "Id",
+            "target": "SalePrice", "task": "regression", "metric": "rmsle"}  # fmt: skip
+    d = _ensemble_export(tmp_path, "prices", spec, ["ridge", "lightgbm"], student=False, ensemble={"methods": ["mean"]})
+    test = read_csv(d["raw"] / "test.csv")
+    _served_equals_submission(d, json_rows(test), labels=False)
