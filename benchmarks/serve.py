@@ -41,7 +41,7 @@ def build(tmp: Path) -> tuple[Path, Path]:
     params = _params(tmp, "titanic", TITANIC, ["logreg"])
     d = _run_until_distill(tmp, "titanic", params)
     out = tmp / "export" / "titanic"
-    argv = ["export", "titanic", "--params", str(params), "--out", str(out)]
+    argv = ["export", "titanic", "--student", "--params", str(params), "--out", str(out)]
     assert main([*argv, *(x for k in ("raw", "clean", "distill") for x in (f"--{k}", str(d[k])))]) == 0
     return out, d["raw"]
 

@@ -1,8 +1,9 @@
 """Command line: `python -m pipelines <stage> <name> [paths...]`.
 
 Stages (run by `dvc repro`): download, clean, zoo, tune, train, distill, ensemble. Commands
-beside them (not DVC stages): submit, leaderboard, new, report, export (a self-contained
-student in data/export/<name>), serve (a REST API over it), plan (what the stages will
+beside them (not DVC stages): submit, leaderboard, new, report, export (the ensemble that made
+the submission, or with --student the distilled student, as a self-contained folder in
+data/export/<name>), serve (a REST API over it), plan (what the stages will
 run, resolved from params.yaml and clean's metadata). `--[no-]progress` overrides
 params.yaml's `progress` (bars on stderr; auto: when it is a terminal). A user error (a bad spec,
 parameter or file) prints one line, `error: ...`, naming the file, column or key, and exits

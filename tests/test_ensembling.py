@@ -7,11 +7,15 @@ import pytest
 from pipelines.core.metrics import get_metric
 from pipelines.training.ensembling import (
     RULE,
+    Blend,
     Stacker,
     blend,
+    candidate_fitters,
     candidate_methods,
     choose_method,
     clearly_worse,
+    fit_apply_of,
+    fitters,
     hill_climb,
     method_choice,
     methods,
@@ -257,8 +261,10 @@ def test_with_thresholds_gives_one_hot_labels_for_multiclass():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 4, 400)
     member = np.eye(4)[np.clip(y + rng.integers(-1, 2, 400), 0, 3)] * 0.7 + 0.075
-    fit_apply = with_thresholds(
-        methods(score_error("multiclass"), "multiclass", 10, 0)["mean"], get_metric("qwk"), "multiclass"
+    fit_apply = fit_apply_of(
+        with_thresholds(
+            fitters(score_error("multiclass"), "multiclass", 10, 0)["mean"], get_metric("qwk"), "multiclass"
+        )
     )
     out, detail = fit_apply([member], y, [member[:50]])
     assert out.shape == (50, 4) and set(np.unique(out)) == {0.0, 1.0} and (out.sum(axis=1) == 1).all()
@@ -367,3 +373,33 @@ def test_the_ensemble_stage_leaves_a_clearly_worse_member_out_of_the_mean(tmp_pa
     if ens["method"] == "mean":
         assert ens["weights"] == {"logreg": 0.5, "lightgbm": 0.5, "coin": 0.0}
     assert set(json.loads((out / "metrics.json").read_text())["models"]) == {"logreg", "lightgbm", "coin"}
+
+
+@pytest.mark.parametrize(
+    "metric, task", [("accuracy", "binary"), ("f1", "binary"), ("logloss", "multiclass"), ("qwk", "multiclass"),
+                     ("rmsle", "regression"), ("qwk", "regression")],
+)  # fmt: skip
+def test_a_fitted_blend_as_json_blends_the_same(metric, task):
+    """What `export` ships: every candidate method's fitted blend, written as JSON and read back,
+    gives the numbers the ensemble stage gave; a blend of its weighted members alone too."""
+    import json
+
+    rng = np.random.default_rng(1)
+    m, n = get_metric(metric), 300
+    if task == "regression":
+        y = rng.integers(1, 6, n).astype(float)
+        members = [np.clip(y + rng.normal(0, s, n), 0.5, None) for s in (0.5, 0.8, 3.0)]
+    else:
+        k = 2 if task == "binary" else 4
+        y = rng.integers(0, k, n)
+        noisy = [np.clip(np.eye(k)[y] * 0.6 + rng.uniform(0, s, (n, k)), 1e-3, None) for s in (0.5, 0.9, 3.0)]
+        members = [p / p.sum(axis=1, keepdims=True) for p in noisy]
+        members = [p[:, 1] for p in members] if task == "binary" else members
+    for name, fit in candidate_fitters(["mean", "stacking", "hill_climb"], m, task, 10, 0).items():
+        fitted = fit(members, y)
+        want, detail = fit_apply_of(fit)(members, y, members)
+        assert isinstance(fitted, Blend) and fitted.method == name and fitted.detail() == detail
+        back = Blend.from_state(json.loads(json.dumps(fitted.state())), m, task)
+        np.testing.assert_array_equal(back.apply(members), want)
+        used = back.used()
+        np.testing.assert_array_equal(back.only(used).apply([members[i] for i in used]), want)

@@ -228,7 +228,8 @@ class TrainParams(Strict):
         "a listed model is skipped above this many training rows (its cost did not pay there)",
     )
     min_side: dict[str, int] = doc(
-        {"resnet": 32, "image_embed": 32}, "a listed image model is skipped for images whose shorter side has fewer pixels"
+        {"resnet": 32, "image_embed": 32},
+        "a listed image model is skipped for images whose shorter side has fewer pixels",
     )
     max_side: dict[str, int] = doc(
         {"cnn": 31}, "a listed image model is skipped for images whose shorter side has more pixels"

@@ -172,16 +172,22 @@ def make_preprocessor(ctx: ModelContext, *, scale: bool = True, onehot: bool = T
     return ColumnTransformer([p for p in parts if p[2]], remainder="drop", verbose_feature_names_out=False)
 
 
+def category_codes(frame: pd.DataFrame) -> np.ndarray:
+    """Categories as float codes, NaN where missing (module level: an export names it, `core/safe_state.py`)."""
+    return np.column_stack([frame[c].cat.codes.replace(-1, np.nan).to_numpy(np.float64) for c in frame])
+
+
+def category_code_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categories as integer codes, -1 where missing (what CatBoost wants)."""
+    return frame.apply(lambda col: col.cat.codes.astype(np.int64))
+
+
 def categorical_codes(ctx: ModelContext) -> ColumnTransformer:
     """Trees: numeric as is, categories as integer codes (NaN stays NaN), keys target-encoded."""
-
-    def codes(frame: pd.DataFrame) -> np.ndarray:
-        return np.column_stack([frame[c].cat.codes.replace(-1, np.nan).to_numpy(np.float64) for c in frame])
-
     roles = ctx.roles
     parts = [
         ("num", "passthrough", roles.get("numeric", [])),
-        ("cat", FunctionTransformer(codes, feature_names_out="one-to-one"), roles.get("categorical", [])),
+        ("cat", FunctionTransformer(category_codes, feature_names_out="one-to-one"), roles.get("categorical", [])),
         ("key", GroupTargetEncoder(n_classes=ctx.n_classes, random_state=ctx.seed), roles.get("key", [])),
     ]
     return ColumnTransformer([p for p in parts if p[2]], remainder="drop", verbose_feature_names_out=False)
@@ -192,12 +198,8 @@ def categorical_frame(ctx: ModelContext, *, codes: bool = False) -> Pipeline:
     columns as they are, categories kept as pandas categories (`codes=True`: as integer codes,
     -1 for missing, which CatBoost wants) and keys target-encoded, in that order, its columns
     renamed by `safe_names` (XGBoost refuses `[`, `]`, `<`): name categories by position."""
-
-    def as_codes(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame.apply(lambda col: col.cat.codes.astype(np.int64))
-
     roles = ctx.roles
-    cats = FunctionTransformer(as_codes, feature_names_out="one-to-one") if codes else "passthrough"
+    cats = FunctionTransformer(category_code_frame, feature_names_out="one-to-one") if codes else "passthrough"
     parts = [
         ("num", "passthrough", roles.get("numeric", [])),
         ("cat", cats, roles.get("categorical", [])),

@@ -1,4 +1,7 @@
-"""The reader of `export`'s folder: a self-contained student that predicts from raw rows.
+"""The reader of `export --student`'s folder: a self-contained student that predicts from raw
+rows; and what every export shares (`Served`: the manifest's common fields; `ServedModel`:
+rows -> frame -> outputs -> submission rows, the examples' check; the file checks). The
+ensemble's folder is read by `outputs/served.py`, whose `load_export` reads either.
 
     model = ExportedModel.load("data/export/titanic")
     model.submission(model.predict(model.frame(rows)), ids)   # rows: test.csv's columns
@@ -39,32 +42,38 @@ EXAMPLE_TOL = 1e-5  # outputs of the examples may differ this much from the expo
 InputKind = Literal["integer", "number", "boolean", "string"]
 
 
-class Manifest(BaseModel):
-    """`model.json`: what the model is, what it takes, and how its answers are written."""
+class Served(BaseModel):
+    """What every export's `model.json` says: what the model is, what it takes, how it answers."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     format: int
     name: str
-    student: str
-    student_cv: float | None
-    modality: Literal["tabular", "image"]
+    modality: Literal["tabular", "image", "text"]
     task: Literal["binary", "multiclass", "regression"]
     metric: str
     classes: list[int | float | str | bool]
     id: str
     submission_columns: list[str]
-    inputs: dict[str, InputKind] = {}  # tables: test.csv's columns (less the id) and their kinds
+    inputs: dict[str, InputKind] = {}  # tables and texts: test.csv's columns (less the id) and their kinds
     pixel_columns: list[str] = []  # images given as pixel columns in test.csv
     image_shape: list[int] | None = None  # images: (C, H, W)
-    model_inputs: list[int]  # the graph's input shape less the batch axis
     files: dict[str, str]  # file name -> SHA-256 of its bytes
+
+
+class Manifest(Served):
+    """`model.json` of a student export (`export --student`): one ONNX graph."""
+
+    modality: Literal["tabular", "image"]
+    student: str
+    student_cv: float | None
+    model_inputs: list[int]  # the graph's input shape less the batch axis
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _read_json(path: Path) -> dict:
+def read_json_file(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
@@ -86,49 +95,27 @@ def _lookups(recipe: dict) -> dict:
     return convert(recipe)
 
 
-class ExportedModel:
-    """A loaded export: `frame(rows)` -> `predict(frame)` -> `submission(outputs, ids)`."""
+class ServedModel:
+    """What every loaded export does: `frame(rows)` -> `predict(frame)` -> `submission(outputs, ids)`,
+    and re-check its stored examples. Subclasses: the student (`ExportedModel`, here) and the
+    ensemble (`outputs/served.py`)."""
 
-    def __init__(self, manifest: Manifest, session, preprocess: dict | None):
+    def __init__(self, manifest: Served, recipe: dict | None):
         self.manifest = manifest
         self.metric = get_metric(manifest.metric)
-        self.session = session
-        self.input_name = session.get_inputs()[0].name
-        self.recipe = _lookups(preprocess["features"]) if preprocess else None
-        self.portable = Portable(preprocess["preprocessor"]) if preprocess else None
+        self.recipe = _lookups(recipe) if recipe else None
         self.value_columns = [c for c in manifest.submission_columns if c != manifest.id]
 
-    @classmethod
-    def load(cls, folder: Path | str, threads: int = 1) -> ExportedModel:
-        """Load and check an export folder; PipelineError names what is wrong with it."""
-        folder = Path(folder)
-        try:
-            manifest = Manifest.model_validate(_read_json(folder / MANIFEST))
-        except ValidationError as err:
-            first = err.errors()[0]
-            raise PipelineError(f"{folder / MANIFEST}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-        if manifest.format != FORMAT:
-            raise PipelineError(f"{folder / MANIFEST}: format {manifest.format}, this version reads {FORMAT}")
-        wanted = {GRAPH, EXAMPLES} | ({PREPROCESS} if manifest.modality == "tabular" else set())
-        if set(manifest.files) != wanted:
-            raise PipelineError(f"{folder / MANIFEST}: files {sorted(manifest.files)}, expected {sorted(wanted)}")
-        for name, digest in manifest.files.items():
-            if not (folder / name).is_file() or sha256(folder / name) != digest:
-                raise PipelineError(f"{folder / name}: missing or changed since export (SHA-256 differs)")
-        preprocess = _read_json(folder / PREPROCESS) if manifest.modality == "tabular" else None
-        try:
-            model = cls(manifest, onnx_session(folder / GRAPH, threads), preprocess)
-        except (KeyError, TypeError, ValueError) as err:
-            raise PipelineError(f"{folder}: malformed export ({type(err).__name__}: {err})") from None
-        model.check(_read_json(folder / EXAMPLES), folder / EXAMPLES)
-        return model
+    def describe(self) -> dict:
+        """What `/health` says is served."""
+        raise NotImplementedError
 
-    def check(self, examples: dict, where) -> None:
+    def predict(self, frame) -> np.ndarray:
+        raise NotImplementedError
+
+    def check_examples(self, examples: dict, where) -> None:
         """The stored example rows must still get the outputs the export gave them."""
         want = np.asarray(examples["outputs"], dtype=np.float64)
-        shape = self.session.get_inputs()[0].shape[1:]
-        if list(shape) != self.manifest.model_inputs:
-            raise PipelineError(f"{where}: the graph takes {shape}, the manifest says {self.manifest.model_inputs}")
         try:
             got = self.predict(self.frame(examples["rows"]))
         except (KeyError, TypeError, ValueError, IndexError) as err:
@@ -138,11 +125,74 @@ class ExportedModel:
 
     def frame(self, rows: list[dict]):
         """Rows (dicts of test.csv's columns, values as JSON gives them) as the model's input:
-        a typed DataFrame for tables, uint8 (n, C, H, W) pixels for images."""
+        a typed DataFrame for tables and texts, uint8 (n, C, H, W) pixels for images."""
         m = self.manifest
         if m.modality == "image":
             return pixel_array(rows, m.pixel_columns, m.image_shape)
         return typed_inputs(self.recipe, pd.DataFrame(rows, columns=list(m.inputs)))
+
+    def submission(self, outputs: np.ndarray, ids) -> pd.DataFrame:
+        """Rows in the submission's format: its columns, labels / probabilities / values."""
+        m = self.manifest
+        values = prediction_values(outputs, self.value_columns, m.classes, self.metric, m.task)
+        values.insert(0, m.id, list(ids))
+        return values[m.submission_columns]
+
+
+def read_manifest(folder: Path, model: type[BaseModel], fmt: int):
+    """`model.json` checked field by field (`model`), of format `fmt`."""
+    try:
+        manifest = model.model_validate(read_json_file(folder / MANIFEST))
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise PipelineError(f"{folder / MANIFEST}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if manifest.format != fmt:
+        raise PipelineError(f"{folder / MANIFEST}: format {manifest.format}, this version reads {fmt}")
+    return manifest
+
+
+def check_files(folder: Path, manifest: Served, wanted: set[str]) -> None:
+    """The manifest lists exactly the files `wanted`, each with the SHA-256 it has."""
+    if set(manifest.files) != wanted:
+        raise PipelineError(f"{folder / MANIFEST}: files {sorted(manifest.files)}, expected {sorted(wanted)}")
+    for name, digest in manifest.files.items():
+        if not (folder / name).is_file() or sha256(folder / name) != digest:
+            raise PipelineError(f"{folder / name}: missing or changed since export (SHA-256 differs)")
+
+
+class ExportedModel(ServedModel):
+    """A loaded student export: one ONNX graph (and, for tables, the portable preprocessor)."""
+
+    def __init__(self, manifest: Manifest, session, preprocess: dict | None):
+        super().__init__(manifest, preprocess["features"] if preprocess else None)
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.portable = Portable(preprocess["preprocessor"]) if preprocess else None
+
+    @classmethod
+    def load(cls, folder: Path | str, threads: int = 1) -> ExportedModel:
+        """Load and check an export folder; PipelineError names what is wrong with it."""
+        folder = Path(folder)
+        manifest = read_manifest(folder, Manifest, FORMAT)
+        check_files(folder, manifest, {GRAPH, EXAMPLES} | ({PREPROCESS} if manifest.modality == "tabular" else set()))
+        preprocess = read_json_file(folder / PREPROCESS) if manifest.modality == "tabular" else None
+        try:
+            model = cls(manifest, onnx_session(folder / GRAPH, threads), preprocess)
+        except (KeyError, TypeError, ValueError) as err:
+            raise PipelineError(f"{folder}: malformed export ({type(err).__name__}: {err})") from None
+        model.check(read_json_file(folder / EXAMPLES), folder / EXAMPLES)
+        return model
+
+    def describe(self) -> dict:
+        m = self.manifest
+        return {"model": "student", "student": m.student, "student_cv": m.student_cv}
+
+    def check(self, examples: dict, where) -> None:
+        """The graph takes what the manifest says, and the stored examples get their outputs."""
+        shape = self.session.get_inputs()[0].shape[1:]
+        if list(shape) != self.manifest.model_inputs:
+            raise PipelineError(f"{where}: the graph takes {shape}, the manifest says {self.manifest.model_inputs}")
+        self.check_examples(examples, where)
 
     def inputs(self, frame) -> np.ndarray:
         """What the graph takes: preprocessed float32 features, or pixels as float32."""
@@ -155,13 +205,6 @@ class ExportedModel:
         """The student's outputs in the target's own space (rmsle: expm1 of the graph's)."""
         out = self.session.run(None, {self.input_name: self.inputs(frame)})[0].astype(np.float64)
         return target_transform(self.metric, self.manifest.task)[1](out)
-
-    def submission(self, outputs: np.ndarray, ids) -> pd.DataFrame:
-        """Rows in the submission's format: its columns, labels / probabilities / values."""
-        m = self.manifest
-        values = prediction_values(outputs, self.value_columns, m.classes, self.metric, m.task)
-        values.insert(0, m.id, list(ids))
-        return values[m.submission_columns]
 
 
 def json_rows(frame: pd.DataFrame) -> list[dict]:
@@ -197,7 +240,7 @@ def _pixels(values: list, n: int, row: int, field: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.dtype.kind not in "iu":
         bad = next((j for j, v in enumerate(values) if not isinstance(v, int) or isinstance(v, bool)), 0)
-        raise BadRow(row, field, f"pixel {bad} is {values[bad]!r}, not an integer")
+        raise BadRow(row, field, f"pixel {bad} is not an integer")
     if len(arr) and (arr.min() < 0 or arr.max() > 255):
         raise BadRow(row, field, f"pixel values must lie in 0..255, found {arr.min()}..{arr.max()}")
     return arr.astype(np.uint8)

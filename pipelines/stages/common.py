@@ -10,6 +10,7 @@ from pipelines.core import progress
 from pipelines.core.context import ModelContext
 from pipelines.core.io import load_array, read_json
 from pipelines.core.metrics import get_metric
+from pipelines.training.ensembling import blend, hill_climb
 
 
 def model_context(data, params, **overrides) -> ModelContext:
@@ -75,3 +76,14 @@ def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
             **(extra or {}),
         },
     )
+
+
+def teacher_targets(preds: dict, y: np.ndarray, metric, task: str, iterations: int):
+    """Distillation's teachers: blend weights, the blend's OOF predictions, and per-fold soft
+    targets (n_splits, n, ...) (`distill` trains on them; `export` refits its student with them)."""
+    names = list(preds)
+    weights = hill_climb([preds[n]["oof"] for n in names], y, metric, task, iterations)
+    oof = blend([preds[n]["oof"] for n in names], weights, metric, task)
+    n_splits = preds[names[0]]["fold_train"].shape[0]
+    soft = np.stack([blend([preds[n]["fold_train"][k] for n in names], weights, metric, task) for k in range(n_splits)])
+    return dict(zip(names, weights.round(4).tolist(), strict=True)), oof, soft

@@ -48,9 +48,8 @@ from pipelines.core.tables import take_rows
 from pipelines.features.portable import preprocessor_state
 from pipelines.models.selection import check_models
 from pipelines.outputs.cleaned import CleanData
-from pipelines.stages.common import load_predictions, model_context, save_predictions, trained
+from pipelines.stages.common import load_predictions, model_context, save_predictions, teacher_targets, trained
 from pipelines.training.cv import CVOptions, cross_validate, fold_workers
-from pipelines.training.ensembling import blend, hill_climb
 from pipelines.training.plan import make_plan
 
 
@@ -58,16 +57,6 @@ def add_arguments(parser) -> None:
     for flag in ("clean", "train", "cache", "out"):
         parser.add_argument(f"--{flag}", type=Path, required=True)
     parser.add_argument("--logs", type=Path, default=None, help="timings: train's are read, distill's written here")
-
-
-def teacher_targets(preds: dict, y: np.ndarray, metric, task: str, iterations: int):
-    """Blend weights, the blend's OOF predictions, and per-fold soft targets (n_splits, n, ...)."""
-    names = list(preds)
-    weights = hill_climb([preds[n]["oof"] for n in names], y, metric, task, iterations)
-    oof = blend([preds[n]["oof"] for n in names], weights, metric, task)
-    n_splits = preds[names[0]]["fold_train"].shape[0]
-    soft = np.stack([blend([preds[n]["fold_train"][k] for n in names], weights, metric, task) for k in range(n_splits)])
-    return dict(zip(names, weights.round(4).tolist(), strict=True)), oof, soft
 
 
 PARITY_TOL = 1e-4  # max difference between torch and ONNX outputs, relative to their scale (at least 1)

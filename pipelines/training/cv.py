@@ -216,6 +216,23 @@ def cross_validate(
     )
 
 
+def fitted_models(model: str, params: dict, data: FoldData, ctx: ModelContext, opts: CVOptions = CVOptions()):
+    """The fitted models whose test predictions `cross_validate` combined, fitted again as
+    `keep_last_model` does (torch models reload their `final.pt` from the cache; others refit,
+    deterministic for a fixed seed): yields (k, model, the test predictions the fold cache
+    kept, None when it has none) for each fold k, then the refit (k = FULL) with `opts.refit`.
+    `export` ships them; the test predictions were the mean of the folds' (with a refit:
+    `REFIT_WEIGHT` of it, the rest the folds' mean)."""
+    cache_dir = opts.cache_dir
+    if cache_dir is not None:
+        cache_dir = _cache_folder(Path(cache_dir), model, params, data, ctx, opts.soft_targets)
+    job = _FoldJob(model, params, data, ctx, replace(opts, cache_dir=cache_dir, writer=False))
+    for k in [*range(int(data.folds.max()) + 1), *([FULL] if opts.refit else [])]:
+        done = cache_dir / _cache_name(k) if cache_dir is not None else None
+        cached = FoldPreds.load(done).test if done is not None and done.exists() else None
+        yield k, job.fit(k), cached
+
+
 def _cache_folder(cache_dir: Path, model: str, params: dict, data: FoldData, ctx: ModelContext, soft_targets) -> Path:
     """Where this model's folds are cached: a key of everything that makes them what they are."""
     # a budgeted fit is another result, and so is one split between torch processes (DDP)

@@ -17,6 +17,7 @@ Regression outputs are blended in the metric's space (log1p for rmsle).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression, RidgeCV
@@ -106,26 +107,112 @@ def nested_oof(fit_apply: Callable, preds: list[np.ndarray], y: np.ndarray, fold
     return out
 
 
-def methods(metric: Metric, task: str, iterations: int, seed: int, mean_of=None) -> dict[str, Callable]:
-    """name -> fit_apply(train_preds, y, apply_preds) -> (blended apply_preds, description).
-    `mean_of`: the indices of the members that `mean` averages (None: all)."""
+@dataclass
+class Blend:
+    """A fitted ensembling method: `apply(preds)` blends the members' outputs (in the order it
+    was fitted on): weights (mean, hill climbing) or a `Stacker`, then, with `cuts`, thresholds
+    into `levels`. `state()` is it as JSON (`from_state` reads it back), which `export` ships."""
 
-    def hill(train, y, apply):
-        w = hill_climb(train, y, metric, task, iterations)
-        return blend(apply, w, metric, task), {"weights": w.round(4).tolist()}
+    method: str
+    metric: Metric
+    task: str
+    size: int  # members it was fitted on
+    weights: np.ndarray | None = None
+    stacker: Stacker | None = None
+    cuts: np.ndarray | None = None
+    levels: np.ndarray | None = None
 
-    def stack(train, y, apply):
-        st = Stacker(metric, task, seed).fit(train, y)
-        coef = np.ravel(getattr(st.model_, "coef_", [])).round(4).tolist()
-        return st.predict(apply), {"coef": coef}
+    def apply(self, preds: list[np.ndarray]) -> np.ndarray:
+        if self.stacker is not None:
+            out = self.stacker.predict(preds)
+        else:
+            out = blend(preds, self.weights, self.metric, self.task)
+        if self.cuts is None:
+            return out
+        labels = apply_thresholds(decision_score(out, self.task), self.cuts, self.levels)
+        return as_outputs(labels, self.task, len(self.levels))
 
-    def mean(train, y, apply):
-        n = len(apply)
+    def detail(self) -> dict:
+        """What details.json records of it (rounded)."""
+        if self.stacker is not None:
+            out = {"coef": np.ravel(getattr(self.stacker.model_, "coef_", [])).round(4).tolist()}
+        else:
+            out = {"weights": np.asarray(self.weights).round(4).tolist()}
+        return out if self.cuts is None else {**out, "thresholds": self.cuts.round(4).tolist()}
+
+    def used(self) -> list[int]:
+        """The members whose outputs it reads: those of weight > 0 (a stacker reads them all)."""
+        if self.stacker is not None:
+            return list(range(self.size))
+        return np.flatnonzero(np.asarray(self.weights) > 0).tolist()
+
+    def only(self, members: list[int]) -> Blend:
+        """The same blend of `members` alone (weighted methods: the others weigh 0)."""
+        if self.stacker is not None:
+            if list(members) != list(range(self.size)):
+                raise ValueError("a stacker reads every member")
+            return self
+        return replace(self, size=len(members), weights=np.asarray(self.weights, dtype=np.float64)[members])
+
+    def state(self) -> dict:
+        from pipelines.core.safe_state import encode
+
+        st = self.stacker
+        return {
+            "method": self.method,
+            "size": self.size,
+            "weights": None if self.weights is None else np.asarray(self.weights, dtype=np.float64).tolist(),
+            "stacker": None
+            if st is None
+            else {"model": encode(st.model_), "scaler": encode(getattr(st, "scaler_", None))},
+            "cuts": None if self.cuts is None else self.cuts.tolist(),
+            "levels": None if self.levels is None else self.levels.tolist(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, metric: Metric, task: str) -> Blend:
+        from pipelines.core.safe_state import decode
+
+        stacker = None
+        if state["stacker"] is not None:
+            stacker = Stacker(metric, task)
+            stacker.model_, stacker.scaler_ = decode(state["stacker"]["model"]), decode(state["stacker"]["scaler"])
+        arrays = {k: None if state[k] is None else np.asarray(state[k], dtype=np.float64) for k in ("weights", "cuts")}
+        levels = None if state["levels"] is None else np.asarray(state["levels"])
+        return cls(state["method"], metric, task, state["size"], stacker=stacker, levels=levels, **arrays)
+
+
+def fitters(metric: Metric, task: str, iterations: int, seed: int, mean_of=None) -> dict[str, Callable]:
+    """name -> fit(train_preds, y) -> Blend. `mean_of`: the indices of the members that `mean`
+    averages (None: all)."""
+
+    def hill(train, y):
+        return Blend("hill_climb", metric, task, len(train), weights=hill_climb(train, y, metric, task, iterations))
+
+    def stack(train, y):
+        return Blend("stacking", metric, task, len(train), stacker=Stacker(metric, task, seed).fit(train, y))
+
+    def mean(train, y):
+        n = len(train)
         w = np.ones(n) if mean_of is None else np.isin(np.arange(n), mean_of).astype(np.float64)
-        w /= w.sum()
-        return blend(apply, w, metric, task), {"weights": w.round(4).tolist()}
+        return Blend("mean", metric, task, n, weights=w / w.sum())
 
     return {"hill_climb": hill, "stacking": stack, "mean": mean}
+
+
+def fit_apply_of(fit: Callable) -> Callable:
+    """`fit(train, y)` as `fit_apply(train_preds, y, apply_preds)` -> (blended apply_preds, detail)."""
+
+    def fit_apply(train, y, apply):
+        fitted = fit(train, y)
+        return fitted.apply(apply), fitted.detail()
+
+    return fit_apply
+
+
+def methods(metric: Metric, task: str, iterations: int, seed: int, mean_of=None) -> dict[str, Callable]:
+    """name -> fit_apply(train_preds, y, apply_preds) -> (blended apply_preds, description)."""
+    return {name: fit_apply_of(fit) for name, fit in fitters(metric, task, iterations, seed, mean_of).items()}
 
 
 def score_error(task: str) -> Metric:
@@ -138,34 +225,42 @@ def score_error(task: str) -> Metric:
     return Metric("score_error", fn, False, (task,), "values")
 
 
-def with_thresholds(fit_apply: Callable, metric: Metric, task: str) -> Callable:
-    """`fit_apply` followed by thresholds fitted on its own output for the training rows."""
+def with_thresholds(fit: Callable, metric: Metric, task: str) -> Callable:
+    """`fit` followed by thresholds fitted on its own output for the training rows."""
 
-    def fit_apply_cut(train, y, apply):
+    def fit_cut(train, y):
+        fitted = fit(train, y)
         levels = threshold_levels(y, train[0], task)
-        fitted, _ = fit_apply(train, y, train)
-        out, detail = fit_apply(train, y, apply)
-        cuts = fit_thresholds(y, decision_score(fitted, task), levels, metric, task)
-        labels = apply_thresholds(decision_score(out, task), cuts, levels)
-        return as_outputs(labels, task, len(levels)), {**detail, "thresholds": cuts.round(4).tolist()}
+        cuts = fit_thresholds(y, decision_score(fitted.apply(train), task), levels, metric, task)
+        return replace(fitted, method=f"{fitted.method}+thresholds", cuts=cuts, levels=levels)
 
-    return fit_apply_cut
+    return fit_cut
+
+
+def candidate_fitters(
+    names: list[str], metric: Metric, task: str, iterations: int, seed: int, mean_of=None
+) -> dict[str, Callable]:
+    """The methods named in params, in that order, as `fit(train_preds, y) -> Blend`; where the
+    metric wants thresholds, each method also comes as `<method>+thresholds` (blend weights
+    chosen on `score_error`), and those come first: argmax / rounding is the known-worse
+    default for such metrics, so a plain method must beat them clearly (`choose_method`
+    prefers earlier methods)."""
+    plain = fitters(metric, task, iterations, seed, mean_of)
+    out = {}
+    if task in metric.thresholds:
+        smooth = fitters(score_error(task), task, iterations, seed, mean_of)
+        out.update({f"{name}+thresholds": with_thresholds(smooth[name], metric, task) for name in names})
+    out.update({name: plain[name] for name in names})
+    return out
 
 
 def candidate_methods(
     names: list[str], metric: Metric, task: str, iterations: int, seed: int, mean_of=None
 ) -> dict[str, Callable]:
-    """The methods named in params, in that order; where the metric wants thresholds, each
-    method also comes as `<method>+thresholds` (blend weights chosen on `score_error`), and
-    those come first: argmax / rounding is the known-worse default for such metrics, so a
-    plain method must beat them clearly (`choose_method` prefers earlier methods)."""
-    plain = methods(metric, task, iterations, seed, mean_of)
-    out = {}
-    if task in metric.thresholds:
-        smooth = methods(score_error(task), task, iterations, seed, mean_of)
-        out.update({f"{name}+thresholds": with_thresholds(smooth[name], metric, task) for name in names})
-    out.update({name: plain[name] for name in names})
-    return out
+    """`candidate_fitters` as `fit_apply(train_preds, y, apply_preds)` -> (blended, detail)."""
+    return {
+        m: fit_apply_of(fit) for m, fit in candidate_fitters(names, metric, task, iterations, seed, mean_of).items()
+    }
 
 
 def clearly_worse(scores: dict[str, dict], metric: Metric, min_folds: int = 3) -> dict[str, str]:
