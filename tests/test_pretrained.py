@@ -204,3 +204,15 @@ def test_tiny_pretrained_text_and_image_competitions_through_dvc_repro(dvc_repo,
     sub = pd.read_csv(dvc_repo / "submissions/texts/submission.csv")
     assert (sub["label"].to_numpy() == data["label"].iloc[60:].to_numpy()).mean() > 0.8
     assert json.loads((dvc_repo / "data/tune/texts/best_params.json").read_text())["text_embed"]["trials"] == 2
+
+
+def test_embedding_members_are_saved_as_json_and_predict_the_same(tmp_path):
+    import json
+
+    from pipelines.core.safe_state import decode, encode
+
+    X, y, X_test, _, roles = frames()
+    folder = _checkpoint(tmp_path / "tiny-bert", X["message"].tolist())
+    model = create_model("text_embed", context(roles), weights=str(folder)).fit(X, y)
+    again = decode(json.loads(json.dumps(encode(model))))
+    np.testing.assert_array_equal(again.predict_output(X_test), model.predict_output(X_test))
