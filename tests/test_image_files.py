@@ -347,3 +347,12 @@ def test_both_image_layouts_through_dvc_repro(dvc_repo, tmp_path):
     assert np.load(dvc_repo / "data/clean/classes/train_x.npy").shape == (36, 3, 16, 16)
     meta = json.loads((dvc_repo / "data/clean/classes/meta.json").read_text())
     assert meta["classes"] == ["disc", "square"]
+
+    # editing the image nets changes the code an image competition runs: its zoo digest
+    # changes, and its training stages are out of date (a tabular one's are not: test_pipeline)
+    with (dvc_repo / "pipelines/models/nets.py").open("a") as fh:
+        fh.write("\n# an edit\n")
+    run(["dvc", "repro", "zoo@listed"], dvc_repo)
+    changed = run(["dvc", "status", "tune@listed", "train@listed", "distill@listed"], dvc_repo).stdout
+    assert all(f"{stage}@listed" in changed for stage in ("tune", "train", "distill")), changed
+    assert "data/zoo/listed" in changed
