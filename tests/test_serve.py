@@ -66,15 +66,19 @@ def titanic(tmp_path_factory):
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("digits")
+    return _export(tmp, "digits", digits_layout(tmp), ["cnn"])
+
+
+def digits_layout(tmp) -> dict:
+    """200 embedded digits as a `local` competition in `tmp/local` (160 train, 40 test); its spec."""
     rows = carve("digit-recognizer")["train.csv"].sample(200, random_state=0)
     raw = tmp / "local"
     raw.mkdir()
     rows.iloc[:160].to_csv(raw / "train.csv", index=False)
     rows.iloc[160:].drop(columns="label").to_csv(raw / "test.csv", index=False)
     pd.DataFrame({"ImageId": np.arange(1, 41), "Label": 0}).to_csv(raw / "sample_submission.csv", index=False)
-    spec = {"source": "local", "path": str(raw), "id": "ImageId", "target": "label", "task": "multiclass",
+    return {"source": "local", "path": str(raw), "id": "ImageId", "target": "label", "task": "multiclass",
             "metric": "accuracy", "modality": "image", "image": {"height": 28, "width": 28, "channels": 1}}  # fmt: skip
-    return _export(tmp, "digits", spec, ["cnn"])
 
 
 def _free_port() -> int:
@@ -497,15 +501,7 @@ def _refused(d: dict, tmp, change, capsys) -> str:
 @slow
 def test_the_served_ensemble_answers_as_submission_csv_image(tmp_path):
     """200 digits (labels): a CNN's two fold models and its refit on every row, and the student."""
-    rows = carve("digit-recognizer")["train.csv"].sample(200, random_state=0)
-    raw = tmp_path / "local"
-    raw.mkdir()
-    rows.iloc[:160].to_csv(raw / "train.csv", index=False)
-    rows.iloc[160:].drop(columns="label").to_csv(raw / "test.csv", index=False)
-    pd.DataFrame({"ImageId": np.arange(1, 41), "Label": 0}).to_csv(raw / "sample_submission.csv", index=False)
-    spec = {"source": "local", "path": str(raw), "id": "ImageId", "target": "label", "task": "multiclass",
-            "metric": "accuracy", "modality": "image", "image": {"height": 28, "width": 28, "channels": 1}}  # fmt: skip
-    d = _ensemble_export(tmp_path, "digits", spec, ["cnn"])
+    d = _ensemble_export(tmp_path, "digits", digits_layout(tmp_path), ["cnn"])
     test = [{"ImageId": i + 1, **r} for i, r in enumerate(json_rows(read_csv(d["raw"] / "test.csv")))]
     _served_equals_submission(d, test, labels=True)
     manifest = json.loads((d["export"] / "model.json").read_text())
