@@ -48,7 +48,8 @@ def test_plan_command_prints_it(cleaned, capsys):
     argv = ["plan", "titanic", "--params", str(root / "params.yaml"), "--clean", str(root / "clean")]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "model mlp: hidden=16, tuned: 2 trials" in text and "student student_mlp" in text
+    assert "model mlp: hidden=16*, layers=2, " in text and "; tuned: 2 trials on 623 rows" in text
+    assert "student student_mlp: " in text and "temperature=2.0*" in text
     assert "folds: 3;" in text and "train 65s" in text
     assert main([*argv, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(

@@ -135,7 +135,8 @@ def _tunable(model: str, task: str, modality: str) -> bool:
 
 
 def describe(plan: Plan) -> str:
-    """The plan as a person reads it (`python -m pipelines plan <name>`)."""
+    """The plan as a person reads it (`python -m pipelines plan <name>`): each model's
+    arguments merged, those params.yaml sets marked `*` (tuned values replace the rest)."""
     refit = " + a refit on every row" if plan.refit else ""
     lines = [
         f"{plan.name}: {plan.task} ({plan.modality}), metric {plan.metric}, {plan.rows} training rows",
@@ -143,9 +144,9 @@ def describe(plan: Plan) -> str:
         f"  epochs: up to {plan.epochs} (student: {plan.student_epochs})",
     ]
     for m in plan.models:
-        tuned = f", tuned: {plan.tune_trials} trials on {plan.tune_rows} rows" if m.tuned else ""
-        lines.append(f"  model {m.name}: {_args(m.args)}{tuned}")
-    lines.append(f"  student {plan.student.name}: {_args(plan.student.args)}")
+        tuned = f"; tuned: {plan.tune_trials} trials on {plan.tune_rows} rows" if m.tuned else ""
+        lines.append(f"  model {m.name}: {_args(m)}{tuned}")
+    lines.append(f"  student {plan.student.name}: {_args(plan.student)}")
     shares = [f"{s} {v:.0f}s" for s, v in plan.budget.items() if v is not None]
     lines.append(f"  budget: {', '.join(shares) if shares else 'none'}")
     p = plan.paths
@@ -153,5 +154,7 @@ def describe(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _args(args: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in sorted(args.items())) or "defaults"
+def _args(model: ModelPlan) -> str:
+    """The model's arguments, merged: params.yaml's (marked *) over the factory's defaults."""
+    merged = {**get_entry(model.name).defaults, **model.args}
+    return ", ".join(f"{k}={v!r}{'*' if k in model.args else ''}" for k, v in merged.items())
