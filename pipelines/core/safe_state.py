@@ -190,11 +190,11 @@ def _decode_library(kind: str, data: dict):
         import xgboost as xgb
 
         booster = xgb.Booster()
-        booster.load_model(bytearray(data["v"].encode("utf-8")))
+        booster.load_model(bytearray(data["v"].encode("utf-8")))  # not pickle: XGBoost's own JSON
         return booster
     if kind == "catboost":
         model = _resolve(data["class"], CATBOOST)()
-        model.load_model(blob=base64.b64decode(data["v"]))
+        model.load_model(blob=base64.b64decode(data["v"]))  # not pickle: CatBoost's own model format
         return model
     from tokenizers import Tokenizer
 

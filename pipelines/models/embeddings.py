@@ -34,6 +34,7 @@ from pipelines.core.context import IMAGE, TEXT, ModelContext
 from pipelines.core.errors import PipelineError
 from pipelines.core.progress import bar
 from pipelines.features.preprocess import make_preprocessor
+from pipelines.features.tokens import load_pretrained_tokenizer
 from pipelines.models.registry import register_model
 from pipelines.models.tabular import SklearnModel
 from pipelines.nn.pretrained import fit_state, load_state, resolve
@@ -75,25 +76,30 @@ class TextEmbedder(BaseEstimator, TransformerMixin):
     def _encoder(self):
         key = ("text", self.weights)
         if key not in _ENCODERS:
-            from transformers import AutoModel, AutoTokenizer
+            from transformers import AutoModel
 
             folder = resolve(self.weights)
             if not folder.is_dir():
                 raise PipelineError(f"weights {self.weights!r}: a text encoder needs a Hugging Face folder")
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            tokenizer, pad_id, _, _ = load_pretrained_tokenizer(str(folder))  # tokenizer.json: plain JSON
             model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True).eval()
-            _ENCODERS[key] = (tokenizer, model, *_pooling(folder))
+            _ENCODERS[key] = (tokenizer, pad_id, model, *_pooling(folder))
         return _ENCODERS[key]
 
     def transform(self, X) -> np.ndarray:
         texts = ["" if t is None or t != t else str(t) for t in np.asarray(X).ravel()]
-        tokenizer, model, pooling, normalise = self._encoder()
+        tokenizer, pad_id, model, pooling, normalise = self._encoder()
 
         @torch.inference_mode()
         def encode(batch: list[str]) -> np.ndarray:
-            tok = tokenizer(batch, padding=True, truncation=True, max_length=self.max_len, return_tensors="pt")
-            hidden = model(**tok).last_hidden_state
-            vec = _pool(hidden, tok["attention_mask"], pooling)
+            tokenizer.no_padding()  # padded below, to this batch's longest text
+            tokenizer.enable_truncation(self.max_len)  # keeps the special tokens ([CLS] ... [SEP])
+            ids = [e.ids for e in tokenizer.encode_batch(batch)]
+            width = max(len(i) for i in ids)
+            mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids])
+            ids = torch.tensor([i + [pad_id] * (width - len(i)) for i in ids])
+            hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
+            vec = _pool(hidden, mask, pooling)
             return (torch.nn.functional.normalize(vec, dim=1) if normalise else vec).numpy()
 
         digests = [hashlib.sha1(t.encode()).digest() for t in texts]

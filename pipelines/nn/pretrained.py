@@ -24,7 +24,6 @@ unexpected keys.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -189,7 +188,9 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
+        except Exception as err:  # noqa: BLE001 (torch's refusal is an UnpicklingError; anything else: not weights)
+            if "Weights only load failed" not in str(err):
+                raise PipelineError(f"weights {path}: not a torch checkpoint ({_first(err)})") from None
             raise PipelineError(
                 f"weights {path}: refused: loading it would run code (objects beyond tensors); "
                 "save a plain state dict or safetensors"

@@ -146,6 +146,8 @@ def main(args, params) -> None:
     except OverBudget as err:
         with atomic_dir(args.out) as tmp:
             write_json(tmp / "left_out.json", {"student": str(err)})
+        if args.logs is not None:  # a declared output: it says why there are no speeds
+            write_json(args.logs / "distill.json", {"left_out": str(err)})
         print(f"{args.name}: student {student.name} left out: {err}")
         return
     teacher_cv = ctx.metric.on(data.y, teacher_oof, ctx.task, data.score_rows)
