@@ -62,3 +62,22 @@ def test_plan_before_clean_is_one_line(cleaned, tmp_path, capsys):
     rc = main(["plan", "titanic", "--params", str(root / "params.yaml"), "--clean", str(tmp_path / "nothing")])
     err = capsys.readouterr().err
     assert rc == 2 and "no cleaned data; run `dvc repro clean@titanic` first" in err and len(err.splitlines()) == 1
+
+
+def test_a_competition_whose_models_all_need_missing_weights_is_one_line(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from pipelines.core.errors import PipelineError
+
+    raw = tiny_params(texts={"source": "local", "path": str(tmp_path), "id": "id", "target": "y", "task": "binary",
+                             "metric": "f1", "modality": "text", "models": ["text_embed"]})  # fmt: skip
+    raw["train"]["weights"] = {}
+    meta = {"modality": "text", "task": "binary", "metric": "f1", "n_classes": 2}
+    data = SimpleNamespace(meta=meta, y=np.zeros(10), folds=np.arange(10) % 2)
+    with pytest.raises(PipelineError, match="every model needs pretrained weights; give the competition `weights:`"):
+        make_plan(parse_params(raw), "texts", data)
+    raw["competitions"]["texts"]["weights"] = "pip:some-weights==1.0"
+    plan = make_plan(parse_params(raw), "texts", data)
+    assert plan.models[0].args == {"weights": "pip:some-weights==1.0"}

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from pipelines.core.budget import Deadline, stage_seconds
 from pipelines.core.config import Params
+from pipelines.core.errors import PipelineError
 from pipelines.core.paths import Paths
 from pipelines.models.registry import get_entry, serves
 from pipelines.models.selection import models_for, student_for
@@ -82,6 +83,10 @@ def make_plan(params: Params, name: str, data) -> Plan:
     modality = meta["modality"]
     tunable = [m for m in params.tune.models if _tunable(m, meta["task"], modality)] if params.tune.n_trials else []
     chosen = [m for m in models_for(params, name, rows) if _has_weights(m, params, spec.weights, modality)]
+    if not chosen:
+        raise PipelineError(
+            f"params.yaml: competitions.{name}: every model needs pretrained weights; give the competition `weights:`"
+        )
     tunable = [m for m in tunable if m in chosen]
     models = tuple(ModelPlan(m, _arguments(m, params, spec.weights, modality), tuned=m in tunable) for m in chosen)
     student = student_for(params, modality, rows, name)
