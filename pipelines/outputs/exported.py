@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Literal
@@ -95,7 +96,7 @@ def _lookups(recipe: dict) -> dict:
     return convert(recipe)
 
 
-class ServedModel:
+class ServedModel(ABC):
     """What every loaded export does: `frame(rows)` -> `predict(frame)` -> `submission(outputs, ids)`,
     and re-check its stored examples. Subclasses: the student (`ExportedModel`, here) and the
     ensemble (`outputs/served.py`)."""
@@ -106,12 +107,13 @@ class ServedModel:
         self.recipe = _lookups(recipe) if recipe else None
         self.value_columns = [c for c in manifest.submission_columns if c != manifest.id]
 
+    @abstractmethod
     def describe(self) -> dict:
         """What `/health` says is served."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predict(self, frame) -> np.ndarray:
-        raise NotImplementedError
+        """The model's outputs for a frame of raw rows (`frame(rows)`)."""
 
     def check_examples(self, examples: dict, where) -> None:
         """The stored example rows must still get the outputs the export gave them."""
