@@ -82,13 +82,13 @@ def make_plan(params: Params, name: str, data) -> Plan:
     rows, n_splits = len(data.y), int(data.folds.max()) + 1
     modality = meta["modality"]
     tunable = [m for m in params.tune.models if _tunable(m, meta["task"], modality)] if params.tune.n_trials else []
-    chosen = [m for m in models_for(params, name, rows) if _has_weights(m, params, spec.weights, modality)]
+    chosen = _playable(models_for(params, name, rows), params, spec.weights, modality)
     if not chosen:
         raise PipelineError(
             f"params.yaml: competitions.{name}: every model needs pretrained weights; give the competition `weights:`"
         )
     tunable = [m for m in tunable if m in chosen]
-    models = tuple(ModelPlan(m, _arguments(m, params, spec.weights, modality), tuned=m in tunable) for m in chosen)
+    models = tuple(ModelPlan(m, args, tuned=m in tunable) for m, args in chosen.items())
     student = student_for(params, modality, rows, name)
     takes = get_entry(student).defaults  # a tree student has no temperature to soften
     kd = {k: v for k, v in (("temperature", params.distill.temperature), ("alpha", params.distill.alpha)) if k in takes}
@@ -124,14 +124,18 @@ def _arguments(model: str, params: Params, weights: str | None, modality: str) -
     return args
 
 
-def _has_weights(model: str, params: Params, weights: str | None, modality: str) -> bool:
-    """Whether a model can play: one with a pretrained backbone needs a weights source."""
-    if get_entry(model).pretrained and not _arguments(model, params, weights, modality).get("weights"):
-        log.info(
-            "%s skipped: no pretrained weights (the competition's `weights:` or train.weights.%s)", model, modality
-        )
-        return False
-    return True
+def _playable(models: list[str], params: Params, weights: str | None, modality: str) -> dict[str, dict]:
+    """The models that can play, with their arguments: one with a pretrained backbone needs a
+    weights source, else it is skipped with a log line."""
+    playable = {}
+    for model in models:
+        args = _arguments(model, params, weights, modality)
+        if get_entry(model).pretrained and not args.get("weights"):
+            log.info("%s skipped: no pretrained weights (the competition's `weights:` or train.weights.%s)",
+                     model, modality)  # fmt: skip
+            continue
+        playable[model] = args
+    return playable
 
 
 def _tunable(model: str, task: str, modality: str) -> bool:
