@@ -1,78 +1,160 @@
-"""Pretrained backbones on text: the default pipeline against a frozen-embedding baseline and
-against the from-scratch pipeline, on the same held-out rows.
+"""Pretrained backbones: the default pipeline against a frozen-embedding baseline and against
+the from-scratch pipeline, on the same held-out rows.
 
-    python benchmarks/pretrained.py [--tasks sms-spam,airline-sentiment] [--splits 3] [--first-split 0]
+    python benchmarks/pretrained.py [--tasks sms-spam,airline-sentiment,solar-cells] [--splits 3]
+                                    [--first-split 0] [--columns pipeline,frozen,scratch]
+                                    [--results FILE.jsonl] [--report FILE.jsonl]
 
-Each split carves the labelled rows 70/30 with its own seed (stratified, as
-`benchmarks/text_tasks.py` does) and scores three things on the held-out rows:
+Text splits carve the labelled rows 70/30 with seed 3000 + K (stratified, as
+`benchmarks/text_tasks.py` does); solar-cell splits carve the 2,624 elpv cells 75/25 with the
+same seeds (`benchmarks/image_files.py`, 32x32 images, roc_auc on `defective`). Three columns
+are scored on the held-out rows, each with its wall time:
 
-- `pipeline`: `dvc repro` with the default params (text: tfidf_linear, text_embed on the
-  frozen all-MiniLM-L6-v2, lightgbm);
-- `frozen+LR`: the same frozen MiniLM embeddings with scikit-learn's `LogisticRegression()`
-  at its defaults, fitted once on the training rows (what a Kaggler tries first);
-- `scratch`: `dvc repro` with the models the text competitions played before pretrained
-  backbones (tfidf_linear, a from-scratch text_bert, lightgbm).
+- `pipeline`: `dvc repro` with the default params (text: tfidf_linear, text_finetune and
+  text_embed on all-MiniLM-L6-v2, lightgbm; images: resnet, image_finetune and image_embed on
+  EfficientNet-Lite0);
+- `frozen`: the same frozen backbone's embeddings (MiniLM sentence embeddings; EfficientNet-Lite0
+  ImageNet features at 224 px) with scikit-learn's `LogisticRegression()` at its defaults
+  (after standardising), fitted once on the training rows: what a Kaggler tries first;
+- `scratch`: `dvc repro` with the models these competitions played before pretrained
+  backbones (text: tfidf_linear, a from-scratch text_bert, lightgbm; images: resnet).
 
-Wall times are printed per column (the baseline's includes embedding the texts).
+`--columns` runs some of them; `--results` appends each (task, split, column) row to a JSON
+lines file, and `--report` prints the side-by-side table of such a file (the latest row of
+each), so the columns of one split can be run apart (e.g. while the code of one changes).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.text_tasks import TASKS, play, run_splits  # noqa: E402
+from benchmarks import image_files  # noqa: E402
+from benchmarks.common import table  # noqa: E402
+from benchmarks.text_tasks import TASKS, play  # noqa: E402
 from pipelines.core.config import TrainParams  # noqa: E402
-from pipelines.models.embeddings import TextEmbedder  # noqa: E402
 
-SCRATCH = ["tfidf_linear", "text_bert", "lightgbm"]  # the text defaults before pretrained backbones
+SCRATCH = {"text": ["tfidf_linear", "text_bert", "lightgbm"], "image": ["resnet"]}  # before pretrained backbones
+COLUMNS = ("pipeline", "frozen", "scratch")
+SOLAR = "solar-cells"
 
 
-def frozen_baseline(train: pd.DataFrame, test: pd.DataFrame, target: str) -> tuple[np.ndarray, float]:
+def frozen_text(train: pd.DataFrame, test: pd.DataFrame, target: str) -> tuple[np.ndarray, float]:
     """Frozen MiniLM sentence embeddings + LogisticRegression(): held-out labels, seconds."""
+    from pipelines.models.embeddings import TextEmbedder
+
     start = time.perf_counter()
     embed = TextEmbedder(TrainParams().weights["text"])
     model = LogisticRegression(max_iter=1000).fit(embed.transform(train["text"]), train[target])
     return model.predict(embed.transform(test["text"])), time.perf_counter() - start
 
 
-def one_split(name: str, full: pd.DataFrame, seed: int, workdir: Path, threads: int) -> dict:
+def frozen_image(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, float]:
+    """Frozen EfficientNet-Lite0 ImageNet features (224 px) + LogisticRegression(): P(1), seconds."""
+    from pipelines.models.embeddings import ImageEmbedder
+
+    start = time.perf_counter()
+    embed = ImageEmbedder(TrainParams().weights["image"], "tf_efficientnet_lite0", 224)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(embed.transform(x), y)
+    return model.predict_proba(embed.transform(x_test))[:, 1], time.perf_counter() - start
+
+
+def text_column(name: str, column: str, seed: int, workdir: Path, threads: int) -> dict:
     task = TASKS[name]
     target = task["spec"]["target"]
+    full = task["load"]()
     train, test = train_test_split(full, test_size=0.3, random_state=seed, stratify=full[target])
     train, test = train.reset_index(drop=True), test.reset_index(drop=True)
     truth = test[target].to_numpy()
-    base, base_s = frozen_baseline(train, test, target)
-    pred, metrics, seconds = play(name, train, test, task, workdir / "default", threads)
-    old, old_metrics, old_s = play(name, train, test, task, workdir / "scratch", threads, models=SCRATCH)
-    return {
-        "task": name,
-        "split": seed,
-        "rows": len(train),
-        "pipeline": task["score"](truth, pred),
-        "frozen+LR": task["score"](truth, base),
-        "scratch": task["score"](truth, old),
-        "pipeline cv": round(metrics["cv"], 4),
-        "models cv": " ".join(f"{m}={v:.4f}" for m, v in metrics["models"].items()),
-        "pipeline s": round(seconds),
-        "frozen+LR s": round(base_s),
-        "scratch s": round(old_s),
-    }
+    if column == "frozen":
+        pred, seconds = frozen_text(train, test, target)
+        return {"score": task["score"](truth, pred), "seconds": round(seconds), "rows": len(train)}
+    models = SCRATCH["text"] if column == "scratch" else None
+    pred, metrics, seconds = play(name, train, test, task, workdir, threads, models=models)
+    return {"score": task["score"](truth, pred), "seconds": round(seconds), "rows": len(train), **_cv(metrics)}
+
+
+def solar_column(column: str, seed: int, workdir: Path, threads: int) -> dict:
+    folder = workdir / "data"
+    train, test = image_files.write_split(folder, seed - 3000)
+    truth = test["defective"].to_numpy()
+    if column == "frozen":
+        x, x_test = (image_files.pixels(folder, p, f["id"], 32) for p, f in (("train", train), ("test", test)))
+        pred, seconds = frozen_image(x, train["defective"].to_numpy(), x_test)
+        return {"score": float(roc_auc_score(truth, pred)), "seconds": round(seconds), "rows": len(train)}
+    args = SimpleNamespace(
+        size=32, threads=threads, models=",".join(SCRATCH["image"]) if column == "scratch" else None,
+        epochs=None, budget=None, params=None,
+    )  # fmt: skip
+    pred, metrics, seconds = image_files.play(folder, workdir, args)
+    return {"score": float(roc_auc_score(truth, pred)), "seconds": round(seconds), "rows": len(train), **_cv(metrics)}
+
+
+def _cv(metrics: dict) -> dict:
+    return {"cv": round(metrics["cv"], 4), "models": " ".join(f"{m}={v:.4f}" for m, v in metrics["models"].items())}
+
+
+def report(path: Path) -> list[dict]:
+    """One row per (task, split): each column's latest score and seconds from `path`."""
+    latest = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        latest[(r["task"], r["split"], r["column"])] = r
+    rows = {}
+    for (task, split, column), r in sorted(latest.items()):
+        row = rows.setdefault((task, split), {"task": task, "split": split, "rows": r["rows"]})
+        row[column], row[f"{column} s"] = r["score"], r["seconds"]
+        if column == "pipeline":
+            row["pipeline cv"], row["models cv"] = r.get("cv"), r.get("models")
+    out = [{"task": "", "split": "", "rows": "", **{c: "" for c in COLUMNS}, **r} for r in rows.values()]
+    for r in out:
+        scores = [r[c] for c in COLUMNS if isinstance(r[c], float)]
+        r["best"] = max(COLUMNS, key=lambda c: r[c] if isinstance(r[c], float) else -1) if len(scores) == 3 else ""
+    return out
 
 
 def main() -> None:
-    rows, args = run_splits(__doc__, one_split)
-    for name in args.tasks.split(","):
-        mine = [r for r in rows if r["task"] == name]
-        wins = sum(r["pipeline"] > max(r["frozen+LR"], r["scratch"]) for r in mine)
-        print(f"{name}: the pipeline beats both on {wins} of {len(mine)} splits")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", default=f"sms-spam,airline-sentiment,{SOLAR}")
+    ap.add_argument("--splits", type=int, default=3)
+    ap.add_argument("--first-split", type=int, default=0, help="split seeds are 3000 + first-split + i")
+    ap.add_argument("--columns", default=",".join(COLUMNS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--results", type=Path, default=None, help="append each row to this JSON lines file")
+    ap.add_argument("--report", type=Path, default=None, help="only print the table of this JSON lines file")
+    args = ap.parse_args()
+    if args.report is not None:
+        print(table(report(args.report)))
+        return
+    results = args.results or Path(tempfile.mkdtemp()) / "pretrained.jsonl"
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.tasks.split(","):
+            for i in range(args.first_split, args.first_split + args.splits):
+                for column in args.columns.split(","):
+                    workdir = Path(tmp) / f"{name}-{i}-{column}"
+                    if name == SOLAR:
+                        row = solar_column(column, 3000 + i, workdir, args.threads)
+                    else:
+                        row = text_column(name, column, 3000 + i, workdir, args.threads)
+                    row = {"task": name, "split": 3000 + i, "column": column, **row}
+                    with results.open("a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    print(json.dumps(row), flush=True)
+    print(table(report(results)))
 
 
 if __name__ == "__main__":
