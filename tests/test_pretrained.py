@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sys
 import zipfile
 
 import numpy as np
@@ -34,13 +35,13 @@ def test_text_embed_learns_from_a_local_hugging_face_folder(tmp_path):
 
 
 def test_sentence_transformers_pooling_is_read_from_the_checkpoint(tmp_path):
-    from pipelines.models.embeddings import _pooling
+    from pipelines.models.embeddings import pooling_of
 
     folder = tmp_path / "st"
     (folder / "1_Pooling").mkdir(parents=True)
     (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
     (folder / "modules.json").write_text('[{"type": "sentence_transformers.models.Normalize"}]')
-    assert _pooling(folder) == ("cls", True) and _pooling(tmp_path) == ("mean", False)
+    assert pooling_of(folder) == ("cls", True) and pooling_of(tmp_path) == ("mean", False)
 
 
 def _wheel(path, name: str, version: str, members: dict[str, bytes]):
@@ -188,22 +189,29 @@ def test_tiny_pretrained_text_and_image_competitions_through_dvc_repro(dvc_repo,
     torch.save(_efficientnet_pytorch_names(timm.create_model("tf_efficientnet_lite0").state_dict()), effnet)
     params = tiny_params(
         texts={"source": "local", "path": str(texts), "id": "id", "target": "label", "task": "binary",
-               "metric": "f1", "modality": "text", "weights": str(bert), "models": ["tfidf_linear", "text_embed"]},
+               "metric": "f1", "modality": "text", "weights": str(bert),
+               "models": ["tfidf_linear", "text_finetune", "text_embed"]},
         shapes={**IMAGE_SPEC, "path": str(tmp_path / "images"), "weights": str(effnet),
-                "models": ["cnn", "image_embed"]},
+                "models": ["cnn", "image_finetune", "image_embed"]},
     )  # fmt: skip
-    params["tune"]["models"] = ["text_embed"]
-    params["train"]["params"] = {"image_embed": {"size": 32}}
+    params["tune"]["models"] = ["text_embed", "text_finetune"]
+    params["train"]["params"] = {"image_embed": {"size": 32}, "image_finetune": {"size": 32}}
     (dvc_repo / "params.yaml").write_text(yaml.safe_dump(params))
     run(["dvc", "repro"], dvc_repo, timeout=900)
-    for name, member in (("texts", "text_embed"), ("shapes", "image_embed")):
+    for name, members in (("texts", ("text_finetune", "text_embed")), ("shapes", ("image_finetune", "image_embed"))):
         metrics = json.loads((dvc_repo / f"submissions/{name}/metrics.json").read_text())
-        assert member in metrics["models"], metrics
-        plan = json.loads((dvc_repo / f"data/logs/{name}/plan.json").read_text())
-        assert {m["name"]: m["args"] for m in plan["models"]}[member]["weights"] in (str(bert), str(effnet))
+        assert set(members) <= set(metrics["models"]), metrics
+        plan = {m["name"]: m for m in json.loads((dvc_repo / f"data/logs/{name}/plan.json").read_text())["models"]}
+        assert {plan[m]["args"]["weights"] for m in members} <= {str(bert), str(effnet)}
+        scores = json.loads((dvc_repo / f"data/train/{name}/{members[0]}/scores.json").read_text())
+        assert plan[members[0]]["folds"] == scores["fold_fits"] == 2 and len(scores["folds"]) == 3  # merged
     sub = pd.read_csv(dvc_repo / "submissions/texts/submission.csv")
     assert (sub["label"].to_numpy() == data["label"].iloc[60:].to_numpy()).mean() > 0.8
-    assert json.loads((dvc_repo / "data/tune/texts/best_params.json").read_text())["text_embed"]["trials"] == 2
+    tuned = json.loads((dvc_repo / "data/tune/texts/best_params.json").read_text())
+    assert tuned["text_embed"]["trials"] == 2 and {"lr", "body_lr", "epochs"} <= set(tuned["text_finetune"]["params"])
+    export = dvc_repo / "exported"
+    run([sys.executable, "-m", "pipelines", "export", "texts", "--out", str(export)], dvc_repo, timeout=600)
+    assert "text_finetune" in (export / "manifest.json").read_text()
 
 
 def test_embedding_members_are_saved_as_json_and_predict_the_same(tmp_path):

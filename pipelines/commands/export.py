@@ -224,7 +224,7 @@ def member_fit(name: str, preds: dict, data: CleanData, params, paths: dict) -> 
     scores = preds[name]["scores"]
     if not name.startswith("distill:"):
         ctx = replace(model_context(data, params), processes=scores.get("processes", 1))
-        opts = CVOptions(cache_dir=paths["train_cache"], refit=scores["refit"])
+        opts = CVOptions(cache_dir=paths["train_cache"], refit=scores["refit"], max_folds=scores.get("fold_fits"))
         return MemberFit(name, name, scores["params"], ctx, opts, data)
     ctx = model_context(data, params, epochs=params.distill.epochs)
     teachers = load_predictions(paths["train"], trained(paths["train"])[0])

@@ -214,8 +214,8 @@ class TrainParams(Strict):
     models: dict[str, list[str]] = doc(
         {
             TABULAR: ["lightgbm", "xgboost", "catboost", "logreg", "svm", "mlp"],
-            IMAGE: ["cnn", "resnet", "image_embed"],
-            TEXT: ["tfidf_linear", "text_embed", "lightgbm"],
+            IMAGE: ["cnn", "resnet", "image_finetune", "image_embed"],
+            TEXT: ["tfidf_linear", "text_finetune", "text_embed", "lightgbm"],
         },
         "models per modality (logreg becomes ridge for regression); a competition's `models` wins",
     )
@@ -228,11 +228,15 @@ class TrainParams(Strict):
         "a listed model is skipped above this many training rows (its cost did not pay there)",
     )
     min_side: dict[str, int] = doc(
-        {"resnet": 32, "image_embed": 32},
+        {"resnet": 32, "image_finetune": 32, "image_embed": 32},
         "a listed image model is skipped for images whose shorter side has fewer pixels",
     )
     max_side: dict[str, int] = doc(
         {"cnn": 31}, "a listed image model is skipped for images whose shorter side has more pixels"
+    )
+    max_folds: dict[str, int] = doc(
+        {"text_finetune": 2, "image_finetune": 3},
+        "a listed model fits at most this many times: its folds merged (costly fine-tunes; OOF still covers every row)",
     )
     threads: int = doc(
         THREADS, "torch / LightGBM / BLAS threads; runs are byte-identical only for the same value", ge=1
@@ -255,6 +259,14 @@ class TrainParams(Strict):
     @classmethod
     def _modalities(cls, value: dict) -> dict:
         return _modality_keys(value, "train.models")
+
+    @field_validator("max_folds")
+    @classmethod
+    def _two_folds(cls, value: dict) -> dict:
+        low = sorted(m for m, k in value.items() if k < 2)
+        if low:
+            raise ValueError(f"at least 2 folds (out-of-fold predictions need two fits): {', '.join(low)}")
+        return value
 
     @field_validator("weights")
     @classmethod

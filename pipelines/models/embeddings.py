@@ -35,6 +35,7 @@ from pipelines.core.errors import PipelineError
 from pipelines.core.progress import bar
 from pipelines.features.preprocess import make_preprocessor
 from pipelines.features.tokens import load_pretrained_tokenizer
+from pipelines.models.nets import pool_tokens
 from pipelines.models.registry import register_model
 from pipelines.models.tabular import SklearnModel
 from pipelines.nn.pretrained import fit_state, load_state, resolve
@@ -83,7 +84,7 @@ class TextEmbedder(BaseEstimator, TransformerMixin):
                 raise PipelineError(f"weights {self.weights!r}: a text encoder needs a Hugging Face folder")
             tokenizer, pad_id, _, _ = load_pretrained_tokenizer(str(folder))  # tokenizer.json: plain JSON
             model = AutoModel.from_pretrained(folder, local_files_only=True, use_safetensors=True).eval()
-            _ENCODERS[key] = (tokenizer, pad_id, model, *_pooling(folder))
+            _ENCODERS[key] = (tokenizer, pad_id, model, *pooling_of(folder))
         return _ENCODERS[key]
 
     def transform(self, X) -> np.ndarray:
@@ -99,7 +100,7 @@ class TextEmbedder(BaseEstimator, TransformerMixin):
             mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids])
             ids = torch.tensor([i + [pad_id] * (width - len(i)) for i in ids])
             hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state
-            vec = _pool(hidden, mask, pooling)
+            vec = pool_tokens(hidden, mask, pooling)
             return (torch.nn.functional.normalize(vec, dim=1) if normalise else vec).numpy()
 
         digests = [hashlib.sha1(t.encode()).digest() for t in texts]
@@ -107,7 +108,7 @@ class TextEmbedder(BaseEstimator, TransformerMixin):
         return _embed_all(key, texts, digests, encode, self.batch_size, "embedding texts")
 
 
-def _pooling(folder: Path) -> tuple[str, bool]:
+def pooling_of(folder: Path) -> tuple[str, bool]:
     """How a sentence-transformers checkpoint pools its tokens, and whether it normalises."""
     mode, normalise = "mean", False
     config = folder / "1_Pooling" / "config.json"
@@ -119,15 +120,6 @@ def _pooling(folder: Path) -> tuple[str, bool]:
     if modules.is_file():
         normalise = any("Normalize" in m.get("type", "") for m in json.loads(modules.read_text()))
     return mode, normalise
-
-
-def _pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
-    if mode == "cls":
-        return hidden[:, 0]
-    weight = mask.unsqueeze(-1).to(hidden.dtype)
-    if mode == "max":
-        return hidden.masked_fill(weight == 0, -1e4).max(dim=1).values
-    return (hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
 
 
 def _linear(ctx: ModelContext, C: float):

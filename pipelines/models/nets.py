@@ -143,19 +143,21 @@ class ViT(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    """A BERT encoder (transformers) over token ids, mean-pooled over the real tokens, then a
-    linear head. From scratch: a small `BertConfig` (`hidden`, `layers`, `heads`); with
-    `pretrained` (a local checkpoint, or one in the Hugging Face cache) that model's encoder.
-    Each batch is cut to its longest text (ids are right-padded), so short batches run short."""
+    """A BERT encoder (transformers) over token ids, pooled over the real tokens (`pooling`:
+    mean, cls or max, as the checkpoint was trained), then a linear head. From scratch: a
+    small `BertConfig` (`hidden`, `layers`, `heads`); with `pretrained` (a local checkpoint,
+    or one in the Hugging Face cache) that model's encoder, its `body_parameters()` (the loop
+    trains them at `body_lr` times the head's rate). Each batch is cut to its longest text
+    (ids are right-padded), so short batches run short."""
 
     def __init__(
         self, input_shape, n_out: int, *, vocab_size: int, pad_id: int = 0, hidden: int = 128, layers: int = 2,
-        heads: int = 2, dropout: float = 0.1, pretrained: str | None = None,
+        heads: int = 2, dropout: float = 0.1, pretrained: str | None = None, pooling: str = "mean",
     ):  # fmt: skip
         super().__init__()
         from transformers import AutoModel, BertConfig, BertModel
 
-        self.pad_id = pad_id
+        self.pad_id, self.pooling, self.pretrained = pad_id, pooling, pretrained is not None
         if pretrained is not None:
             try:
                 folder = checkpoint_folder(pretrained)
@@ -180,6 +182,19 @@ class TextEncoder(nn.Module):
             ids, mask = ids[:, :longest], mask[:, :longest]
         ids = ids.long()
         hidden = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
-        weight = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
-        return self.out(self.drop(pooled))
+        return self.out(self.drop(pool_tokens(hidden, mask, self.pooling)))
+
+    def body_parameters(self) -> list[nn.Parameter]:
+        """The pretrained encoder's parameters (none from scratch: one rate for the whole net)."""
+        return list(self.encoder.parameters()) if self.pretrained else []
+
+
+def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """(n, length, width) token states -> (n, width): the first token's (cls), or the mean or
+    max over the real tokens (`mask`)."""
+    if mode == "cls":
+        return hidden[:, 0]
+    weight = mask.unsqueeze(-1).to(hidden.dtype)
+    if mode == "max":
+        return hidden.masked_fill(weight == 0, -1e4).max(dim=1).values
+    return (hidden * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)

@@ -180,7 +180,9 @@ class ImageTorchModel(TorchModel):
 
     def _fit_inputs(self, X, y) -> np.ndarray:
         x = self._inputs(X)
-        self.mean_, self.std_ = channel_stats(x)
+        # a pretrained backbone's builder knows the statistics it was trained with
+        stats = getattr(self.build, "stats", None)
+        self.mean_, self.std_ = stats(x.shape[1]) if stats is not None else channel_stats(x)
         return x
 
     def _inputs(self, X) -> np.ndarray:
@@ -261,12 +263,13 @@ class TextTorchModel(TorchModel):
         return self.tokens_.encode(self._texts(X))
 
     def _dataset(self, x, y=None, soft=None, train=False) -> TokenDataset:
+        pad_id = self.tokens_.pad_id_ if self.cfg.buckets else None  # batches of like length
         if not (train and self.token_mask > 0):
-            return TokenDataset(x, y, soft)
+            return TokenDataset(x, y, soft, pad_id=pad_id)
         if self.tokens_.mask_id_ is None:
             raise PipelineError("token_mask: the tokenizer has no mask token ([MASK] or its mask_token)")
         mask = TokenMask(self.token_mask, self.tokens_.mask_id_, self.tokens_.special_ids_)
-        return TokenDataset(x, y, soft, transform=mask)
+        return TokenDataset(x, y, soft, transform=mask, pad_id=pad_id)
 
     def _net(self, n_out: int) -> nn.Module:
         return self.build.net(self.input_shape_, n_out, vocab_size=self.tokens_.n_tokens, pad_id=self.tokens_.pad_id_)

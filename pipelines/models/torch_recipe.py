@@ -43,6 +43,12 @@ class Recipe:
     # not a factory argument (a per-model default, like `epoch_cap`): without `epochs`, epochs are
     # capped so that one fit sees about this many images (large image sets; see `cnn`)
     max_images: int | None = None
+    body_lr: float = TrainConfig.body_lr  # a pretrained body's learning rate as a share of `lr`
+    # not factory arguments either: a fine-tune warms up longer, keeps no EMA (a few hundred
+    # steps from pretrained weights) and batches texts of like length
+    warmup: float = TrainConfig.warmup
+    ema_decay: float = TrainConfig.ema_decay
+    buckets: bool = TrainConfig.buckets
 
     def train_config(self, ctx: ModelContext, epoch_cap: int | None) -> TrainConfig:
         """`epochs` when given; else `ctx.epochs` (params' `train.epochs`, the global upper
@@ -57,6 +63,10 @@ class Recipe:
             batch_size=self.batch_size,
             patience=self.patience,
             max_images=self.max_images if self.epochs is None else None,
+            body_lr=self.body_lr,
+            warmup=self.warmup,
+            ema_decay=self.ema_decay,
+            buckets=self.buckets,
         )
 
     def model_args(self, adapter: type[TorchModel]) -> dict:
@@ -88,6 +98,7 @@ def torch_model(
     epoch_cap: int | None = None,
     search_space: Callable | None = None,
     accepts_soft_targets: bool = False,
+    pretrained: bool = False,
     **recipe_changes,
 ):
     """Register torch model `name`. The decorated function takes the net's own arguments (`net`:
@@ -107,7 +118,7 @@ def torch_model(
 
         register = register_model(
             name, modality=adapter.modality, defaults=defaults, search_space=search_space,
-            accepts_soft_targets=accepts_soft_targets, export="onnx",
+            accepts_soft_targets=accepts_soft_targets, export="onnx", pretrained=pretrained,
         )  # fmt: skip
         return register(factory)
 

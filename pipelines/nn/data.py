@@ -73,11 +73,14 @@ class TabularDataset(_BatchDataset):
 
 class TokenDataset(_BatchDataset):
     """Token ids (n, length), right-padded, with optional labels and soft targets;
-    `transform` (e.g. `TokenMask`) changes each batch of ids as it is drawn."""
+    `transform` (e.g. `TokenMask`) changes each batch of ids as it is drawn. With `pad_id`,
+    `lengths` holds each text's real tokens: the loop then batches texts of like length
+    (`TrainConfig.buckets`) and predicts shortest first."""
 
-    def __init__(self, ids, y=None, soft=None, transform=None):
+    def __init__(self, ids, y=None, soft=None, transform=None, pad_id: int | None = None):
         super().__init__(torch.as_tensor(np.asarray(ids, dtype=np.int32)), y, soft)
         self.transform = transform
+        self.lengths = None if pad_id is None else (self.x != pad_id).sum(dim=1).numpy()
 
     def inputs(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.x[idx]

@@ -71,6 +71,8 @@ class TrainConfig:
     eval_batch_size: int = 1024
     num_workers: int = 0  # DataLoader workers; 0 was fastest here (batches are one gather)
     max_images: int | None = None  # caps epochs at what shows the net about this many training rows
+    body_lr: float = 1.0  # a pretrained body's learning rate as a share of `lr` (the net's `body_parameters()`)
+    buckets: bool = False  # texts: batches of like length from pools of 50 batches ("smart batching")
 
     def for_rows(self, n_rows: int) -> TrainConfig:
         """This config for `n_rows` training rows: with `max_images`, at most
@@ -253,13 +255,16 @@ def train_epoch(parts: Parts, loss_fn, cfg: TrainConfig, bar, world: int = 1) ->
 def predict(
     net: nn.Module, head: nn.Module, dataset: Dataset, *, batch_size: int = 1024, amp: str = "auto"
 ) -> np.ndarray:
-    """Contract outputs of `net` for every row of `dataset`, in order (float64)."""
+    """Contract outputs of `net` for every row of `dataset`, in order (float64). A dataset with
+    `lengths` (bucketed texts) is run shortest first, so each batch pads little, and put back."""
     device = next(net.parameters()).device
     head.to(device)
     amp_dtype = autocast_dtype(device, amp)
     was_training = net.training
     net.eval()
-    loader = DataLoader(dataset, sampler=BatchSampler(SequentialSampler(dataset), batch_size, False), batch_size=None)
+    lengths = getattr(dataset, "lengths", None)
+    order = SequentialSampler(dataset) if lengths is None else np.argsort(lengths, kind="stable").tolist()
+    loader = DataLoader(dataset, sampler=BatchSampler(order, batch_size, False), batch_size=None)
     out = []
     for batch in loader:
         x = batch[0].to(device, non_blocking=True)
@@ -269,7 +274,10 @@ def predict(
             logits = net(x)
         out.append(head(logits.double()).cpu())  # float64 so probabilities sum to 1 for log loss
     net.train(was_training)
-    return torch.cat(out).numpy()
+    outputs = torch.cat(out).numpy()
+    if lengths is not None:
+        outputs[np.asarray(order)] = outputs.copy()
+    return outputs
 
 
 def evaluate(net, head, dataset, y, metric, task, cfg) -> float:
@@ -293,13 +301,19 @@ def lr_factor(step: int, *, warmup: int, total: int, min_lr: float) -> float:
 
 
 def make_optimizer(net: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; biases and norm weights (1-D) are not decayed, as in nanoGPT and timm."""
+    """AdamW; biases and norm weights (1-D) are not decayed, as in nanoGPT and timm. A net
+    with a pretrained body (`body_parameters()`) trains it at `cfg.body_lr` times the head's
+    rate: fine-tuning moves the body a little and the new head a lot."""
     params = [p for p in net.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+    body = {id(p) for p in net.body_parameters()} if hasattr(net, "body_parameters") else set()
+    groups = []
+    for part, scale in ((lambda p: id(p) not in body, 1.0), (lambda p: id(p) in body, cfg.body_lr)):
+        mine = [p for p in params if part(p)]
+        groups += [
+            {"params": [p for p in mine if p.dim() >= 2], "weight_decay": cfg.weight_decay, "lr": cfg.lr * scale},
+            {"params": [p for p in mine if p.dim() < 2], "weight_decay": 0.0, "lr": cfg.lr * scale},
+        ]
+    return torch.optim.AdamW([g for g in groups if g["params"]] if body else groups[:2], lr=cfg.lr)
 
 
 def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, world: int, rank: int) -> DataLoader:
@@ -316,9 +330,14 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, world: int, rank:
     batch = max(1, cfg.batch_size // world)
     # a last batch of 1 row breaks BatchNorm and is noise anyway; the reshuffle covers it
     drop_last = len(sampler) > batch
+    lengths = getattr(dataset, "lengths", None)
+    if cfg.buckets and lengths is not None and world == 1:
+        batches = LengthBuckets(sampler, batch, drop_last, lengths)
+    else:
+        batches = BatchSampler(sampler, batch, drop_last)
     return DataLoader(
         dataset,
-        sampler=BatchSampler(sampler, batch, drop_last),
+        sampler=batches,
         batch_size=None,
         num_workers=cfg.num_workers,
         worker_init_fn=seed_worker,
@@ -326,6 +345,31 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, world: int, rank:
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
     )
+
+
+class LengthBuckets(BatchSampler):
+    """Batches of texts of like length, so a batch pads little ("smart batching"): the epoch's
+    seeded shuffle is cut into pools of `pool` batches, each pool sorted by length and cut into
+    batches, and the batches are shuffled (seeded by the sampler's seed and epoch). On the SMS
+    messages (median 20 tokens, 99th percentile 83) MiniLM trained 2.4x faster than on random
+    batches padded to their longest text."""
+
+    def __init__(self, sampler: DistributedSampler, batch_size: int, drop_last: bool, lengths, pool: int = 50):
+        super().__init__(sampler, batch_size, drop_last)
+        self.lengths, self.pool = np.asarray(lengths), pool
+
+    def __iter__(self):
+        order = np.fromiter(self.sampler, dtype=np.int64)
+        size, batches = self.batch_size, []
+        for start in range(0, len(order), size * self.pool):
+            chunk = order[start : start + size * self.pool]
+            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == size]
+        rng = np.random.default_rng((self.sampler.seed, self.sampler.epoch))
+        for i in rng.permutation(len(batches)):
+            yield batches[i].tolist()
 
 
 def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:

@@ -74,7 +74,8 @@ def main(args, params) -> None:
                 left_out[model.name] = str(err)
                 print(f"{args.name}: {model.name:>14} left out: {err}")
                 continue
-            save_predictions(tmp / model.name, result, {"tuned": model.name in tuned, "processes": nproc})
+            merged = {"fold_fits": result.fold_fits} if model.folds else {}  # export fits them again so
+            save_predictions(tmp / model.name, result, {"tuned": model.name in tuned, "processes": nproc, **merged})
             summary[model.name] = {"cv": result.score}
             timings[model.name] = {"seconds": round(result.seconds, 2), "rows_per_s": round(result.rows_per_s, 1)}
             ranks = f", {nproc} processes" if nproc > 1 else ""
@@ -94,14 +95,16 @@ def _train_one(args, data, ctx, plan, model, tuned: dict, deadline, rest: int):
     timed from the start, and its process count."""
     model_params = _arguments(model, tuned)
     nproc = processes(model.name, ctx, model_params, plan.nproc)
-    workers = 1 if nproc > 1 else fold_workers(model.name, ctx, plan.n_splits)  # DDP splits the threads
-    timed = replace(ctx, fit_seconds=deadline.share(rest * plan.fits), processes=nproc)
+    fits = plan.fits_of(model)
+    workers = 1 if nproc > 1 else fold_workers(model.name, ctx, fits - plan.refit)  # DDP splits the threads
+    left = sum(plan.fits_of(m) for m in plan.models[len(plan.models) - rest :])
+    timed = replace(ctx, fit_seconds=deadline.share(left), processes=nproc)
     first = rest == len(plan.models)  # the first model always trains: no budget check
-    check = deadline.guard(model.name, plan.fits) if not first and workers == 1 else None
+    check = deadline.guard(model.name, fits) if not first and workers == 1 else None
     start = time.perf_counter()
     if nproc > 1:  # the ranks fill the fold cache; cross_validate below reads it
         launch(_rank_argv(args, model.name, timed.fit_seconds), nproc)
-    opts = CVOptions(cache_dir=args.cache, workers=workers, refit=plan.refit, on_fold=check)
+    opts = CVOptions(cache_dir=args.cache, workers=workers, refit=plan.refit, on_fold=check, max_folds=model.folds)
     result = cross_validate(model.name, model_params, data, timed, opts)
     return replace(result, seconds=time.perf_counter() - start), nproc
 
@@ -150,7 +153,7 @@ def train_rank(args, params) -> None:
             data, ctx, tuned, plan = _setup(args, params)
             model = next(m for m in plan.models if m.name == args.rank_model)
             ctx = replace(ctx, fit_seconds=args.fit_seconds, processes=world, progress=ctx.progress and rank == 0)
-            opts = CVOptions(cache_dir=args.cache, refit=plan.refit, writer=rank == 0)
+            opts = CVOptions(cache_dir=args.cache, refit=plan.refit, writer=rank == 0, max_folds=model.folds)
             cross_validate(model.name, _arguments(model, tuned), data, ctx, opts)
         finally:
             if dist.is_initialized():

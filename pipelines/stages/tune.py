@@ -102,8 +102,9 @@ def open_study(
     return study
 
 
-def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: dict):
-    """The trial: claim a slot of the budget, suggest params, cross-validate on the tuning rows."""
+def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: dict, max_folds: int | None = None):
+    """The trial: claim a slot of the budget, suggest params, cross-validate on the tuning rows
+    (on the model's merged folds, as it trains, where `max_folds` merges them)."""
     entry = get_entry(model)
     rows = subsample(data, tp.max_rows, seed)
     scored = slice(None) if rows.score_rows is None else rows.score_rows  # folds.adversarial: the test-like rows only
@@ -113,7 +114,7 @@ def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: d
         claim_slot(trial, n_trials)
         params = entry.search_space(trial)
         steps = TrialSteps(trial, ctx.epochs)  # torch models report each epoch to it (ctx.trial)
-        opts = CVOptions(on_fold=steps.on_fold)
+        opts = CVOptions(on_fold=steps.on_fold, max_folds=max_folds)
         result = cross_validate(model, {**params, **fixed, **cheap}, rows, replace(ctx, trial=steps), opts)
         trial.set_user_attr("fold_scores", [float(s) for s in result.fold_scores])  # the best CV's noise
         return ctx.metric.best_score(rows.y[scored], result.oof[scored], ctx.task)
@@ -198,7 +199,8 @@ def run_studies(todo, studies, data, ctx, params, plan) -> None:
     for i, (model, _, fixed) in enumerate(todo):
         # with a budget, this model's part of what is left of the stage's share
         limits = [t for t in (params.tune.timeout, deadline.share(len(todo) - i)) if t is not None]
-        objective = make_objective(model, data, ctx, params.tune, n_trials, params.seed, fixed)
+        folds = next(m.folds for m in plan.models if m.name == model)
+        objective = make_objective(model, data, ctx, params.tune, n_trials, params.seed, fixed, folds)
         run_trials(studies[model], objective, n_trials, timeout=min(limits) if limits else None)
 
 

@@ -77,7 +77,8 @@ class CVResult:
     refit: bool = False  # whether `test` is half a refit on every training row (see the module doc)
     fold_train: np.ndarray | None = None  # (n_splits, n, ...): fold model k's outputs on every train row
     last_model: object | None = None  # the last fold's fitted model, with keep_last_model=True
-    curves: list[np.ndarray] = field(default_factory=list)  # per fold: (epochs, 3) epoch, train loss, val score
+    curves: list[np.ndarray] = field(default_factory=list)  # per fold fit: (epochs, 3) epoch, train loss, val score
+    fold_fits: int = 0  # fold models: the folds, or fewer with `CVOptions.max_folds`
 
     def curve_frame(self) -> pd.DataFrame:
         """The folds' learning curves, one row per fold and epoch (no rows without epochs)."""
@@ -165,12 +166,28 @@ class CVOptions:
     workers: int = 1
     refit: bool = False
     writer: bool = True
+    max_folds: int | None = None  # at most this many fold fits: the folds merged (see `merged`)
+
+
+def merged(data: FoldData, max_folds: int | None) -> FoldData:
+    """`data` with its k folds merged into `max_folds` when fewer (fold f joins fit f mod
+    max_folds): a costly model (a fine-tuned backbone) fits fewer times on fewer rows and
+    still predicts every row out of fold. Each original fold stays whole within one fit, so
+    its rows are out of fold for that fit as for every other model's, and the stacking and
+    distillation that read them per fold stay clean."""
+    n_splits = int(data.folds.max()) + 1
+    if max_folds is None or max_folds >= n_splits:
+        return data
+    if max_folds < 2:
+        raise ValueError(f"max_folds must be at least 2, got {max_folds}")
+    return replace(data, folds=data.folds % max_folds)
 
 
 def cross_validate(
     model: str, params: dict, data: FoldData, ctx: ModelContext, opts: CVOptions = CVOptions()
 ) -> CVResult:
     start = time.perf_counter()
+    original, data = data.folds, merged(data, opts.max_folds)
     n_splits = int(data.folds.max()) + 1
     cache_dir = opts.cache_dir
     if cache_dir is not None:
@@ -197,6 +214,10 @@ def cross_validate(
         if opts.on_fold is not None:
             opts.on_fold(k, float(np.mean(scores)))
     test = test_sum / n_splits
+    if original is not data.folds:  # merged: the scores and each fold's teachers are the original folds'
+        scores = [ctx.metric.on(y[va], oof[va], ctx.task, None if score_rows is None else score_rows[va])
+                  for va in (original == k for k in range(int(original.max()) + 1))]  # fmt: skip
+        fold_preds = [fold_preds[k % n_splits] for k in range(int(original.max()) + 1)]
     if opts.refit:
         full = job.cached_or_run(FULL)[0]
         predict_s += [full.predict_s] if full.predict_s is not None else []
@@ -212,7 +233,8 @@ def cross_validate(
         fold_train=np.stack([p.train for p in fold_preds]),
         last_model=last_model,
         refit=opts.refit,
-        curves=[p.curve for p in fold_preds],
+        curves=[p.curve for p in fold_preds[:n_splits]],
+        fold_fits=n_splits,
     )
 
 
@@ -223,7 +245,7 @@ def fitted_models(model: str, params: dict, data: FoldData, ctx: ModelContext, o
     kept, None when it has none) for each fold k, then the refit (k = FULL) with `opts.refit`.
     `export` ships them; the test predictions were the mean of the folds' (with a refit:
     `REFIT_WEIGHT` of it, the rest the folds' mean)."""
-    cache_dir = opts.cache_dir
+    cache_dir, data = opts.cache_dir, merged(data, opts.max_folds)
     if cache_dir is not None:
         cache_dir = _cache_folder(Path(cache_dir), model, params, data, ctx, opts.soft_targets)
     job = _FoldJob(model, params, data, ctx, replace(opts, cache_dir=cache_dir, writer=False))

@@ -35,6 +35,7 @@ class ModelPlan:
     name: str
     args: dict = field(default_factory=dict)
     tuned: bool = False  # whether `tune` searches its space (its best params then come first)
+    folds: int | None = None  # fold fits when fewer than the folds (`train.max_folds`: merged), else None
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,12 @@ class Plan:
 
     @property
     def fits(self) -> int:
-        """Fits per model: one per fold, and the refit."""
+        """Fits per model (the student's too): one per fold, and the refit."""
         return self.n_splits + self.refit
+
+    def fits_of(self, model: ModelPlan) -> int:
+        """The fits of one planned model: its fold fits (fewer where its folds are merged), and the refit."""
+        return (model.folds or self.n_splits) + self.refit
 
     def deadline(self, stage: str) -> Deadline:
         """The stage's share of the time budget, its clock started now."""
@@ -88,7 +93,8 @@ def make_plan(params: Params, name: str, data) -> Plan:
             f"params.yaml: competitions.{name}: every model needs pretrained weights; give the competition `weights:`"
         )
     tunable = [m for m in tunable if m in chosen]
-    models = tuple(ModelPlan(m, args, tuned=m in tunable) for m, args in chosen.items())
+    merge = {m: k for m, k in params.train.max_folds.items() if k < n_splits}
+    models = tuple(ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m)) for m, args in chosen.items())
     student = student_for(params, modality, rows, name)
     takes = get_entry(student).defaults  # a tree student has no temperature to soften
     kd = {k: v for k, v in (("temperature", params.distill.temperature), ("alpha", params.distill.alpha)) if k in takes}
@@ -154,7 +160,8 @@ def describe(plan: Plan) -> str:
     ]
     for m in plan.models:
         tuned = f"; tuned: {plan.tune_trials} trials on {plan.tune_rows} rows" if m.tuned else ""
-        lines.append(f"  model {m.name}: {_args(m)}{tuned}")
+        folds = f"; {plan.n_splits} folds merged into {m.folds} fits" if m.folds else ""
+        lines.append(f"  model {m.name}: {_args(m)}{tuned}{folds}")
     lines.append(f"  student {plan.student.name}: {_args(plan.student)}")
     shares = [f"{s} {v:.0f}s" for s, v in plan.budget.items() if v is not None]
     lines.append(f"  budget: {', '.join(shares) if shares else 'none'}")
