@@ -125,7 +125,7 @@ def test_image_finetune_starts_from_the_weights(tmp_path):
 
 
 def test_merged_folds_predict_every_row_out_of_fold(tmp_path):
-    from pipelines.training.cv import CVOptions, FoldData, cross_validate
+    from pipelines.training.cv import CVOptions, FoldData, cross_validate, fitted_models
 
     X, y, X_test, _, roles = frames()
     folds = np.arange(len(y)) % 5
@@ -139,5 +139,9 @@ def test_merged_folds_predict_every_row_out_of_fold(tmp_path):
         np.testing.assert_allclose(two.fold_train[k][folds == k], two.oof[folds == k])
     assert not np.allclose(two.oof, full.oof)
     assert sorted(p.name for p in next(tmp_path.iterdir()).glob("fold*.npz")) == ["fold0.npz", "fold1.npz"]
+    refitted = list(fitted_models("tfidf_linear", {}, data, ctx, CVOptions(max_folds=2, cache_dir=tmp_path)))
+    assert [k for k, _, _ in refitted] == [0, 1]  # export fits the merged folds again, as train did
+    for _, est, cached in refitted:
+        np.testing.assert_allclose(est.predict_output(X_test), cached)
     with pytest.raises(ValueError, match="at least 2"):
         cross_validate("tfidf_linear", {}, data, ctx, CVOptions(max_folds=1))

@@ -180,7 +180,7 @@ def merged(data: FoldData, max_folds: int | None) -> FoldData:
         return data
     if max_folds < 2:
         raise ValueError(f"max_folds must be at least 2, got {max_folds}")
-    return replace(data, folds=data.folds % max_folds)
+    return FoldData(data.X, data.y, data.X_test, data.folds % max_folds, data.score_rows)  # data: CleanData too
 
 
 def cross_validate(
