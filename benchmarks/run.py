@@ -1,14 +1,14 @@
 """Every benchmark behind benchmarks/README.md's tables, one after another (`make bench`).
 
     python benchmarks/run.py [--only titanic,house-prices,tabular-tasks,adult,large,digits,digits-split,
-                              digit-recipes,pretrained-text]
+                              digit-recipes,pretrained]
 
 Each runs in its own process (never two at once: on 2 cores two multi-threaded jobs slow
 each other down several-fold) and prints its own table; a failing one is reported and the
 rest still run. On the 2-core development machine the whole set takes about 2.5 hours:
 Titanic splits ~15 min, House Prices ~10, the tabular proxies ~10, Adult ~8, the 300,000-row
 competition ~7, each digits run ~18 (13 for the pipeline, 5 for two seeds of a reference
-CNN beside it), the digit recipes ~30, the pretrained text comparison ~25 a split.
+CNN beside it), the digit recipes ~30, the pretrained comparison ~25 a split of each of its three sets.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ BENCHMARKS = {
         *("--variant", "{label_smoothing: 0.1}"),
         *("--variant", "{width: 48, epochs: 30}"),
     ],
-    "pretrained-text": ["pretrained.py", "--splits", "3"],
+    "pretrained": ["pretrained.py", "--splits", "3"],
 }
 
 

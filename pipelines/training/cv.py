@@ -307,11 +307,15 @@ class _FoldJob:
         X = self.data.X
         est = self.fit(k)
         empty = np.empty(0)
-        val = empty if k == FULL else inverse(est.predict_output(take_rows(X, np.flatnonzero(self.data.folds == k))))
+        va = self.data.folds == k
+        val = empty if k == FULL else inverse(est.predict_output(take_rows(X, np.flatnonzero(va))))
         t0 = time.perf_counter()
         test = inverse(est.predict_output(self.data.X_test))
         seconds = time.perf_counter() - t0
-        train = empty if k == FULL else inverse(est.predict_output(X))
+        train = empty
+        if k != FULL:  # every training row: the fold's own ones predicted, its validation rows as above
+            train = np.empty((len(va), *val.shape[1:]), dtype=val.dtype)
+            train[~va], train[va] = inverse(est.predict_output(take_rows(X, np.flatnonzero(~va)))), val
         curve = est.learning_curve() if hasattr(est, "learning_curve") else NO_CURVE
         preds = FoldPreds(val, test, train, curve, seconds)
         if self.cache_dir is not None and self.opts.writer:
