@@ -95,7 +95,8 @@ def text_column(name: str, column: str, seed: int, workdir: Path, threads: int) 
         return {"score": task["score"](truth, pred), "seconds": round(seconds), "rows": len(train)}
     models = SCRATCH["text"] if column == "scratch" else None
     pred, metrics, seconds = play(name, train, test, task, workdir, threads, models=models)
-    return {"score": task["score"](truth, pred), "seconds": round(seconds), "rows": len(train), **_cv(metrics)}
+    row = {"score": task["score"](truth, pred), "seconds": round(seconds), "rows": len(train), **_cv(metrics)}
+    return {**row, **_model_seconds(workdir / "repo", name)}
 
 
 def solar_column(column: str, seed: int, workdir: Path, threads: int) -> dict:
@@ -111,7 +112,17 @@ def solar_column(column: str, seed: int, workdir: Path, threads: int) -> dict:
         epochs=None, budget=None, params=None,
     )  # fmt: skip
     pred, metrics, seconds = image_files.play(folder, workdir, args)
-    return {"score": float(roc_auc_score(truth, pred)), "seconds": round(seconds), "rows": len(train), **_cv(metrics)}
+    row = {"score": float(roc_auc_score(truth, pred)), "seconds": round(seconds), "rows": len(train), **_cv(metrics)}
+    return {**row, **_model_seconds(workdir / "repo", image_files.NAME)}
+
+
+def _model_seconds(repo: Path, name: str) -> dict:
+    """Each model's training seconds, from the run's `data/logs/<name>/train.json`."""
+    log = repo / "data" / "logs" / name / "train.json"
+    if not log.is_file():
+        return {}
+    models = json.loads(log.read_text())["models"]
+    return {"train s": " ".join(f"{m}={t['seconds']:.0f}" for m, t in models.items())}
 
 
 def _cv(metrics: dict) -> dict:
