@@ -141,7 +141,8 @@ def report(path: Path) -> list[dict]:
         row[column], row[f"{column} s"] = r["score"], r["seconds"]
         if column == "pipeline":
             row["pipeline cv"], row["models cv"] = r.get("cv"), r.get("models")
-    out = [{"task": "", "split": "", "rows": "", **{c: "" for c in COLUMNS}, **r} for r in rows.values()]
+    keys = ["task", "split", "rows", *(k for c in COLUMNS for k in (c, f"{c} s")), "pipeline cv", "models cv"]
+    out = [{k: r.get(k, "") for k in keys} for r in rows.values()]
     for r in out:
         scores = [r[c] for c in COLUMNS if isinstance(r[c], float)]
         r["best"] = max(COLUMNS, key=lambda c: r[c] if isinstance(r[c], float) else -1) if len(scores) == 3 else ""

@@ -133,7 +133,7 @@ def embed_space(trial) -> dict:
 
 
 @register_model(
-    "text_embed", modality=TEXT, search_space=embed_space, pretrained=True,
+    "text_embed", modality=TEXT, search_space=embed_space, pretrained=True, one_process=True,
     defaults=dict(weights=None, C=1.0, max_len=128),
 )  # fmt: skip
 def text_embed(ctx: ModelContext, *, weights, C, max_len):
@@ -185,7 +185,7 @@ class ImageEmbedder(BaseEstimator, TransformerMixin):
 
 
 @register_model(
-    "image_embed", modality=IMAGE, search_space=embed_space, pretrained=True,
+    "image_embed", modality=IMAGE, search_space=embed_space, pretrained=True, one_process=True,
     defaults=dict(weights=None, C=1.0, arch="tf_efficientnet_lite0", size=224),
 )  # fmt: skip
 def image_embed(ctx: ModelContext, *, weights, C, arch, size):

@@ -78,6 +78,9 @@ class ModelEntry:
     # starts from a pretrained backbone: its `weights` argument takes a source (`nn.pretrained`),
     # which the plan fills from the competition's `weights:` or `train.weights`
     pretrained: bool = False
+    # its folds share what one process holds (a frozen encoder's embeddings): they run one after
+    # another in one process on every thread, never in fold workers that would each embed again
+    one_process: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -93,6 +96,7 @@ def register_model(
     accepts_soft_targets: bool = False,
     export: str | None = None,
     pretrained: bool = False,
+    one_process: bool = False,
 ):
     """Register the decorated factory `(ctx, **arguments)` as `name`; `defaults` declares
     every argument it takes and its default."""
@@ -103,6 +107,7 @@ def register_model(
         _REGISTRY[name] = ModelEntry(
             name, factory, factory.__module__, modality, tuple(tasks), MappingProxyType(dict(defaults)),
             search_space, accepts_soft_targets, final_fit="final_fit" in defaults, export=export, pretrained=pretrained,
+            one_process=one_process,
         )  # fmt: skip
         return factory
 

@@ -376,8 +376,11 @@ def fold_workers(model: str, ctx: ModelContext, n_splits: int) -> int:
     """Folds to train at once: for an image or text model on a CPU, one per thread of
     `train.threads` (each on one thread: small torch nets and sparse linear fits use one
     thread well); tabular ones one at a time on all threads (LightGBM and scikit-learn use
-    their threads well; a GPU is shared, not split)."""
-    if get_entry(model).modality == TABULAR or ctx.threads < 2:
+    their threads well; a GPU is shared, not split), as are the frozen-embedding members
+    (`one_process`: each worker would embed every row again; on the solar cells image_embed
+    took 202 s in two workers)."""
+    entry = get_entry(model)
+    if entry.modality == TABULAR or entry.one_process or ctx.threads < 2:
         return 1
     import torch
 
