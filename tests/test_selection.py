@@ -87,15 +87,15 @@ def test_default_models_follow_the_size_of_the_data():
 
 
 def test_default_image_models_follow_the_size_of_the_images():
-    """Digits (28x28) keep the compact cnn; from 32 px timm's resnet and the frozen ImageNet
-    features take over (the solar cells); a competition's own list is kept as it is."""
+    """Digits (28x28) keep the compact cnn; from 32 px timm's resnet, the fine-tuned and the
+    frozen ImageNet backbones take over (the solar cells); a competition's own list is kept."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     cells = {"source": "local", "path": "cells", "id": "id", "target": "defective", "task": "binary",
              "metric": "roc_auc", "modality": "image", "image": {"height": 32, "width": 48, "channels": 1}}  # fmt: skip
     raw["competitions"]["cells"] = cells
     params = parse_params(raw)
     assert models_for(params, "digit-recognizer", 42_000) == ["cnn"]
-    assert models_for(params, "cells", 1_968) == ["resnet", "image_embed"]
+    assert models_for(params, "cells", 1_968) == ["resnet", "image_finetune", "image_embed"]
     raw["competitions"]["cells"] = {**cells, "image": {"height": 31, "width": 300, "channels": 3}}
     assert models_for(parse_params(raw), "cells", 1_968) == ["cnn"]  # the shorter side decides
     raw["competitions"]["cells"]["models"] = ["cnn", "resnet"]
@@ -120,7 +120,7 @@ def test_tabular_models_also_play_text_competitions():
                                    "task": "binary", "metric": "f1", "modality": "text"}  # fmt: skip
     params = parse_params(raw)
     check_models(params)
-    assert models_for(params, "spam", 3_000) == ["tfidf_linear", "text_embed", "lightgbm"]
+    assert models_for(params, "spam", 3_000) == ["tfidf_linear", "text_finetune", "text_embed", "lightgbm"]
     raw["competitions"]["spam"]["models"] = ["catboost", "cnn"]
     with pytest.raises(PipelineError, match=r"models\[1\]: 'cnn' is a model for image data; 'spam' is text"):
         check_models(parse_params(raw))
