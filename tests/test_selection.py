@@ -120,8 +120,7 @@ def test_tabular_models_also_play_text_competitions():
                                    "task": "binary", "metric": "f1", "modality": "text"}  # fmt: skip
     params = parse_params(raw)
     check_models(params)
-    assert models_for(params, "spam", 3_000) == ["tfidf_linear", "text_finetune", "text_embed", "text_bert", "lightgbm"]
-    assert "text_bert" not in models_for(params, "spam", 9_000)  # from scratch pays on small sets only
+    assert models_for(params, "spam", 3_000) == ["tfidf_linear", "text_finetune", "text_embed", "lightgbm"]
     raw["competitions"]["spam"]["models"] = ["catboost", "cnn"]
     with pytest.raises(PipelineError, match=r"models\[1\]: 'cnn' is a model for image data; 'spam' is text"):
         check_models(parse_params(raw))
