@@ -12,8 +12,8 @@ from pipelines.core.context import ModelContext
 from pipelines.core.errors import PipelineError
 from pipelines.core.metrics import get_metric
 from pipelines.models.registry import create_model, get_entry
-from pipelines.nn.data import TokenDataset
-from pipelines.nn.loop import LengthBuckets, TrainConfig, make_loader, make_optimizer
+from pipelines.nn.data import LengthBuckets, TokenDataset
+from pipelines.nn.loop import TrainConfig, make_loader, make_optimizer
 from tests.test_text import _checkpoint, context, frames
 
 

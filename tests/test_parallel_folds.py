@@ -11,7 +11,8 @@ import numpy as np
 from pipelines.core.context import ModelContext
 from pipelines.core.metrics import get_metric
 from pipelines.models.registry import create_model
-from pipelines.training.cv import CVOptions, FoldData, cross_validate, fold_workers
+from pipelines.training.cv import CVOptions, FoldData, cross_validate
+from pipelines.training.parallel import fold_workers
 
 PARAMS = {"width": 4, "hidden": 8}
 

@@ -38,8 +38,8 @@ def test_plan_resolves_models_folds_student_and_budget(cleaned):
     assert plan.n_splits == 3 and plan.fits == 3 and not plan.refit and plan.rows == len(data.y)
     # the tabular student takes the distillation arguments; the budget is shared out once
     assert plan.student.name == "student_mlp" and plan.student.args == {"temperature": 2.0, "alpha": 0.7}
-    assert plan.budget == pytest.approx({"tune": 15.0, "train": 65.0, "distill": 20.0})
-    assert plan.deadline("train").seconds == pytest.approx(65.0)
+    assert plan.budget == pytest.approx({"tune": 12.0, "train": 58.0, "distill": 18.0})
+    assert plan.deadline("train").seconds == pytest.approx(58.0)
     assert json.loads(json.dumps(plan.to_dict()))["paths"]["train"] == "data/train/titanic"
 
 
@@ -50,7 +50,7 @@ def test_plan_command_prints_it(cleaned, capsys):
     text = capsys.readouterr().out
     assert "model mlp: hidden=16*, layers=2, " in text and "; tuned: 2 trials on 623 rows" in text
     assert "student student_mlp: " in text and "temperature=2.0*" in text
-    assert "folds: 3;" in text and "train 65s" in text
+    assert "folds: 3;" in text and "train 58s" in text
     assert main([*argv, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(
         json.dumps(make_plan(parse_params(raw), "titanic", CleanData(root / "clean")).to_dict())

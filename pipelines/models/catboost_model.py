@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 
 from pipelines.core.context import TABULAR, ModelContext
 from pipelines.features.preprocess import categorical_frame, categorical_positions
-from pipelines.models.gbdt import BoostedModel
+from pipelines.models.gbdt import BoostedModel, TimeLimit
 from pipelines.models.registry import register_model
 
 
@@ -25,9 +25,21 @@ def catboost_space(trial) -> dict:
 class CatBoostModel(BoostedModel):
     rounds_param, threads_param = "iterations", "thread_count"
 
-    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
-        est.fit(x_fit, y_fit, eval_set=(x_stop, y_stop), early_stopping_rounds=self.patience)
+    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop, limit: TimeLimit) -> int:
+        est.fit(
+            x_fit, y_fit, eval_set=(x_stop, y_stop), early_stopping_rounds=self.patience, callbacks=[_InTime(limit)]
+        )
         return est.get_best_iteration() + 1
+
+
+class _InTime:
+    """CatBoost's callback protocol: `after_iteration` returns False to stop boosting."""
+
+    def __init__(self, limit: TimeLimit):
+        self.limit = limit
+
+    def after_iteration(self, info) -> bool:
+        return not self.limit.expired()
 
 
 @register_model(

@@ -7,7 +7,9 @@ class index of ordered classes. XGBoost and CatBoost live in `xgb.py` and `catbo
 from __future__ import annotations
 
 import copy
+import math
 import re
+import time
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -52,15 +54,20 @@ class BoostedModel(SklearnModel, ABC):
     looked at, so CV stays honest. Fewer rows: `n_estimators` rounds (a holdout of a few
     hundred rows stops too noisily). Below `ONE_THREAD_ROWS` rows boosting runs on one thread.
 
+    With a time budget (`seconds`, the fit's part: `ctx.fit_seconds`), boosting also stops
+    when the time is spent, and the final fit on all rows is left out when it would not end
+    in time (`budget_cut_` says what was cut).
+
     A library plugs in with `rounds_param`, `threads_param` and `fit_stopped` (one fit with
-    early stopping on the holdout that returns the best number of rounds).
+    early stopping on the holdout, and a stop once `limit` expires, that returns the best
+    number of rounds).
     `ordinal`: ordered classes learnt as a regression on the class index (see SklearnModel).
     """
 
     rounds_param, threads_param = "n_estimators", "n_jobs"
 
     def __init__(self, pipeline, task, *, n_classes, n_estimators, max_rounds, holdout=0.1, patience=50,
-                 final_fit_rows=FINAL_FIT_ROWS, seed=0, ordinal=False):  # fmt: skip
+                 final_fit_rows=FINAL_FIT_ROWS, seed=0, ordinal=False, seconds=None):  # fmt: skip
         # final_fit_rows=0: keep the early-stopped model (tuning trials do, to halve their cost)
         super().__init__(pipeline, task, n_classes=n_classes, ordinal=ordinal)
         self.n_estimators = n_estimators
@@ -69,16 +76,20 @@ class BoostedModel(SklearnModel, ABC):
         self.patience = patience
         self.final_fit_rows = final_fit_rows
         self.seed = seed
+        self.seconds = seconds
+        self.budget_cut_ = None
 
     @classmethod
     def for_fold(cls, pipeline, ctx: ModelContext, n_estimators: int, max_rounds: int, final_fit: bool, **kw):
         """The adapter as every factory builds it: the fold's task, classes and seed."""
         return cls(pipeline, ctx.task, n_classes=ctx.n_classes, n_estimators=n_estimators, max_rounds=max_rounds,
-                   seed=ctx.seed, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0, **kw)  # fmt: skip
+                   seed=ctx.seed, final_fit_rows=FINAL_FIT_ROWS if final_fit else 0, seconds=ctx.fit_seconds,
+                   **kw)  # fmt: skip
 
     @abstractmethod
-    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
-        """Fit `est` with early stopping on (x_stop, y_stop); the best number of rounds."""
+    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop, limit: TimeLimit) -> int:
+        """Fit `est` with early stopping on (x_stop, y_stop), stopping too once `limit`
+        expires; the best number of rounds."""
 
     def fit(self, X, y, eval_set=None, soft_targets=None):
         y = np.asarray(y)
@@ -95,24 +106,52 @@ class BoostedModel(SklearnModel, ABC):
         fit_idx, stop_idx = _holdout_split(y, "regression" if self.ordinal else self.task, self.holdout, self.seed)
         est.set_params(**{self.rounds_param: self.max_rounds})
         fresh = copy.deepcopy(est)  # unfitted; sklearn's clone rejects CatBoost (it copies cat_features)
-        best = self.fit_stopped(est, take_rows(x, fit_idx), y[fit_idx], take_rows(x, stop_idx), y[stop_idx])
+        limit, start = TimeLimit(self.seconds), time.monotonic()
+        best = self.fit_stopped(est, take_rows(x, fit_idx), y[fit_idx], take_rows(x, stop_idx), y[stop_idx], limit)
         self.best_rounds_ = max(1, int(best or self.max_rounds))
+        if limit.fired:
+            self.budget_cut_ = f"boosting stopped at {self.best_rounds_} rounds"
         if len(y) <= self.final_fit_rows:  # a fresh estimator: CatBoost's cannot change once fitted
+            if limit.left() < (time.monotonic() - start) / (1 - self.holdout):  # as long again, on more rows
+                cut = "no final fit on all training rows"
+                self.budget_cut_ = f"{self.budget_cut_}; {cut}" if self.budget_cut_ else cut
+                return self
             final = fresh.set_params(**{self.rounds_param: round(self.best_rounds_ / (1 - self.holdout)) or 1})
             self.pipeline.steps[-1] = ("model", final.fit(x, y))
         return self
 
 
+class TimeLimit:
+    """A fit's time budget as boosting callbacks see it: `expired()` once `seconds` have
+    passed since it was made (never with None); `fired` once a callback stopped on it."""
+
+    def __init__(self, seconds: float | None):
+        self.end = None if seconds is None else time.monotonic() + seconds
+        self.fired = False
+
+    def left(self) -> float:
+        return math.inf if self.end is None else self.end - time.monotonic()
+
+    def expired(self) -> bool:
+        self.fired = self.fired or self.left() <= 0
+        return self.fired
+
+
 class LightGBMModel(BoostedModel):
-    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
+    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop, limit: TimeLimit) -> int:
         import lightgbm as lgb
 
         if _version(lgb.__version__) >= (4, 7):  # 4.7 added eval_X / eval_y and deprecated eval_set
             evals = {"eval_X": (x_stop,), "eval_y": (y_stop,)}
         else:
             evals = {"eval_set": [(x_stop, y_stop)]}
+
+        def in_time(env) -> None:
+            if limit.expired():  # keep the rounds so far
+                raise lgb.callback.EarlyStopException(env.iteration, env.evaluation_result_list)
+
         stop = lgb.early_stopping(self.patience, first_metric_only=True, verbose=False)
-        est.fit(x_fit, y_fit, callbacks=[stop], **evals)
+        est.fit(x_fit, y_fit, callbacks=[stop, in_time], **evals)
         return est.best_iteration_
 
 

@@ -100,6 +100,11 @@ class TorchModel:
     def _net(self, n_out: int) -> nn.Module:
         return self.build(self.input_shape_, n_out)
 
+    @property
+    def budget_cut_(self) -> str | None:
+        """What the time budget cut of the fit, in words (None: nothing)."""
+        return self.result_.budget_cut
+
     def learning_curve(self) -> np.ndarray:
         """(epochs, 3): epoch, mean training loss, validation score (NaN without validation rows)."""
         rows = [(h["epoch"], h["loss"], np.nan if h["score"] is None else h["score"]) for h in self.result_.history]

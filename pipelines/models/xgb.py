@@ -9,7 +9,7 @@ from sklearn.pipeline import Pipeline
 
 from pipelines.core.context import TABULAR, ModelContext
 from pipelines.features.preprocess import categorical_frame
-from pipelines.models.gbdt import BoostedModel
+from pipelines.models.gbdt import BoostedModel, TimeLimit
 from pipelines.models.registry import register_model
 from pipelines.models.tabular import all_classes
 
@@ -35,11 +35,20 @@ class XGBoostModel(BoostedModel):
         self.seen_ = np.unique(y) if self.task == "multiclass" and not self.ordinal else None
         return super().fit(X, y if self.seen_ is None else np.searchsorted(self.seen_, y))
 
-    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop) -> int:
-        est.set_params(early_stopping_rounds=self.patience)
+    def fit_stopped(self, est, x_fit, y_fit, x_stop, y_stop, limit: TimeLimit) -> int:
+        import xgboost as xgb
+
+        class InTime(xgb.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log) -> bool:
+                return limit.expired()  # True stops boosting; early stopping still picks the best round
+
+        est.set_params(early_stopping_rounds=self.patience, callbacks=[InTime()])
         est.fit(x_fit, y_fit, eval_set=[(x_stop, y_stop)], verbose=False)
-        est.set_params(early_stopping_rounds=None)  # the final fit on every row has no holdout
-        return est.best_iteration + 1
+        est.set_params(early_stopping_rounds=None, callbacks=None)  # the final fit on every row has no holdout
+        try:
+            return est.best_iteration + 1
+        except AttributeError:  # stopped in time before early stopping saw a round (callbacks run in order)
+            return est.get_booster().num_boosted_rounds()
 
     def predict_output(self, X) -> np.ndarray:
         if self.seen_ is None:

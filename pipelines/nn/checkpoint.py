@@ -41,9 +41,11 @@ class Progress:
         else:
             self.bad_epochs += 1
 
-    def end_epoch(self, epoch: int, loss: float, score: float | None, lr: float, seconds: float) -> None:
+    def end_epoch(self, epoch: int, loss: float, score: float | None, lr: float, seconds: float, share=1.0) -> None:
+        """Record a finished epoch; `share` < 1: the time budget stopped it after that share of its batches."""
         self.epoch = epoch
-        self.history.append({"epoch": epoch, "loss": loss, "score": score, "lr": lr, "seconds": seconds})
+        record = {"epoch": epoch, "loss": loss, "score": score, "lr": lr, "seconds": seconds}
+        self.history.append(record if share >= 1.0 else {**record, "rows_share": share})
 
 
 def snapshot(fingerprint: str, parts, progress: Progress) -> dict:

@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, SequentialSampler
 from tqdm.auto import tqdm
 
+from pipelines.core.budget import FitClock
 from pipelines.core.context import EPOCHS
 from pipelines.core.progress import bar as tqdm_bar
 from pipelines.nn.checkpoint import (
@@ -50,6 +51,7 @@ from pipelines.nn.checkpoint import (
     seed_worker,
     snapshot,
 )
+from pipelines.nn.data import LengthBuckets
 from pipelines.nn.distributed import broadcast, configure_torch, mean_over_ranks, setup_distributed, unwrap, wrap
 
 if TYPE_CHECKING:
@@ -91,6 +93,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # per epoch: loss, score, lr, seconds
     resumed_epoch: int | None = None  # the epoch a checkpoint let us start after
     reloaded: bool = False  # True when a finished fit was only reloaded
+    budget_cut: str | None = None  # what the time budget cut short (`FitClock.note`), None when it did not
 
 
 def train(
@@ -111,10 +114,8 @@ def train(
     images = train_set[[0]][0].dim() == 4
     seed_everything(ctx.seed)
     loss_fn = loss_fn or head.loss
-    net.to(device)
+    net.to(device, memory_format=torch.channels_last if images else torch.preserve_format)  # 1.4x faster CNN here
     head.to(device)
-    if images:
-        net.to(memory_format=torch.channels_last)  # 1.4x faster for a CNN on this CPU
 
     ckpt_dir = Path(ctx.checkpoint_dir) if ctx.checkpoint_dir is not None else None
     fingerprint = make_fingerprint(net, head, loss_fn, train_set, val_set, cfg, ctx.seed, world)
@@ -129,35 +130,32 @@ def train(
     resumed_epoch = progress.epoch if ckpt is not None else None
     writer_dir = ckpt_dir if rank == 0 else None  # rank 0 writes the checkpoints
 
+    clock = FitClock(ctx.fit_seconds, progress.history, world)
     with progress_bar(parts, progress, cfg, show=ctx.progress and rank == 0) as bar:
         for epoch in range(progress.epoch + 1, cfg.epochs):
-            # early stopping; checked first because a resumed fit may have run out of patience.
+            # early stopping (or the budget); checked first because a resumed fit may have run out of patience.
             # Rank 0 decides: epoch times (the budget) differ between ranks, the collectives must not
-            if broadcast(progress.bad_epochs >= cfg.patience or out_of_time(progress, ctx.fit_seconds), world):
+            if broadcast(clock.stops(progress.history, progress.bad_epochs >= cfg.patience), world):
                 break
             t0 = time.perf_counter()
             parts.loader.sampler.sampler.set_epoch(epoch)  # a fresh, seeded shuffle per epoch (and per rank)
             parts.loader.generator.manual_seed(ctx.seed + epoch)  # worker seeds, when there are workers
-            loss = train_epoch(parts, loss_fn, cfg, bar, world)
+            loss, share = train_epoch(parts, loss_fn, cfg, bar, world, clock.stop_at)
             score = None
             if val_set is not None:
                 score = broadcast(evaluate(parts.eval_net, head, val_set, y_val, ctx.metric, ctx.task, cfg), world)
                 progress.record_score(epoch, score, parts.eval_net, ctx.metric)
-            progress.end_epoch(epoch, loss, score, parts.scheduler.get_last_lr()[0], time.perf_counter() - t0)
+            progress.end_epoch(epoch, loss, score, parts.scheduler.get_last_lr()[0], time.perf_counter() - t0, share)
             bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", score=score, best=progress.best_score)
             if writer_dir is not None:
                 save_checkpoint(writer_dir / LAST, snapshot(fingerprint, parts, progress))
             if ctx.trial is not None and score is not None:
                 report_to_trial(ctx.trial, score, epoch)
-
-    return finish(net, parts, progress, resumed_epoch, fingerprint, writer_dir)
-
-
-def out_of_time(progress: Progress, fit_seconds: float | None) -> bool:
-    """With a time budget (`ctx.fit_seconds`): would one more epoch, as long as the longest so
-    far, end past it? (Then the fit stops like early stopping, with the best weights kept.)"""
-    seconds = [h["seconds"] for h in progress.history]
-    return fit_seconds is not None and bool(seconds) and sum(seconds) + max(seconds) > fit_seconds
+            if clock.within_epoch(share):
+                break
+    return finish(
+        net, parts, progress, resumed_epoch, fingerprint, writer_dir, clock.note(progress.history, cfg.epochs)
+    )
 
 
 @dataclass
@@ -211,10 +209,19 @@ def progress_bar(parts: Parts, progress: Progress, cfg: TrainConfig, *, show: bo
     )
 
 
-def finish(net, parts: Parts, progress: Progress, resumed_epoch, fingerprint: str, ckpt_dir: Path | None) -> FitResult:
+def finish(
+    net, parts: Parts, progress: Progress, resumed_epoch, fingerprint: str, ckpt_dir: Path | None, budget_cut=None
+) -> FitResult:
     """Leave the best weights in `net`; with `ckpt_dir`, write `final.pt` there and drop `last.pt`."""
     net.load_state_dict(progress.best_state or parts.eval_net.state_dict())
-    result = FitResult(progress.best_score, progress.best_epoch, progress.epoch + 1, progress.history, resumed_epoch)
+    result = FitResult(
+        progress.best_score,
+        progress.best_epoch,
+        progress.epoch + 1,
+        progress.history,
+        resumed_epoch,
+        budget_cut=budget_cut,
+    )
     if ckpt_dir is not None:
         record = asdict(result)
         del record["reloaded"]
@@ -223,12 +230,18 @@ def finish(net, parts: Parts, progress: Progress, resumed_epoch, fingerprint: st
     return result
 
 
-def train_epoch(parts: Parts, loss_fn, cfg: TrainConfig, bar, world: int = 1) -> float:
-    """One pass over the training batches; returns the mean training loss (over every rank's rows)."""
+def train_epoch(
+    parts: Parts, loss_fn, cfg: TrainConfig, bar, world: int = 1, stop_at: float | None = None
+) -> tuple[float, float]:
+    """One pass over the training batches (with `stop_at`, a `time.monotonic()` past which it
+    stops after the batch at hand); returns the mean training loss (over every rank's rows)
+    and the share of the epoch's batches it stepped."""
     model, optimizer, scaler, device = parts.model, parts.optimizer, parts.scaler, parts.device
     model.train()
-    total, count = torch.zeros((), device=device), 0
+    total, count, steps = torch.zeros((), device=device), 0, 0
     for batch in parts.loader:
+        if stop_at is not None and count and time.monotonic() > stop_at:
+            break
         x, *targets = (t.to(device, non_blocking=True) for t in batch)
         if x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -247,8 +260,9 @@ def train_epoch(parts: Parts, loss_fn, cfg: TrainConfig, bar, world: int = 1) ->
             parts.ema.update(unwrap(model), step=parts.scheduler.last_epoch)  # the scheduler counts the steps
         total += loss.detach() * len(x)
         count += len(x)
+        steps += 1
         bar.update()
-    return mean_over_ranks(total, count, world)
+    return mean_over_ranks(total, count, world), steps / max(1, len(parts.loader))
 
 
 @torch.inference_mode()
@@ -345,31 +359,6 @@ def make_loader(dataset: Dataset, cfg: TrainConfig, seed: int, world: int, rank:
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
     )
-
-
-class LengthBuckets(BatchSampler):
-    """Batches of texts of like length, so a batch pads little ("smart batching"): the epoch's
-    seeded shuffle is cut into pools of `pool` batches, each pool sorted by length and cut into
-    batches, and the batches are shuffled (seeded by the sampler's seed and epoch). On the SMS
-    messages (median 20 tokens, 99th percentile 83) MiniLM trained 2.4x faster than on random
-    batches padded to their longest text."""
-
-    def __init__(self, sampler: DistributedSampler, batch_size: int, drop_last: bool, lengths, pool: int = 50):
-        super().__init__(sampler, batch_size, drop_last)
-        self.lengths, self.pool = np.asarray(lengths), pool
-
-    def __iter__(self):
-        order = np.fromiter(self.sampler, dtype=np.int64)
-        size, batches = self.batch_size, []
-        for start in range(0, len(order), size * self.pool):
-            chunk = order[start : start + size * self.pool]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[i : i + size] for i in range(0, len(chunk), size)]
-        if self.drop_last:
-            batches = [b for b in batches if len(b) == size]
-        rng = np.random.default_rng((self.sampler.seed, self.sampler.epoch))
-        for i in rng.permutation(len(batches)):
-            yield batches[i].tolist()
 
 
 def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:

@@ -38,6 +38,15 @@ def trained(train_folder: Path) -> tuple[list[str], dict[str, str]]:
     return list(summary["models"]), summary.get("left_out", {})
 
 
+def budget_cuts(train_folder: Path, distill_folder: Path) -> dict[str, dict[str, str]]:
+    """What the time budget cut of each model's fits (train's and the student's), by model."""
+    cuts = dict(read_json(Path(train_folder) / "cv.json").get("budget_cuts", {}))
+    student = Path(distill_folder) / "student" / "scores.json"
+    if student.is_file() and "budget_cuts" in (scores := read_json(student)):
+        cuts["distill:student"] = scores["budget_cuts"]
+    return cuts
+
+
 def load_predictions(folder: Path, models: list[str]) -> dict[str, dict]:
     """OOF and test predictions that `train` (or `distill`) wrote, by model name."""
     out = {}
@@ -73,6 +82,7 @@ def save_predictions(folder: Path, result, extra: dict | None = None) -> None:
             "folds": result.fold_scores,
             "params": result.params,
             "refit": result.refit,
+            **({"budget_cuts": result.budget_cuts} if result.budget_cuts else {}),
             **(extra or {}),
         },
     )

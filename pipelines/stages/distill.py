@@ -49,7 +49,8 @@ from pipelines.features.portable import preprocessor_state
 from pipelines.models.selection import check_models
 from pipelines.outputs.cleaned import CleanData
 from pipelines.stages.common import load_predictions, model_context, save_predictions, teacher_targets, trained
-from pipelines.training.cv import CVOptions, cross_validate, fold_workers
+from pipelines.training.cv import CVOptions, cross_validate
+from pipelines.training.parallel import fold_workers
 from pipelines.training.plan import make_plan
 
 
@@ -137,7 +138,7 @@ def main(args, params) -> None:
     deadline, workers = plan.deadline("distill"), fold_workers(student.name, ctx, plan.n_splits)
     opts = CVOptions(
         soft_targets=soft, cache_dir=args.cache, keep_last_model=True, workers=workers, refit=plan.refit,
-        on_fold=deadline.guard(student.name, plan.fits) if workers == 1 else None,
+        on_fold=deadline.guard(student.name, plan.fits) if workers == 1 else None, deadline=deadline,
     )  # fmt: skip
     try:
         result = cross_validate(

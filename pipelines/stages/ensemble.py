@@ -38,7 +38,7 @@ from pipelines.core.io import atomic_file, read_csv, read_json, save_array, writ
 from pipelines.core.metrics import get_metric
 from pipelines.outputs.cleaned import CleanData
 from pipelines.outputs.submission import make_submission, validate_submission, with_ids_as_written
-from pipelines.stages.common import load_predictions, trained
+from pipelines.stages.common import budget_cuts, load_predictions, trained
 from pipelines.training.ensembling import candidate_methods, clearly_worse, fold_scores, method_choice, nested_oof
 from pipelines.training.plots import ensemble_plots, write_plots
 
@@ -58,7 +58,9 @@ def keyed(scores: list[float]) -> dict[str, float]:
     return {f"fold{k}": v for k, v in enumerate(scores)}
 
 
-def summaries(metric, data, oof, chosen: dict, nested_scores: dict, preds: dict, left_out: dict) -> tuple[dict, dict]:
+def summaries(
+    metric, data, oof, chosen: dict, nested_scores: dict, preds: dict, left_out: dict, cuts: dict | None = None
+) -> tuple[dict, dict]:
     """metrics.json: the headline that `dvc exp show` and `dvc metrics diff` compare (metric, cv
     and its fold spread, cv per model: one column each, nothing else, so the table stays
     narrow); details.json: the rest (fold scores keyed for `dvc metrics diff`, the ensemble's
@@ -90,6 +92,7 @@ def summaries(metric, data, oof, chosen: dict, nested_scores: dict, preds: dict,
         "methods_nested_cv": nested_scores,
         "models": models,
         **({"left_out": left_out} if left_out else {}),
+        **({"budget_cuts": cuts} if cuts else {}),
         **rows,
     }
     return headline, details
@@ -135,7 +138,8 @@ def main(args, params) -> None:
     frames = ensemble_plots(data.y, final_oof, task, data.meta["classes"], names, detail, curves, metric.name)
     write_plots(args.out / "plots", frames, data.y, final_oof, task, data.meta["classes"])
     chosen = {"method": best, "chosen_by": why, "members": names, **detail, **({"not_in_mean": weak} if weak else {})}
-    headline, details = summaries(metric, data, final_oof, chosen, nested_scores, preds, left_out)
+    cuts = budget_cuts(args.train, args.distill)
+    headline, details = summaries(metric, data, final_oof, chosen, nested_scores, preds, left_out, cuts)
     write_json(args.out / "details.json", details)
     write_json(args.out / "metrics.json", headline)
     with atomic_file(args.out / "submission.csv") as fh:  # written last: its presence means success

@@ -36,7 +36,8 @@ from pipelines.models.torch_adapter import TorchModel
 from pipelines.nn.distributed import launch, rank_errors, setup_distributed
 from pipelines.outputs.cleaned import CleanData
 from pipelines.stages.common import model_context, save_predictions
-from pipelines.training.cv import CVOptions, cross_validate, fold_workers
+from pipelines.training.cv import CVOptions, cross_validate
+from pipelines.training.parallel import fold_workers
 from pipelines.training.plan import make_plan
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def main(args, params) -> None:
     set_threads(params.train.threads)
     data, ctx, tuned, plan = _setup(args, params)
     deadline = plan.deadline("train")
-    summary, timings, left_out = {}, {}, {}
+    summary, timings, left_out, cuts = {}, {}, {}, {}
     with atomic_dir(args.out) as tmp:
         for i, model in enumerate(plan.models):
             if i and deadline.spent():  # the first model always trains: a submission needs one
@@ -77,12 +78,15 @@ def main(args, params) -> None:
             merged = {"fold_fits": result.fold_fits} if model.folds else {}  # export fits them again so
             save_predictions(tmp / model.name, result, {"tuned": model.name in tuned, "processes": nproc, **merged})
             summary[model.name] = {"cv": result.score}
+            if result.budget_cuts:  # what the budget cut of its fits
+                cuts[model.name] = result.budget_cuts
+                print(f"{args.name}: {model.name:>14} cut by the budget: {_cut_line(result.budget_cuts)}")
             timings[model.name] = {"seconds": round(result.seconds, 2), "rows_per_s": round(result.rows_per_s, 1)}
             ranks = f", {nproc} processes" if nproc > 1 else ""
             print(
                 f"{args.name}: {model.name:>14} cv {ctx.metric.name} {result.score:.5f} ({result.seconds:.1f}s{ranks})"
             )
-        extra = {"left_out": left_out} if left_out else {}
+        extra = {**({"left_out": left_out} if left_out else {}), **({"budget_cuts": cuts} if cuts else {})}
         write_json(tmp / "cv.json", {"metric": ctx.metric.name, "models": summary, **extra})
     if args.logs is not None:  # machine facts: beside the outputs, never in what later stages hash
         write_json(args.logs / "train.json", {"models": timings})
@@ -104,9 +108,17 @@ def _train_one(args, data, ctx, plan, model, tuned: dict, deadline, rest: int):
     start = time.perf_counter()
     if nproc > 1:  # the ranks fill the fold cache; cross_validate below reads it
         launch(_rank_argv(args, model.name, timed.fit_seconds), nproc)
-    opts = CVOptions(cache_dir=args.cache, workers=workers, refit=plan.refit, on_fold=check, max_folds=model.folds)
+    opts = CVOptions(cache_dir=args.cache, workers=workers, refit=plan.refit, on_fold=check, max_folds=model.folds,
+                     deadline=deadline, fits_after=left - fits)  # fmt: skip
     result = cross_validate(model.name, model_params, data, timed, opts)
     return replace(result, seconds=time.perf_counter() - start), nproc
+
+
+def _cut_line(cuts: dict[str, str]) -> str:
+    """The budget's cuts of one model's fits on one line: the first fit's, and how many fits."""
+    first, note = next(iter(cuts.items()))
+    more = f" (and {len(cuts) - 1} more fits)" if len(cuts) > 1 else ""
+    return f"{first}: {note}{more}"
 
 
 def _arguments(model, tuned: dict) -> dict:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from pipelines.core.budget import Deadline
 from pipelines.core.context import set_threads
 from pipelines.core.errors import PipelineError
 from pipelines.core.io import atomic_dir, atomic_file, write_json
@@ -102,9 +103,13 @@ def open_study(
     return study
 
 
-def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: dict, max_folds: int | None = None):
-    """The trial: claim a slot of the budget, suggest params, cross-validate on the tuning rows
-    (on the model's merged folds, as it trains, where `max_folds` merges them)."""
+def make_objective(planned, data, ctx, tp, n_trials: int, seed: int, seconds: float | None = None):
+    """The trial of a planned model (`plan.ModelPlan`): claim a slot of the budget, suggest
+    params, cross-validate on the tuning rows with the model's fixed arguments (on its merged
+    folds, as it trains, where `train.max_folds` merges them). With a time budget
+    (`seconds`: the study's), a trial's fits also end when the study's time does."""
+    model, fixed, max_folds = planned.name, planned.args, planned.folds
+    deadline = Deadline(seconds) if seconds is not None else None
     entry = get_entry(model)
     rows = subsample(data, tp.max_rows, seed)
     scored = slice(None) if rows.score_rows is None else rows.score_rows  # folds.adversarial: the test-like rows only
@@ -114,7 +119,7 @@ def make_objective(model: str, data, ctx, tp, n_trials: int, seed: int, fixed: d
         claim_slot(trial, n_trials)
         params = entry.search_space(trial)
         steps = TrialSteps(trial, ctx.epochs)  # torch models report each epoch to it (ctx.trial)
-        opts = CVOptions(on_fold=steps.on_fold, max_folds=max_folds)
+        opts = CVOptions(on_fold=steps.on_fold, max_folds=max_folds, deadline=deadline)
         result = cross_validate(model, {**params, **fixed, **cheap}, rows, replace(ctx, trial=steps), opts)
         trial.set_user_attr("fold_scores", [float(s) for s in result.fold_scores])  # the best CV's noise
         return ctx.metric.best_score(rows.y[scored], result.oof[scored], ctx.task)
@@ -196,11 +201,12 @@ def main(args, params) -> None:
 def run_studies(todo, studies, data, ctx, params, plan) -> None:
     deadline, n_trials = plan.deadline("tune"), plan.tune_trials
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for i, (model, _, fixed) in enumerate(todo):
+    for i, (model, _, _) in enumerate(todo):
         # with a budget, this model's part of what is left of the stage's share
-        limits = [t for t in (params.tune.timeout, deadline.share(len(todo) - i)) if t is not None]
-        folds = next(m.folds for m in plan.models if m.name == model)
-        objective = make_objective(model, data, ctx, params.tune, n_trials, params.seed, fixed, folds)
+        share = deadline.share(len(todo) - i)
+        limits = [t for t in (params.tune.timeout, share) if t is not None]
+        planned = next(m for m in plan.models if m.name == model)
+        objective = make_objective(planned, data, ctx, params.tune, n_trials, params.seed, share)
         run_trials(studies[model], objective, n_trials, timeout=min(limits) if limits else None)
 
 

@@ -45,7 +45,6 @@ import hashlib
 import json
 import logging
 import math
-import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -54,13 +53,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.core.context import TABULAR, ModelContext
+from pipelines.core.budget import Deadline
+from pipelines.core.context import ModelContext
 from pipelines.core.io import atomic_file
 from pipelines.core.metrics import target_transform
 from pipelines.core.progress import bar
 from pipelines.core.tables import take_rows
-from pipelines.models.registry import create_model, get_entry
+from pipelines.models.registry import create_model
 from pipelines.nn.distributed import agree
+from pipelines.training.parallel import run_parallel
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class CVResult:
     last_model: object | None = None  # the last fold's fitted model, with keep_last_model=True
     curves: list[np.ndarray] = field(default_factory=list)  # per fold fit: (epochs, 3) epoch, train loss, val score
     fold_fits: int = 0  # fold models: the folds, or fewer with `CVOptions.max_folds`
+    budget_cuts: dict[str, str] = field(default_factory=dict)  # fit ("fold 0", "refit") -> what the budget cut
 
     def curve_frame(self) -> pd.DataFrame:
         """The folds' learning curves, one row per fold and epoch (no rows without epochs)."""
@@ -121,18 +123,21 @@ class FoldPreds:
     train: np.ndarray
     curve: np.ndarray = field(default_factory=lambda: NO_CURVE)
     predict_s: float | None = None
+    budget_cut: str = ""  # what the time budget cut of the fit, in words ("": nothing)
 
     def save(self, path: Path) -> None:
         seconds = np.nan if self.predict_s is None else self.predict_s  # kept: rows/s of a resumed (or torchrun) run
         with atomic_file(path, "wb") as fh:
-            np.savez(fh, val=self.val, test=self.test, train=self.train, curve=self.curve, predict_s=seconds)
+            np.savez(fh, val=self.val, test=self.test, train=self.train, curve=self.curve, predict_s=seconds,
+                     budget_cut=np.array(self.budget_cut))  # fmt: skip
 
     @classmethod
     def load(cls, path: Path) -> FoldPreds:
         with np.load(path, allow_pickle=False) as data:
             seconds = float(data["predict_s"]) if "predict_s" in data.files else math.nan
             curve = data["curve"] if "curve" in data.files else NO_CURVE  # folds cached before curves were kept
-            return cls(data["val"], data["test"], data["train"], curve, None if math.isnan(seconds) else seconds)
+            cut = str(data["budget_cut"]) if "budget_cut" in data.files else ""
+            return cls(data["val"], data["test"], data["train"], curve, None if math.isnan(seconds) else seconds, cut)
 
 
 def _cache_name(k: int) -> str:
@@ -167,6 +172,8 @@ class CVOptions:
     refit: bool = False
     writer: bool = True
     max_folds: int | None = None  # at most this many fold fits: the folds merged (see `merged`)
+    deadline: Deadline | None = None  # a time budget: each fit trains for its part of what is left
+    fits_after: int = 0  # with `deadline`: fits of later models that share what is left
 
 
 def merged(data: FoldData, max_folds: int | None) -> FoldData:
@@ -196,12 +203,13 @@ def cross_validate(
             cache_dir.mkdir(parents=True, exist_ok=True)
     job = _FoldJob(model, params, data, ctx, replace(opts, cache_dir=cache_dir))
     if opts.workers > 1 and cache_dir is not None and opts.on_fold is None:
-        _run_parallel(job, list(range(n_splits)) + ([FULL] if opts.refit else []), opts.workers)  # into the cache
+        _in_workers(job, n_splits)  # into the cache
 
     y, score_rows = data.y, data.score_rows
     oof, test_sum, scores, fold_preds, predict_s, last_model = None, 0.0, [], [], [], None
     for k in bar(range(n_splits), desc=f"{model} folds", unit="fold", show=ctx.progress):
         keep = opts.keep_last_model and k == n_splits - 1
+        job = _timed(job, n_splits - k + opts.refit + opts.fits_after)
         preds, est = job.cached_or_run(k, keep_model=keep)
         va = data.folds == k
         oof = np.zeros((len(y), *preds.val.shape[1:])) if oof is None else oof
@@ -213,13 +221,15 @@ def cross_validate(
         last_model = est if keep else last_model
         if opts.on_fold is not None:
             opts.on_fold(k, float(np.mean(scores)))
-    test = test_sum / n_splits
+    test, fits = test_sum / n_splits, list(fold_preds)
     if original is not data.folds:  # merged: the scores and each fold's teachers are the original folds'
         scores = [ctx.metric.on(y[va], oof[va], ctx.task, None if score_rows is None else score_rows[va])
                   for va in (original == k for k in range(int(original.max()) + 1))]  # fmt: skip
         fold_preds = [fold_preds[k % n_splits] for k in range(int(original.max()) + 1)]
+    cuts = {f"fold {k}": p.budget_cut for k, p in enumerate(fits) if p.budget_cut}
     if opts.refit:
-        full = job.cached_or_run(FULL)[0]
+        full = _timed(job, 1 + opts.fits_after).cached_or_run(FULL)[0]
+        cuts.update({"refit": full.budget_cut} if full.budget_cut else {})
         predict_s += [full.predict_s] if full.predict_s is not None else []
         test = (1 - REFIT_WEIGHT) * test + REFIT_WEIGHT * full.test
     return CVResult(
@@ -235,6 +245,7 @@ def cross_validate(
         refit=opts.refit,
         curves=[p.curve for p in fold_preds[:n_splits]],
         fold_fits=n_splits,
+        budget_cuts=cuts,
     )
 
 
@@ -253,6 +264,27 @@ def fitted_models(model: str, params: dict, data: FoldData, ctx: ModelContext, o
         done = cache_dir / _cache_name(k) if cache_dir is not None else None
         cached = FoldPreds.load(done).test if done is not None and done.exists() else None
         yield k, job.fit(k), cached
+
+
+def _in_workers(job: _FoldJob, n_splits: int) -> None:
+    """Train the folds (and the refit) that go to `opts.workers` worker processes into the
+    cache: as many as make full rounds; the rest the caller trains here, on all threads."""
+    opts = job.opts
+    jobs = list(range(n_splits)) + ([FULL] if opts.refit else [])
+    in_workers = jobs[: opts.workers * (len(jobs) // opts.workers)]
+    todo = [k for k in in_workers if not (job.cache_dir / _cache_name(k)).exists()]
+    # with a budget, `workers` fits share the time of as many in a row
+    run_parallel(_timed(job, len(jobs) + opts.fits_after, opts.workers), todo, opts.workers)
+
+
+def _timed(job: _FoldJob, fits: int, at_once: int = 1) -> _FoldJob:
+    """`job` with a time budget (`opts.deadline`): its next fit trains for its part of what
+    is left, `fits` fits (this one included) being still to run in the stage, `at_once` of
+    them side by side."""
+    deadline = job.opts.deadline
+    if deadline is None or deadline.seconds is None:
+        return job
+    return replace(job, ctx=replace(job.ctx, fit_seconds=deadline.fit_seconds(fits) * at_once))
 
 
 def _cache_folder(cache_dir: Path, model: str, params: dict, data: FoldData, ctx: ModelContext, soft_targets) -> Path:
@@ -305,7 +337,9 @@ class _FoldJob:
         save them to the cache. Returns (model, FoldPreds)."""
         _, inverse = target_transform(self.ctx.metric, self.ctx.task)
         X = self.data.X
+        start = time.perf_counter()
         est = self.fit(k)
+        fitted = time.perf_counter()
         empty = np.empty(0)
         va = self.data.folds == k
         val = empty if k == FULL else inverse(est.predict_output(take_rows(X, np.flatnonzero(va))))
@@ -317,7 +351,10 @@ class _FoldJob:
             train = np.empty((len(va), *val.shape[1:]), dtype=val.dtype)
             train[~va], train[va] = inverse(est.predict_output(take_rows(X, np.flatnonzero(~va)))), val
         curve = est.learning_curve() if hasattr(est, "learning_curve") else NO_CURVE
-        preds = FoldPreds(val, test, train, curve, seconds)
+        preds = FoldPreds(val, test, train, curve, seconds, getattr(est, "budget_cut_", None) or "")
+        if self.opts.deadline is not None:  # the budget plans the next fits with what this one cost beyond training:
+            end, granted = time.perf_counter(), self.ctx.fit_seconds  # a cut fit also its setup and last validation
+            self.opts.deadline.note_overhead(end - start - granted if preds.budget_cut else end - fitted)
         if self.cache_dir is not None and self.opts.writer:
             preds.save(self.cache_dir / _cache_name(k))
         return est, preds
@@ -331,59 +368,3 @@ class _FoldJob:
             return FoldPreds.load(done), (self.fit(k) if keep_model else None)
         est, preds = self.run(k)
         return preds, est
-
-
-def _worker_init() -> None:
-    from pipelines.core.context import set_threads
-
-    set_threads(1)
-
-
-def _worker_run(job: _FoldJob, k: int) -> tuple[int, float, float | None]:
-    start = time.perf_counter()
-    _, preds = job.run(k)
-    score = None if k == FULL else job.ctx.metric(job.data.y[job.data.folds == k], preds.val, job.ctx.task)
-    return k, time.perf_counter() - start, score
-
-
-def _run_parallel(job: _FoldJob, jobs: list[int], workers: int) -> None:
-    """Run the `jobs` (fold indices, FULL for the refit) missing from the cache in `workers`
-    one-thread processes at once.
-
-    Only the first `workers * (len(jobs) // workers)` jobs go to workers; the rest (one fold
-    of 5 on 2 workers, without refit) is left to the caller, which trains it on all threads
-    instead of leaving a core idle. Which job runs where depends on its place alone, so a
-    resumed run gives the same predictions as an uninterrupted one."""
-    in_workers = jobs[: workers * (len(jobs) // workers)]
-    todo = [k for k in in_workers if not (job.cache_dir / _cache_name(k)).exists()]
-    if not todo:
-        return
-    job = replace(job, ctx=replace(job.ctx, threads=1, progress=False))
-    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), initializer=_worker_init)
-    try:
-        pending = [pool.apply_async(_worker_run, (job, k)) for k in todo]
-        for res in pending:
-            k, fold_s, score = res.get()
-            what = "refit on every row" if k == FULL else f"fold {k}: {job.ctx.metric.name} {score:.5f}"
-            log.info("%s %s (%.0fs, %d at once)", job.model, what, fold_s, workers)
-        pool.close()
-    finally:
-        pool.terminate()  # on Ctrl-C / SIGTERM: stop the workers now (finished folds are cached)
-        pool.join()
-
-
-def fold_workers(model: str, ctx: ModelContext, n_splits: int) -> int:
-    """Folds to train at once: for an image or text model on a CPU, one per thread of
-    `train.threads` (each on one thread: small torch nets and sparse linear fits use one
-    thread well); tabular ones one at a time on all threads (LightGBM and scikit-learn use
-    their threads well; a GPU is shared, not split), as are the frozen-embedding members
-    (`one_process`: each worker would embed every row again; on the solar cells image_embed
-    took 202 s in two workers)."""
-    entry = get_entry(model)
-    if entry.modality == TABULAR or entry.one_process or ctx.threads < 2:
-        return 1
-    import torch
-
-    if torch.cuda.is_available():
-        return 1
-    return min(ctx.threads, n_splits)

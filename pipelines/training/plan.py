@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 
-from pipelines.core.budget import Deadline, stage_seconds
+from pipelines.core.budget import Deadline, process_start, stage_seconds
 from pipelines.core.config import Params
 from pipelines.core.errors import PipelineError
 from pipelines.core.paths import Paths
@@ -69,8 +69,8 @@ class Plan:
         return (model.folds or self.n_splits) + self.refit
 
     def deadline(self, stage: str) -> Deadline:
-        """The stage's share of the time budget, its clock started now."""
-        return Deadline(self.budget.get(stage))
+        """The stage's share of the time budget, its clock started when this process did."""
+        return Deadline(self.budget.get(stage), start=process_start())
 
     @property
     def paths(self) -> Paths:
