@@ -1,14 +1,15 @@
 """Every benchmark behind benchmarks/README.md's tables, one after another (`make bench`).
 
     python benchmarks/run.py [--only titanic,house-prices,tabular-tasks,adult,large,digits,digits-split,
-                              digit-recipes,pretrained]
+                              digit-recipes,pretrained,budget]
 
 Each runs in its own process (never two at once: on 2 cores two multi-threaded jobs slow
 each other down several-fold) and prints its own table; a failing one is reported and the
 rest still run. On the 2-core development machine the whole set takes about 2.5 hours:
 Titanic splits ~15 min, House Prices ~10, the tabular proxies ~10, Adult ~8, the 300,000-row
 competition ~7, each digits run ~18 (13 for the pipeline, 5 for two seeds of a reference
-CNN beside it), the digit recipes ~30, the pretrained comparison ~25 a split of each of its three sets.
+CNN beside it), the digit recipes ~30, the pretrained comparison ~25 a split of each of its
+three sets, the budget checks ~20.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ BENCHMARKS = {
         *("--variant", "{width: 48, epochs: 30}"),
     ],
     "pretrained": ["pretrained.py", "--splits", "3"],
+    "budget": ["budget.py", "--results", str(HERE / "results" / "budget.jsonl")],
 }
 
 
