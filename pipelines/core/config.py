@@ -305,7 +305,7 @@ class EnsembleParams(Strict):
 
 class Params(Strict):
     seed: int = doc(SEED, "seeds folds, samplers, models and torch")
-    budget: float | None = doc(None, "seconds per competition for what follows clean (zoo to ensemble); null: no limit", gt=0)
+    budget: float | None = doc(None, "seconds per competition after clean (zoo to ensemble); null: no limit", gt=0)
     progress: bool | Literal["auto"] = doc(
         "auto", "progress bars on stderr (folds, trials, epochs, downloads); auto: when stderr is a terminal"
     )

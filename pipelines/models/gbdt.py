@@ -93,6 +93,7 @@ class BoostedModel(SklearnModel, ABC):
 
     def fit(self, X, y, eval_set=None, soft_targets=None):
         y = np.asarray(y)
+        limit = TimeLimit(self.seconds)  # preparing the columns counts too
         est = self.pipeline.named_steps["model"]
         if self.ordinal:
             y = y.astype(np.float64)
@@ -106,7 +107,7 @@ class BoostedModel(SklearnModel, ABC):
         fit_idx, stop_idx = _holdout_split(y, "regression" if self.ordinal else self.task, self.holdout, self.seed)
         est.set_params(**{self.rounds_param: self.max_rounds})
         fresh = copy.deepcopy(est)  # unfitted; sklearn's clone rejects CatBoost (it copies cat_features)
-        limit, start = TimeLimit(self.seconds), time.monotonic()
+        start = time.monotonic()
         best = self.fit_stopped(est, take_rows(x, fit_idx), y[fit_idx], take_rows(x, stop_idx), y[stop_idx], limit)
         self.best_rounds_ = max(1, int(best or self.max_rounds))
         if limit.fired:
