@@ -36,6 +36,14 @@ def test_stage_shares_and_fold_projection():
     with pytest.raises(OverBudget, match=r"slow model: 1 of 5 folds took \d+s; the rest would take \d+s with 0s"):
         check(0, 0.5)
     check(4, 0.5)  # the last fold: nothing left to project
+    cut = Deadline(10.0)
+    cut.start -= 9.0  # 1 s left; two folds took 0.3 s, but the budget cut their training: only predicting
+    cut.note_fit(0.6, cut=True)  # is fixed: 0.1 s a fold (the first fold's 0.6 s held one-off costs)
+    check = cut.fold_check("kept model", total=5)
+    check(0, 0.5)  # after the first fold: no projection
+    cut.note_fit(0.1, cut=True)
+    time.sleep(0.3)
+    check(1, 0.5)  # three more at 0.1 s fit in the 0.7 s left
 
 
 def test_a_torch_fit_stops_before_an_epoch_would_overrun():
@@ -51,8 +59,8 @@ def test_a_stage_clock_starts_with_its_process_and_fits_pay_for_predicting():
     assert 0 <= time.monotonic() - process_start() <= 60  # this process's age, at most a minute
     deadline = Deadline(100.0)
     assert deadline.fit_seconds(4) == pytest.approx(FIRST_FIT_SHARE * 25, abs=0.1)  # nothing measured yet
-    deadline.note_overhead(5.0)
-    deadline.note_overhead(3.0)  # predicting costs 4 s a fit: each of the 4 fits trains for 25 - 4
+    deadline.note_fit(5.0, cut=False)
+    deadline.note_fit(3.0, cut=False)  # predicting costs 4 s a fit: each of the 4 fits trains for 25 - 4
     assert deadline.fit_seconds(4) == pytest.approx(21, abs=0.1)
     deadline.start -= 99.0
     assert deadline.fit_seconds(4) == 0.0 and Deadline(None).fit_seconds(4) is None

@@ -58,6 +58,7 @@ class Deadline:
     seconds: float | None  # the stage's share; None: no budget
     start: float = field(default_factory=time.monotonic)
     overheads: list[float] = field(default_factory=list)  # per finished fit: seconds beyond training (predicting)
+    last_cut: bool = False  # whether the budget cut the last finished fit's training
 
     def fit_seconds(self, fits: int) -> float | None:
         """Training seconds for the next of `fits` fits still to run in this stage: an even
@@ -70,9 +71,11 @@ class Deadline:
             return FIRST_FIT_SHARE * part
         return max(part - sum(self.overheads) / len(self.overheads), 0.0)
 
-    def note_overhead(self, seconds: float) -> None:
-        """A finished fit spent `seconds` outside training (its predictions)."""
-        self.overheads.append(seconds)
+    def note_fit(self, overhead: float, cut: bool) -> None:
+        """A finished fit spent `overhead` seconds outside training (its predictions), and
+        the budget cut its training (`cut`: it keeps to its part, so the fits after it will too)."""
+        self.overheads.append(overhead)
+        self.last_cut = cut
 
     def guard(self, what: str, fits: int):
         """`fold_check`'s callback when there is a budget, else None (nothing to check)."""
@@ -90,13 +93,19 @@ class Deadline:
 
     def fold_check(self, what: str, total: int):
         """An `on_fold(k, score)` callback that raises OverBudget once the folds done so far
-        project the remaining ones past the time left."""
+        project the remaining ones past the time left. When the budget cut the last fold's
+        training, the fits keep to their parts of what is left: only what the latest cost
+        beyond training (predicting) is projected, from the second fold on (the first pays
+        one-off costs: imports, warm-up)."""
         start = time.monotonic()
 
         def on_fold(k: int, _score: float) -> None:
             done = k + 1
             took = time.monotonic() - start
-            rest = took / done * (total - done)
+            fixed = self.last_cut and self.overheads
+            if fixed and done < 2:
+                return
+            rest = (self.overheads[-1] if fixed else took / done) * (total - done)
             if self.seconds is not None and done < total and rest > self.left():
                 raise OverBudget(
                     f"{what}: {done} of {total} folds took {took:.0f}s; the rest would take {rest:.0f}s "

@@ -354,7 +354,8 @@ class _FoldJob:
         preds = FoldPreds(val, test, train, curve, seconds, getattr(est, "budget_cut_", None) or "")
         if self.opts.deadline is not None:  # the budget plans the next fits with what this one cost beyond training:
             end, granted = time.perf_counter(), self.ctx.fit_seconds  # a cut fit also its setup and last validation
-            self.opts.deadline.note_overhead(end - start - granted if preds.budget_cut else end - fitted)
+            cut = bool(preds.budget_cut)
+            self.opts.deadline.note_fit(end - start - granted if cut else end - fitted, cut)
         if self.cache_dir is not None and self.opts.writer:
             preds.save(self.cache_dir / _cache_name(k))
         return est, preds
