@@ -64,9 +64,9 @@ class Deadline:
         """Training seconds for the next of `fits` fits still to run in this stage: an even
         part of what is left once each of them has paid what predicting cost the fits so far
         (None: no budget)."""
-        if self.seconds is None:
+        part = self.share(fits)
+        if part is None:
             return None
-        part = max(self.left(), 0.0) / max(fits, 1)
         if not self.overheads:  # nothing measured yet: the rest of a fit's part is kept for predicting
             return FIRST_FIT_SHARE * part
         return max(part - sum(self.overheads) / len(self.overheads), 0.0)
