@@ -59,6 +59,20 @@ def test_build_features_types_columns():
     assert list(X.columns) == list(X_test.columns)
 
 
+def test_timestamps_give_their_hour_and_time_zones_are_read_in_utc():
+    """A date column with times of day adds `__hour`; "...Z" and "+02:00" timestamps (a time
+    zone) are read in UTC, where they used to stop `clean` (tz-aware minus naive)."""
+    stamps = ["2013-01-01T10:30:00Z", "2013-01-02T05:00:00Z", "2013-01-05T23:00:00Z", "2013-01-07T01:00:00Z"]
+    train = pd.DataFrame(
+        {"id": range(4), "when": stamps, "day": ["2020-01-0" + str(d) for d in range(1, 5)], "y": [0, 1, 0, 1]}
+    )
+    test = pd.DataFrame({"id": [9], "when": ["2013-01-03T12:00:00+02:00"], "day": ["2020-02-01"]})
+    X, X_test, roles = build_features(train, test, "id", "y")
+    assert X["when__hour"].tolist() == [10.5, 5.0, 23.0, 1.0] and X_test["when__hour"].tolist() == [10.0]
+    assert X["when__dayofweek"].tolist() == [1, 2, 5, 0] and X["when__ordinal"].iloc[0] == 15706
+    assert "day__hour" not in X and "day__year" in roles["numeric"]  # dates alone have no hour
+
+
 def test_group_target_encoder_never_sees_own_label():
     X = pd.DataFrame({"k": ["a"] * 10 + ["b"] * 10})
     y = np.array([1] * 10 + [0] * 10)

@@ -80,13 +80,19 @@ def _is_text(values: pd.Series) -> bool:
     return len(words) > 0 and float(words.mean()) >= 3
 
 
+def parse_dates(values: pd.Series) -> pd.Series:
+    """Dates and times as naive timestamps, NaT where unparsable; those with a time zone
+    ("2013-01-01T10:00:00Z", "+02:00") in UTC, so one column may mix zones."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pd.to_datetime(values, errors="coerce", utc=True).dt.tz_localize(None)
+
+
 def _as_dates(values: pd.Series) -> pd.Series | None:
     sample = values.dropna().astype("string").head(200)
     if sample.empty or not sample.str.match(r"^\d{4}[-/]\d{1,2}[-/]\d{1,2}").all():
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(values, errors="coerce")
+    parsed = parse_dates(values)
     return parsed if parsed.notna().mean() > 0.9 * values.notna().mean() else None
 
 
@@ -179,10 +185,10 @@ class _Features:
         self.add("numeric", f"{col}__len", text.str.len())
         self.add("numeric", f"{col}__words", text.str.count(r"\S+"))
 
-    def dates(self, col: str, values: pd.Series) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            dates = pd.to_datetime(values, errors="coerce")
+    def dates(self, col: str, values: pd.Series, hours: bool) -> None:
+        dates = parse_dates(values)
+        if hours:
+            self.add("numeric", f"{col}__hour", dates.dt.hour + dates.dt.minute / 60)
         self.add("numeric", f"{col}__year", dates.dt.year)
         self.add("numeric", f"{col}__month", dates.dt.month)
         self.add("numeric", f"{col}__dayofweek", dates.dt.day_of_week)
@@ -212,7 +218,7 @@ class _Features:
             if step["missing"]:
                 self.add("numeric", f"{col}__missing", values.isna())
         elif kind == "date":
-            self.dates(col, values)
+            self.dates(col, values, step.get("hours", False))
         elif kind == "categorical":
             self.categorical(col, values, step)
         elif kind == "text_stats":
@@ -231,8 +237,10 @@ def _fit_column(values: pd.Series, n_train: int, is_text: bool) -> dict | None:
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         return {"kind": "numeric", "missing": bool(values.isna().any())}
     n_levels = tr.nunique()
-    if _as_dates(values) is not None:
-        return {"kind": "date"}
+    dates = _as_dates(values)
+    if dates is not None:  # with times of day: the hour too (a timestamp's strongest seasonality)
+        times = dates.iloc[:n_train].dropna()
+        return {"kind": "date", "hours": bool(((times.dt.hour != 0) | (times.dt.minute != 0)).any())}
     if n_levels <= MAX_CATEGORIES or n_levels <= 0.05 * n_train:
         scale = ordinal_scale(tr.dropna().unique())
         shares = _shares(values) if n_levels > 2 else None
