@@ -1,9 +1,10 @@
 """Adult's levers one by one, on one held-out split, in one process: each GBDT variant's CV and held-out score.
 
     flock /tmp/kp-cpu.lock python benchmarks/adult_levers.py [--split 0] [--only lgb,lgb-tune-all]
-        [--store /tmp/adult-levers]
+        [--store /tmp/adult-levers] [--task adult-auc]
 
-The split is `benchmarks/tabular_tasks.py`'s (`adult-auc`, seed 2000 + split, 70/30), played
+The split is `benchmarks/tabular_tasks.py`'s (`carve`: `adult-auc`, or another of its tasks
+with `--task`, seed 2000 + split, 70/30), played
 as a `local` competition: `download` and `clean` run once (in this process, as CLI calls),
 then each variant is cross-validated on clean's folds (`training.cv.cross_validate`, the
 `train` stage's call) and scored both by CV and on the held-out 30%. A variant may tune
@@ -25,12 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import default_params, download_and_clean, table, write_local  # noqa: E402
-from benchmarks.tabular_tasks import TASKS  # noqa: E402
+from benchmarks.tabular_tasks import TASKS, carve  # noqa: E402
 from pipelines.__main__ import main as cli  # noqa: E402
 from pipelines.core.config import parse_params  # noqa: E402
 from pipelines.core.metrics import get_metric  # noqa: E402
@@ -40,7 +39,7 @@ from pipelines.stages.common import model_context  # noqa: E402
 from pipelines.training.cv import cross_validate  # noqa: E402
 from pipelines.training.ensembling import blend, hill_climb  # noqa: E402
 
-NAME = "adult-auc"
+NAME = "adult-auc"  # --task changes it
 ORIGINAL = {"FINAL_FIT_ROWS": gbdt.FINAL_FIT_ROWS}
 OLD = {"FINAL_FIT_ROWS": 20_000}  # the rule before: no final fit on Adult's 27,000-row folds
 SLOW = {"learning_rate": 0.015, "max_rounds": 6000}
@@ -62,23 +61,23 @@ VARIANTS = {
     "lgb-tune10k": ("lightgbm", {}, {"max_rows": 10_000, "n_trials": 20}),
     "lgb-tune-all40": ("lightgbm", {}, {"max_rows": None, "n_trials": 40, "row_budget": None}),
     "xgb-tune-all40": ("xgboost", {}, {"max_rows": None, "n_trials": 40, "row_budget": None}),
+    "tabm": ("tabm", {}, None),
+    "tabm-k16": ("tabm", {"k": 16}, None),
 }
 
 
 def prepare(root: Path, split: int) -> tuple[Path, Path, dict, np.ndarray]:
     """The split as a local competition, downloaded and cleaned: (params file, clean folder,
     params dict, held-out truth in test_ids order)."""
-    task = TASKS[NAME]
-    full, spec = task["load"](), task["spec"]
-    train, test = train_test_split(full, test_size=0.3, random_state=2000 + split, stratify=full[spec["target"]])
+    train, test, spec = carve(NAME, split)
     data = root / "data"
-    write_local(data, train, test, spec["id"], spec["target"], filler="<=50K")
+    write_local(data, train, test, spec["id"], spec["target"], filler=train[spec["target"]].mode()[0])
     params = default_params()
     params["competitions"] = {NAME: {"source": "local", "path": str(data), **spec}}
     clean = download_and_clean(root, NAME, params)
     path = root / "params.yaml"
     ids = CleanData(clean).test_ids
-    truth = (test.set_index(spec["id"]).loc[ids, spec["target"]] == ">50K").to_numpy()
+    truth = test.set_index(spec["id"]).loc[ids, spec["target"]].to_numpy()  # as the task's score takes it
     return path, clean, params, truth
 
 
@@ -108,33 +107,36 @@ def measure(root: Path, params: dict, truth: np.ndarray, label: str, store: Path
     for key in patch[0] if patch else {}:
         setattr(gbdt, key, ORIGINAL[key])
     np.savez(store / f"{label}.npz", oof=result.oof, test=result.test, y=data.y)
-    held = float(roc_auc_score(truth, result.test))
+    held = TASKS[NAME]["score"](truth, result.test)
     return {"variant": label, "cv": result.score, "held-out": held, "train s": round(seconds, 1),
             "tune s": round(tune_s, 1), "params": json.dumps(tuned, sort_keys=True)[:80]}  # fmt: skip
 
 
 def blends(store: Path, truth: np.ndarray, spec: str) -> list[dict]:
-    metric = get_metric("roc_auc")
+    metric, task = get_metric(TASKS[NAME]["spec"]["metric"]), TASKS[NAME]["spec"]["task"]
     rows = []
     for combo in spec.split(","):
         parts = [np.load(store / f"{label}.npz") for label in combo.split("+")]
         y = parts[0]["y"]
-        w = hill_climb([p["oof"] for p in parts], y, metric, "binary", 50)
-        oof = blend([p["oof"] for p in parts], w, metric, "binary")
-        test = blend([p["test"] for p in parts], w, metric, "binary")
-        rows.append({"blend": combo, "weights": w.round(2).tolist(), "cv (in-sample weights)": metric(y, oof, "binary"),
-                     "held-out": float(roc_auc_score(truth, test))})  # fmt: skip
+        w = hill_climb([p["oof"] for p in parts], y, metric, task, 50)
+        oof = blend([p["oof"] for p in parts], w, metric, task)
+        test = blend([p["test"] for p in parts], w, metric, task)
+        rows.append({"blend": combo, "weights": w.round(2).tolist(), "cv (in-sample weights)": metric(y, oof, task),
+                     "held-out": TASKS[NAME]["score"](truth, test)})  # fmt: skip
     return rows
 
 
 def main() -> None:
+    global NAME
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", type=int, default=0)
     ap.add_argument("--only", default="", help="comma-separated variants: " + ", ".join(VARIANTS))
     ap.add_argument("--blend", default="", help="comma-separated a+b+... of stored variants")
     ap.add_argument("--store", type=Path, default=Path("/tmp/adult-levers"))
+    ap.add_argument("--task", default=NAME, help="one of tabular_tasks.py's: " + ", ".join(TASKS))
     args = ap.parse_args()
-    root = args.store / f"split{args.split}"
+    NAME = args.task
+    root = args.store / ("" if args.task == "adult-auc" else args.task) / f"split{args.split}"
     root.mkdir(parents=True, exist_ok=True)
     _, _, params, truth = prepare(root, args.split)
     rows = []

@@ -14,6 +14,7 @@ from pipelines.core.metrics import get_metric
 from pipelines.models.mlp import MLP
 from pipelines.models.onnx_export import export_onnx, onnx_predict, quantize_onnx
 from pipelines.models.registry import create_model, get_entry, list_models, unknown_params
+from pipelines.nn.heads import Head, members_apart, n_outputs
 from pipelines.nn.weights import load_weights
 
 # every torch model (mlp.py, torch_zoo.py); the fine-tunes need weights: tests/test_finetune.py covers them
@@ -26,6 +27,7 @@ TINY = {
     "vit": {"patch": 7, "dim": 16, "depth": 1, "heads": 2},
     "mlp": {"hidden": 16},
     "student_mlp": {"hidden": 8},
+    "tabm": {"k": 4, "width": 16, "layers": 1},
     "text_bert": {"hidden": 16, "layers": 1, "heads": 2, "vocab_size": 60},
 }
 WORDS = ["awful", "poor", "fine", "good", "great"]
@@ -131,7 +133,8 @@ def test_gradients_reach_every_parameter(name):
     x = x.float() / 255.0 if x.dim() == 4 else x  # pixels scaled; token ids stay ids
     model.input_shape_ = tuple(x.shape[1:])
     net = model._net(3)
-    torch.nn.functional.cross_entropy(net(x), torch.as_tensor(y)).backward()
+    logits, target = members_apart(net(x), torch.as_tensor(y))  # TabM: (n, k, 3) logits
+    torch.nn.functional.cross_entropy(logits, target).backward()
     for pname, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), pname
 
@@ -273,12 +276,47 @@ def test_small_nets_learn():
         X_tr, y_tr, eval_set=(X_va, y_va)
     )
     assert get_metric("roc_auc")(y_va, mlp.predict_output(X_va), "binary") > 0.9
+    tabm = create_model("tabm", make_ctx("binary"), k=8, width=32, layers=2, epochs=15, batch_size=16).fit(
+        X_tr, y_tr, eval_set=(X_va, y_va)
+    )
+    assert get_metric("roc_auc")(y_va, tabm.predict_output(X_va), "binary") > 0.9
     X, y = make_data("image", "multiclass", n=300)
     X_tr, y_tr, X_va, y_va = split(X, y, 220)
     cnn = create_model("cnn", make_ctx("multiclass"), width=8, epochs=6, batch_size=16).fit(
         X_tr, y_tr, eval_set=(X_va, y_va)
     )
     assert get_metric("accuracy")(y_va, cnn.predict_output(X_va), "multiclass") > 0.8
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_a_net_of_k_members_is_scored_by_their_mean_and_trains_each_member(task):
+    """TabM's logits (n, k, outputs): outputs are the mean of the members' (probabilities,
+    or values), and the loss is the mean of each member's loss on the whole batch."""
+    head = Head(task, mean=5.0, std=2.0) if task == "regression" else Head(task)
+    logits = torch.randn(6, 4, n_outputs(task, TASKS[task][1]))
+    y = torch.arange(6) % TASKS[task][1] if task != "regression" else torch.randn(6)
+    members = torch.stack([head(logits[:, j]) for j in range(4)])
+    torch.testing.assert_close(head(logits), members.mean(dim=0))
+    each = torch.stack([head.loss(logits[:, j], y) for j in range(4)])
+    torch.testing.assert_close(head.loss(logits, y), each.mean())
+
+
+def test_tabm_embeds_the_numbers_and_passes_the_one_hot_columns():
+    """TabM's piecewise-linear embeddings take the numeric columns (bins from the training
+    rows), not the one-hot ones, nor a number with fewer than 3 values."""
+    from dataclasses import replace
+
+    X, y = make_data("tabular", "binary", n=200)
+    X = X.assign(flag=np.arange(200) % 2)
+    ctx = replace(make_ctx("binary"), roles={"numeric": ["a", "b", "c", "flag"], "categorical": ["color"]})
+    model = create_model("tabm", ctx, **TINY["tabm"])
+    x = model._fit_inputs(X, y)
+    assert x.shape[1] == 6 and model.numeric_ == (0, 1, 2)  # a, b, c; not flag, nor the 2 colours
+    assert all(10 < len(edges) <= 49 for edges in model.bins_)  # at most 48 bins: quantiles of the training rows
+    model.input_shape_ = x.shape[1:]
+    net = model._net(2)
+    assert net.numeric.tolist() == [0, 1, 2] and net.rest.tolist() == [3, 4, 5]
+    assert net(torch.as_tensor(x[:5])).shape == (5, 4, 2)  # (rows, k members, outputs)
 
 
 def test_factories_cap_their_epochs_at_a_budget():

@@ -55,6 +55,7 @@ FAMILIES = {
     "resnet": "pipelines.models.torch_zoo",
     "student_cnn": "pipelines.models.torch_zoo",
     "student_mlp": "pipelines.models.mlp",
+    "tabm": "pipelines.models.mlp",
     "text_bert": "pipelines.models.torch_zoo",
     "vit": "pipelines.models.torch_zoo",
     "xgboost": "pipelines.models.xgb",

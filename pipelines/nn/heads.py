@@ -21,6 +21,15 @@ def n_outputs(task: str, n_classes: int) -> int:
     return 1 if task == "regression" else max(2, n_classes)
 
 
+def members_apart(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, k, outputs) logits of k members -> (n * k, outputs), each row's targets repeated k
+    times; (n, outputs) logits are returned as they are."""
+    if logits.dim() != 3:
+        return logits, targets
+    k = logits.shape[1]
+    return logits.flatten(0, 1), targets.repeat_interleave(k, dim=0)
+
+
 class Head(nn.Module):
     """Logits -> contract outputs, and the hard loss (cross-entropy or MSE).
 
@@ -51,15 +60,23 @@ class Head(nn.Module):
         return cls(task, y.mean(), max(float(y.std()), 1e-8))
 
     def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        """(n, outputs) logits, or (n, k, outputs) from a net of k members (TabM): the outputs
+        are then the mean of the members' outputs (probabilities, or values)."""
         if self.task == "regression":
-            return logits[:, 0] * self.std + self.mean
-        p = logits.softmax(dim=1)
+            values = logits[..., 0] * self.std + self.mean
+            return values.mean(dim=1) if logits.dim() == 3 else values
+        p = logits.softmax(dim=-1)
+        if logits.dim() == 3:
+            p = p.mean(dim=1)
         return p[:, 1] if self.task == "binary" else p
 
     def standardise(self, y: torch.Tensor) -> torch.Tensor:
         return (y.float() - self.mean) / self.std
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean loss; a net of k members (logits (n, k, outputs)) trains each member on
+        the whole batch, as TabM does."""
+        logits, y = members_apart(logits, y)
         if self.task == "regression":
             return F.mse_loss(logits[:, 0].float(), self.standardise(y))
         return F.cross_entropy(logits.float(), y.long(), label_smoothing=self.label_smoothing)
@@ -85,6 +102,7 @@ class Distill:
 
     def __call__(self, logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
         hard = self.head.loss(logits, y)
+        logits, soft = members_apart(logits, soft)
         if self.head.task == "regression":
             soft_loss = F.mse_loss(logits[:, 0].float(), self.head.standardise(soft))
         else:
