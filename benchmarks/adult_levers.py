@@ -43,6 +43,13 @@ NAME = "adult-auc"  # --task changes it
 ORIGINAL = {"FINAL_FIT_ROWS": gbdt.FINAL_FIT_ROWS}
 OLD = {"FINAL_FIT_ROWS": 20_000}  # the rule before: no final fit on Adult's 27,000-row folds
 SLOW = {"learning_rate": 0.015, "max_rounds": 6000}
+TD = {
+    "lightgbm": {"learning_rate": 0.04, "num_leaves": 50, "min_child_samples": 40, "subsample": 0.75,
+                 "colsample_bytree": 1.0, "reg_lambda": 0.0},
+    "xgboost": {"learning_rate": 0.08, "max_depth": 6, "min_child_weight": 5e-6, "subsample": 0.65,
+                "colsample_bytree": 0.9, "reg_lambda": 0.0},
+    "catboost": {"learning_rate": 0.08, "depth": 7, "l2_leaf_reg": 1e-5},
+}  # fmt: skip
 # label -> (model, factory arguments, tune settings or None: no tuning[, models/gbdt.py constants])
 VARIANTS = {
     "lgb-old": ("lightgbm", {}, None, OLD),
@@ -61,6 +68,13 @@ VARIANTS = {
     "lgb-tune10k": ("lightgbm", {}, {"max_rows": 10_000, "n_trials": 20}),
     "lgb-tune-all40": ("lightgbm", {}, {"max_rows": None, "n_trials": 40, "row_budget": None}),
     "xgb-tune-all40": ("xgboost", {}, {"max_rows": None, "n_trials": 40, "row_budget": None}),
+    # pytabkit 1.7.3's meta-learned ("tuned") defaults, DefaultParams.LGBM_TD_CLASS / XGB_TD_CLASS /
+    # CB_TD_CLASS, as far as the factories take them (XGBoost's colsample_bylevel 0.9 as bytree)
+    "lgb-td": ("lightgbm", TD["lightgbm"], None),
+    "xgb-td": ("xgboost", TD["xgboost"], None),
+    "cat-td": ("catboost", TD["catboost"], None),
+    "xgb-native": ("xgboost", {"max_cat_levels": 100_000}, None),  # every category as native splits
+    "xgb-codes": ("xgboost", {"max_cat_levels": 0}, None),  # every category as codes
     "tabm": ("tabm", {}, None),
     "tabm-k16": ("tabm", {"k": 16}, None),
 }

@@ -54,6 +54,7 @@ TRUSTED = frozenset({
 })  # fmt: skip
 FUNCTIONS = frozenset({
     "pipelines.features.preprocess:category_codes", "pipelines.features.preprocess:category_code_frame",
+    "pipelines.features.preprocess:wide_as_codes",
     "pipelines.core.tables:with_safe_names",
 })  # fmt: skip
 REDUCE = frozenset({f"{_SK}tree._tree:Tree"})

