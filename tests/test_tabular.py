@@ -312,6 +312,23 @@ def test_boosting_is_seeded_and_uses_categories_natively(name):
     assert all(str(k) == ("category" if name == "xgboost" else "int64") for k in kinds)
 
 
+def test_xgboost_sees_wide_categories_as_codes():
+    """Categories of more levels than `max_cat_levels` reach XGBoost as codes (numbers, NaN
+    where missing), narrower ones as native categories."""
+    X, X_test, y, roles = prepared("binary")
+    ctx = ModelContext(task="binary", metric=get_metric("roc_auc"), n_classes=2, roles=roles, progress=False)
+    n_levels = X["colour"].cat.categories.size
+    narrow = create_model("xgboost", ctx, max_cat_levels=n_levels).pipeline.named_steps["prep"].fit(X, y)
+    wide = create_model("xgboost", ctx, max_cat_levels=n_levels - 1).pipeline.named_steps["prep"].fit(X, y)
+    assert str(narrow.transform(X_test)["colour"].dtype) == "category"
+    missing = X_test["colour"].copy()
+    missing.iloc[0] = np.nan
+    codes = wide.transform(X_test.assign(colour=missing))["colour"]
+    assert codes.dtype == np.float64 and np.isnan(codes.iloc[0])
+    assert codes.iloc[1:].tolist() == X_test["colour"].cat.codes.iloc[1:].astype(float).tolist()
+    assert create_model("xgboost", ctx, max_cat_levels=0).fit(X, y).predict_output(X_test).shape == (len(X_test),)
+
+
 def test_group_target_encoder_names_follow_its_columns():
     X = pd.DataFrame({"k": ["a", "b"] * 10, "m": ["x"] * 20})
     enc = GroupTargetEncoder(n_classes=3).fit(X, np.arange(20) % 3)
