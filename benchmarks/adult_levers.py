@@ -49,6 +49,12 @@ TD = {
     "xgboost": {"learning_rate": 0.08, "max_depth": 6, "min_child_weight": 5e-6, "subsample": 0.65,
                 "colsample_bytree": 0.9, "reg_lambda": 0.0},
     "catboost": {"learning_rate": 0.08, "depth": 7, "l2_leaf_reg": 1e-5},
+    # regression: LGBM_TD_REG / XGB_TD_REG / CB_TD_REG
+    "lightgbm-reg": {"learning_rate": 0.05, "num_leaves": 100, "min_child_samples": 3, "subsample": 0.7,
+                     "colsample_bytree": 1.0, "reg_lambda": 0.0},
+    "xgboost-reg": {"learning_rate": 0.05, "max_depth": 9, "min_child_weight": 2.0, "subsample": 0.7,
+                    "colsample_bytree": 1.0, "reg_lambda": 0.0},
+    "catboost-reg": {"learning_rate": 0.09, "depth": 9, "l2_leaf_reg": 1e-5},
 }  # fmt: skip
 # label -> (model, factory arguments, tune settings or None: no tuning[, models/gbdt.py constants])
 VARIANTS = {
@@ -73,6 +79,9 @@ VARIANTS = {
     "lgb-td": ("lightgbm", TD["lightgbm"], None),
     "xgb-td": ("xgboost", TD["xgboost"], None),
     "cat-td": ("catboost", TD["catboost"], None),
+    "lgb-tdr": ("lightgbm", TD["lightgbm-reg"], None),
+    "xgb-tdr": ("xgboost", TD["xgboost-reg"], None),
+    "cat-tdr": ("catboost", TD["catboost-reg"], None),
     "xgb-native": ("xgboost", {"max_cat_levels": 100_000}, None),  # every category as native splits
     "xgb-codes": ("xgboost", {"max_cat_levels": 0}, None),  # every category as codes
     "tabm": ("tabm", {}, None),

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from pipelines.__main__ import main
 from tests.bad_inputs import Workspace
-from tests.conftest import TITANIC, run, tiny_params
+from tests.conftest import TITANIC, run, tiny_params, titanic_folder
 
 
 def test_train_params_hold_in_tuning_and_training(tmp_path):
@@ -40,6 +40,41 @@ def test_train_params_hold_in_tuning_and_training(tmp_path):
     assert main([*argv, "--out", str(out)]) == 0
     # the fixed C wins over the tuned one
     assert yaml.safe_load((out / "logreg" / "scores.json").read_text())["params"] == {"C": 0.05}
+
+
+def test_params_tuned_on_a_subsample_must_beat_the_defaults_on_every_row(tmp_path, capsys):
+    """best_params.json says how many rows the study saw; train cross-validates params tuned
+    on fewer rows than it has against the defaults, keeps the better and says so."""
+    spec = {**titanic_folder(tmp_path / "raw", n_train=300), "metric": "logloss"}
+    params = {"seed": 1, "folds": {"n_splits": 3}, "competitions": {"t": spec}}
+    params |= {
+        "train": {"models": {"tabular": ["logreg"]}},
+        "tune": {"models": ["logreg"], "n_trials": 2, "max_rows": 100},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    common = ["t", "--params", str(tmp_path / "params.yaml")]
+    clean, tune = tmp_path / "clean", tmp_path / "tune"
+    assert main(["clean", *common, "--raw", str(tmp_path / "raw"), "--out", str(clean)]) == 0
+    assert main(["tune", *common, "--clean", str(clean), "--out", str(tune)]) == 0
+    best = json.loads((tune / "best_params.json").read_text())["logreg"]
+    assert best["rows"] == 100
+    bad = {"logreg": {**best, "params": {"C": 1e-6}}}  # as a study on a few rows might pick: next to no model
+    (tune / "best_params.json").write_text(json.dumps(bad))
+
+    def train(out):
+        argv = ["train", *common, "--clean", str(clean), "--tuned", str(tune), "--cache", str(tmp_path / "cache")]
+        assert main([*argv, "--out", str(out)]) == 0
+        return json.loads((out / "cv.json").read_text()), json.loads((out / "logreg" / "scores.json").read_text())
+
+    cv, scores = train(tmp_path / "train")
+    assert (
+        "the defaults were kept" in cv["tuning_rejected"]["logreg"] and "defaults were kept" in capsys.readouterr().out
+    )
+    assert not scores["tuned"] and scores["params"] == {} and scores["cv"] < 0.6  # logloss: the defaults' CV
+    bad["logreg"]["rows"] = 300  # tuned on every row: taken as it is
+    (tune / "best_params.json").write_text(json.dumps(bad))
+    cv, scores = train(tmp_path / "train-all-rows")
+    assert "tuning_rejected" not in cv and scores["tuned"] and scores["params"] == {"C": 1e-6} and scores["cv"] > 0.65
 
 
 class Tuning:

@@ -195,7 +195,7 @@ def main(args, params) -> None:
         if proc.wait() != 0:
             raise PipelineError(f"tune: a worker (pid {proc.pid}) exited with code {proc.returncode}")
     if not args.join:
-        write_results(out, studies, ctx.metric.greater_is_better, args.name)
+        write_results(out, studies, ctx.metric.greater_is_better, args.name, plan.tune_rows)
 
 
 def run_studies(todo, studies, data, ctx, params, plan) -> None:
@@ -210,12 +210,14 @@ def run_studies(todo, studies, data, ctx, params, plan) -> None:
         run_trials(studies[model], objective, n_trials, timeout=min(limits) if limits else None)
 
 
-def write_results(out: Path, studies: dict, greater_is_better: bool, name: str) -> None:
+def write_results(out: Path, studies: dict, greater_is_better: bool, name: str, rows: int) -> None:
+    """best_params.json (each model's best params, their CV on the `rows` tuning rows, the
+    trials), the history, importances and slices."""
     done = {m: s for m, s in studies.items() if s.get_trials(deepcopy=False, states=FINISHED[:1])}  # COMPLETE
     best = {}
     for model, study in done.items():
         trials = len(study.get_trials(deepcopy=False, states=FINISHED))
-        best[model] = {"params": study.best_params, "cv": study.best_value, "trials": trials}
+        best[model] = {"params": study.best_params, "cv": study.best_value, "trials": trials, "rows": rows}
         print(f"{name}: tuned {model}: best cv {study.best_value:.5f} after {trials} trials")
     write_json(out / "best_params.json", best)
     with atomic_file(out / "history.csv") as fh:
