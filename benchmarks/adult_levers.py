@@ -84,6 +84,8 @@ VARIANTS = {
     "cat-tdr": ("catboost", TD["catboost-reg"], None),
     "xgb-native": ("xgboost", {"max_cat_levels": 100_000}, None),  # every category as native splits
     "xgb-codes": ("xgboost", {"max_cat_levels": 0}, None),  # every category as codes
+    "lgb-xt": ("lightgbm", {"extra_trees": True}, None),
+    "rf": ("random_forest", {}, None),
     "tabm": ("tabm", {}, None),
     "tabm-k16": ("tabm", {"k": 16}, None),
 }

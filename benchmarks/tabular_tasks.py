@@ -150,6 +150,14 @@ def _flights() -> pd.DataFrame:
     return frame.sample(n=FLIGHTS_ROWS, random_state=0).sort_values("id").reset_index(drop=True)
 
 
+@functools.cache
+def _synthetic() -> pd.DataFrame:
+    """`large_tabular.py`'s synthetic binary table (seed 0), 300,000 rows: 210,000 train a split."""
+    from benchmarks.large_tabular import synthetic
+
+    return synthetic(300_000, 0)
+
+
 def _auc(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(roc_auc_score(truth, pred))
 
@@ -178,6 +186,11 @@ TASKS = {
         "load": _diamonds,
         "spec": {"id": "id", "target": "price", "task": "regression", "metric": "rmsle"},
         "score": lambda truth, pred: get_metric("rmsle")(truth, pred, "regression"),
+    },
+    "synthetic-auc": {
+        "load": _synthetic,
+        "spec": {"id": "id", "target": "target", "task": "binary", "metric": "roc_auc"},
+        "score": _auc,
     },
     "flights-auc": {
         "load": _flights,

@@ -81,3 +81,38 @@ def test_a_competition_whose_models_all_need_missing_weights_is_one_line(tmp_pat
     raw["competitions"]["texts"]["weights"] = "pip:some-weights==1.0"
     plan = make_plan(parse_params(raw), "texts", data)
     assert plan.models[0].args == {"weights": "pip:some-weights==1.0"}
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_from_20000_rows_the_boosters_defaults_are_pytabkits(task):
+    """From 20,000 rows a regression's lightgbm and xgboost defaults are pytabkit's
+    meta-learned ones, beneath tuned values and params.yaml's; below, and for classification,
+    none differ."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from pipelines.models.gbdt import LIGHTGBM_LARGE_REGRESSION
+    from pipelines.stages.train import _arguments
+    from pipelines.stages.tune import default_params
+
+    meta = {"modality": "tabular", "task": task, "metric": "rmse" if task == "regression" else "roc_auc"}
+    raw = tiny_params(t={"source": "local", "path": "x", "id": "id", "target": "y", "task": task,
+                         "metric": meta["metric"], "models": ["lightgbm", "xgboost"]})  # fmt: skip
+    raw["train"]["params"] = {"lightgbm": {"num_leaves": 7}}
+
+    def plan_of(rows):
+        data = SimpleNamespace(meta={**meta, "n_classes": 2}, y=np.zeros(rows), folds=np.arange(rows) % 3)
+        return make_plan(parse_params(raw), "t", data)
+
+    small, large = plan_of(1_000), plan_of(20_000)
+    assert [m.sized for m in small.models] == [{}, {}]
+    lgb, xgb = large.model("lightgbm"), large.model("xgboost")
+    tuned = {"lightgbm": {"params": {"learning_rate": 0.2}}}
+    if task != "regression":
+        assert lgb.sized == xgb.sized == {} and _arguments(lgb, tuned) == {"learning_rate": 0.2, "num_leaves": 7}
+        return
+    want = LIGHTGBM_LARGE_REGRESSION
+    assert lgb.sized == want and xgb.sized["max_depth"] == 9
+    assert _arguments(lgb, tuned) == {**want, "learning_rate": 0.2, "num_leaves": 7}  # params.yaml > tuned > sized
+    assert default_params("lightgbm", lgb.sized)["num_leaves"] == 100  # the study's first trial

@@ -82,6 +82,13 @@ class ModelEntry:
     # its folds share what one process holds (a frozen encoder's embeddings): they run one after
     # another in one process on every thread, never in fold workers that would each embed again
     one_process: bool = False
+    # (training rows, task) -> the defaults that differ at that size (`defaults_at`)
+    at_size: Callable[[int, str], dict] | None = None
+
+    def defaults_at(self, rows: int, task: str) -> dict:
+        """The defaults that replace `defaults` for `rows` training rows of `task` (the plan
+        passes them beneath tuned values and params.yaml's): {} where none differ."""
+        return dict(self.at_size(rows, task)) if self.at_size is not None else {}
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -98,9 +105,10 @@ def register_model(
     export: str | None = None,
     pretrained: bool = False,
     one_process: bool = False,
+    at_size: Callable[[int, str], dict] | None = None,
 ):
     """Register the decorated factory `(ctx, **arguments)` as `name`; `defaults` declares
-    every argument it takes and its default."""
+    every argument it takes and its default (`at_size`: those that differ by data size)."""
 
     def decorator(factory: Callable) -> Callable:
         if name in _REGISTRY:
@@ -108,7 +116,7 @@ def register_model(
         _REGISTRY[name] = ModelEntry(
             name, factory, factory.__module__, modality, tuple(tasks), MappingProxyType(dict(defaults)),
             search_space, accepts_soft_targets, final_fit="final_fit" in defaults, export=export, pretrained=pretrained,
-            one_process=one_process,
+            one_process=one_process, at_size=at_size,
         )  # fmt: skip
         return factory
 

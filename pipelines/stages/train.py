@@ -72,7 +72,10 @@ def main(args, params) -> None:
             try:
                 rest = len(plan.models) - i
                 result, nproc = _train_one(args, data, ctx, plan, model, tuned, deadline, rest)
-                result = _tuned_or_defaults(args, data, ctx, plan, (model, rest), tuned, deadline, result, rejected)
+                result, note = _tuned_or_defaults(args, data, ctx, plan, (model, rest), tuned, deadline, result)
+                if note:
+                    rejected[model.name] = note
+                    print(f"{args.name}: {model.name:>14} {note}")
             except OverBudget as err:
                 left_out[model.name] = str(err)
                 print(f"{args.name}: {model.name:>14} left out: {err}")
@@ -97,29 +100,29 @@ def main(args, params) -> None:
         write_json(args.logs / "plan.json", plan.to_dict())
 
 
-def _tuned_or_defaults(args, data, ctx, plan, planned, tuned: dict, deadline, result, rejected: dict):
+def _tuned_or_defaults(args, data, ctx, plan, planned, tuned: dict, deadline, result):
     """Params tuned on a subsample (`tune.max_rows`) must beat the defaults on every row: the
     model is cross-validated again without them, and the better CV is kept (on Adult, and on
     the 150,000-row delay set of issue 22, studies on 10,000 rows chose params that scored
-    below the defaults on all rows). A rejection is noted in `rejected` and printed. The check runs only while the
-    train stage's share of a budget lasts. `planned`: (the planned model, models left to train)."""
+    below the defaults on all rows). Returns the kept result and, when the defaults were kept,
+    a note saying why. The check runs only while the train stage's share of a budget lasts.
+    `planned`: (the planned model, models left to train)."""
     model, rest = planned
     rows = tuned.get(model.name, {}).get("rows")
     if rows is None or rows >= len(data.y) or not tuned[model.name].get("params") or deadline.spent():
-        return result
-    try:  # no tuned params: the factory's defaults under params.yaml's arguments
+        return result, None
+    try:  # no tuned params: the defaults at this size under params.yaml's arguments
         defaults, _ = _train_one(args, data, ctx, plan, model, {}, deadline, rest)
     except OverBudget:
-        return result
+        return result, None
     seconds = result.seconds + defaults.seconds
     if ctx.metric.greater_is_better == (result.score > defaults.score) and result.score != defaults.score:
-        return replace(result, seconds=seconds)
-    rejected[model.name] = (
+        return replace(result, seconds=seconds), None
+    note = (
         f"tuned on {rows:,} rows: cv {result.score:.5f} on all {len(data.y):,} rows against the defaults' "
         f"{defaults.score:.5f}; the defaults were kept"
     )
-    print(f"{args.name}: {model.name:>14} {rejected[model.name]}")
-    return replace(defaults, seconds=seconds)
+    return replace(defaults, seconds=seconds), note
 
 
 def _train_one(args, data, ctx, plan, model, tuned: dict, deadline, rest: int):
@@ -151,8 +154,9 @@ def _cut_line(cuts: dict[str, str]) -> str:
 
 
 def _arguments(model, tuned: dict) -> dict:
-    """A planned model's arguments: params.yaml's over the tuned ones (factory defaults below both)."""
-    return {**tuned.get(model.name, {}).get("params", {}), **model.args}
+    """A planned model's arguments: params.yaml's over the tuned ones over the defaults at this
+    data size (the factory's own below all three)."""
+    return {**model.sized, **tuned.get(model.name, {}).get("params", {}), **model.args}
 
 
 def _setup(args, params):
@@ -192,7 +196,7 @@ def train_rank(args, params) -> None:
         try:
             set_threads(max(1, params.train.threads // world))  # BLAS and preprocessing share the cores too
             data, ctx, tuned, plan = _setup(args, params)
-            model = next(m for m in plan.models if m.name == args.rank_model)
+            model = plan.model(args.rank_model)
             ctx = replace(ctx, fit_seconds=args.fit_seconds, processes=world, progress=ctx.progress and rank == 0)
             opts = CVOptions(cache_dir=args.cache, refit=plan.refit, writer=rank == 0, max_folds=model.folds)
             cross_validate(model.name, _arguments(model, tuned), data, ctx, opts)

@@ -76,17 +76,17 @@ def subsample(data: CleanData, max_rows: int | None, seed: int) -> FoldData:
     return FoldData(take_rows(data.X, idx), data.y[idx], take_rows(data.X_test, np.arange(1)), data.folds[idx], rows)
 
 
-def default_params(model: str) -> dict:
-    """The model's declared defaults (numbers, strings, booleans): a study's first trials."""
-    return {name: v for name, v in get_entry(model).defaults.items() if isinstance(v, (int, float, str, bool))}
+def default_params(model: str, sized: dict | None = None) -> dict:
+    """The model's declared defaults (numbers, strings, booleans), with those that differ at
+    this data size (`sized`): a study's first trials."""
+    merged = {**get_entry(model).defaults, **(sized or {})}
+    return {name: v for name, v in merged.items() if isinstance(v, (int, float, str, bool))}
 
 
-def open_study(
-    model: str, name: str, family: str, storage, ctx, tp, n_trials: int, *, seed: int | None
-) -> optuna.Study:
-    """Create or load study `name`; a new one queues the best params of the latest other study
-    named `family...` (same competition and model, `tune.warm_start`) and the model's defaults,
-    as far as `n_trials` goes."""
+def open_study(planned, name: str, family: str, storage, ctx, tp, n_trials: int, *, seed: int | None) -> optuna.Study:
+    """Create or load study `name` of the planned model `planned`; a new one queues the best
+    params of the latest other study named `family...` (same competition and model,
+    `tune.warm_start`) and the model's defaults at this data size, as far as `n_trials` goes."""
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -98,7 +98,7 @@ def open_study(
     )
     if not study.get_trials(deepcopy=False):
         warm = previous_best(storage, family, name) if tp.warm_start else None
-        for queued in [p for p in (warm, default_params(model)) if p is not None][:n_trials]:
+        for queued in [p for p in (warm, default_params(planned.name, planned.sized)) if p is not None][:n_trials]:
             study.enqueue_trial(queued, skip_if_exists=True)
     return study
 
@@ -120,7 +120,8 @@ def make_objective(planned, data, ctx, tp, n_trials: int, seed: int, seconds: fl
         params = entry.search_space(trial)
         steps = TrialSteps(trial, ctx.epochs)  # torch models report each epoch to it (ctx.trial)
         opts = CVOptions(on_fold=steps.on_fold, max_folds=max_folds, deadline=deadline)
-        result = cross_validate(model, {**params, **fixed, **cheap}, rows, replace(ctx, trial=steps), opts)
+        arguments = {**planned.sized, **params, **fixed, **cheap}  # the defaults at this size beneath the trial's
+        result = cross_validate(model, arguments, rows, replace(ctx, trial=steps), opts)
         trial.set_user_attr("fold_scores", [float(s) for s in result.fold_scores])  # the best CV's noise
         return ctx.metric.best_score(rows.y[scored], result.oof[scored], ctx.task)
 
@@ -180,7 +181,7 @@ def main(args, params) -> None:
     todo = studies_of(plan, tag)
     seed = None if args.join else ctx.seed  # joining workers sample on their own (a shared seed: the same points)
     studies = {
-        model: open_study(model, name, f"{args.name}-{model}-", storage, ctx, tp, n_trials, seed=seed)
+        model: open_study(plan.model(model), name, f"{args.name}-{model}-", storage, ctx, tp, n_trials, seed=seed)
         for model, name, _ in todo
     }
     workers = [] if args.join else spawn_workers(args, clean, out, tp.workers - 1, threads)
@@ -205,7 +206,7 @@ def run_studies(todo, studies, data, ctx, params, plan) -> None:
         # with a budget, this model's part of what is left of the stage's share
         share = deadline.share(len(todo) - i)
         limits = [t for t in (params.tune.timeout, share) if t is not None]
-        planned = next(m for m in plan.models if m.name == model)
+        planned = plan.model(model)
         objective = make_objective(planned, data, ctx, params.tune, n_trials, params.seed, share)
         run_trials(studies[model], objective, n_trials, timeout=min(limits) if limits else None)
 

@@ -35,6 +35,9 @@ class ModelPlan:
     name: str
     args: dict = field(default_factory=dict)
     tuned: bool = False  # whether `tune` searches its space (its best params then come first)
+    # the defaults that differ at this data size (`ModelEntry.defaults_at`), beneath tuned
+    # values and `args`: what "the defaults" mean for this competition
+    sized: dict = field(default_factory=dict)
     folds: int | None = None  # fold fits when fewer than the folds (`train.max_folds`: merged), else None
 
 
@@ -63,6 +66,10 @@ class Plan:
     def fits(self) -> int:
         """Fits per model (the student's too): one per fold, and the refit."""
         return self.n_splits + self.refit
+
+    def model(self, name: str) -> ModelPlan:
+        """The planned model `name`."""
+        return next(m for m in self.models if m.name == name)
 
     def fits_of(self, model: ModelPlan) -> int:
         """The fits of one planned model: its fold fits (fewer where its folds are merged), and the refit."""
@@ -94,7 +101,10 @@ def make_plan(params: Params, name: str, data) -> Plan:
         )
     tunable = [m for m in tunable if m in chosen]
     merge = {m: k for m, k in params.train.max_folds.items() if k < n_splits}
-    models = tuple(ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m)) for m, args in chosen.items())
+    models = tuple(
+        ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m), sized=get_entry(m).defaults_at(rows, meta["task"]))
+        for m, args in chosen.items()
+    )
     student = student_for(params, modality, rows, name)
     takes = get_entry(student).defaults  # a tree student has no temperature to soften
     kd = {k: v for k, v in (("temperature", params.distill.temperature), ("alpha", params.distill.alpha)) if k in takes}
@@ -172,5 +182,5 @@ def describe(plan: Plan) -> str:
 
 def _args(model: ModelPlan) -> str:
     """The model's arguments, merged: params.yaml's (marked *) over the factory's defaults."""
-    merged = {**get_entry(model.name).defaults, **model.args}
+    merged = {**get_entry(model.name).defaults, **model.sized, **model.args}
     return ", ".join(f"{k}={v!r}{'*' if k in model.args else ''}" for k, v in merged.items())
