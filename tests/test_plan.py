@@ -115,4 +115,6 @@ def test_from_20000_rows_the_boosters_defaults_are_pytabkits(task):
     want = LIGHTGBM_LARGE_REGRESSION
     assert lgb.sized == want and xgb.sized["max_depth"] == 9
     assert _arguments(lgb, tuned) == {**want, "learning_rate": 0.2, "num_leaves": 7}  # params.yaml > tuned > sized
-    assert default_params("lightgbm", lgb.sized)["num_leaves"] == 100  # the study's first trial
+    first = default_params("lightgbm", lgb.sized)  # the study's first trial: what its space can hold
+    assert first["learning_rate"] == 0.05 and first["subsample"] == 0.7 and first["colsample_bytree"] == 1.0
+    assert not {"num_leaves", "min_child_samples", "reg_lambda"} & set(first)  # 100 > 64, 3 < 5, 0 in a log range

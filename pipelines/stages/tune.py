@@ -78,9 +78,34 @@ def subsample(data: CleanData, max_rows: int | None, seed: int) -> FoldData:
 
 def default_params(model: str, sized: dict | None = None) -> dict:
     """The model's declared defaults (numbers, strings, booleans), with those that differ at
-    this data size (`sized`): a study's first trials."""
-    merged = {**get_entry(model).defaults, **(sized or {})}
-    return {name: v for name, v in merged.items() if isinstance(v, (int, float, str, bool))}
+    this data size (`sized`): a study's first trials. A value its search space cannot hold
+    (pytabkit's reg_lambda 0 in a log range) is left to the sampler."""
+    entry = get_entry(model)
+    merged = {**entry.defaults, **(sized or {})}
+    space = _distributions(entry.search_space) if entry.search_space is not None else {}
+    return {
+        name: v
+        for name, v in merged.items()
+        if isinstance(v, (int, float, str, bool)) and (name not in space or _holds(space[name], v))
+    }
+
+
+def _distributions(search_space) -> dict:
+    """The search space's distributions by name (one trial of a throwaway in-memory study)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
+    try:
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+        search_space(trial)
+        return trial.distributions
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+def _holds(distribution, value) -> bool:
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return value in distribution.choices
+    return distribution.low <= value <= distribution.high
 
 
 def open_study(planned, name: str, family: str, storage, ctx, tp, n_trials: int, *, seed: int | None) -> optuna.Study:
