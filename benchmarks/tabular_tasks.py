@@ -139,37 +139,31 @@ def _qwk(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(cohen_kappa_score(truth, np.asarray(pred).astype(np.int64), weights="quadratic"))
 
 
+def _task(load, score, **spec) -> dict:
+    return {"load": load, "spec": spec, "score": score}
+
+
 TASKS = {
-    "adult-auc": {
-        "load": _adult,
-        "spec": {"id": "id", "target": "class", "task": "binary", "metric": "roc_auc"},
-        "score": lambda truth, pred: _auc(truth == ">50K", pred),
-    },
-    "titanic-auc": {
-        "load": _titanic,
-        "spec": {"id": "PassengerId", "target": "Survived", "task": "binary", "metric": "roc_auc"},
-        "score": _auc,
-    },
-    "house-quality-qwk": {
-        "load": _house_quality,
-        "spec": {"id": "Id", "target": "OverallQual", "task": "multiclass", "metric": "qwk"},
-        "score": _qwk,
-    },
-    "diamonds-rmsle": {
-        "load": _diamonds,
-        "spec": {"id": "id", "target": "price", "task": "regression", "metric": "rmsle"},
-        "score": lambda truth, pred: get_metric("rmsle")(truth, pred, "regression"),
-    },
-    "synthetic-auc": {
-        "load": _synthetic,
-        "spec": {"id": "id", "target": "target", "task": "binary", "metric": "roc_auc"},
-        "score": _auc,
-    },
-    "flights-auc": {
-        "load": _flights,
-        "spec": {"id": "id", "target": "delayed", "task": "binary", "metric": "roc_auc"},
-        "score": _auc,
-    },
+    "adult-auc": _task(
+        _adult,
+        lambda truth, pred: _auc(truth == ">50K", pred),
+        id="id",
+        target="class",
+        task="binary",
+        metric="roc_auc",
+    ),  # fmt: skip
+    "titanic-auc": _task(_titanic, _auc, id="PassengerId", target="Survived", task="binary", metric="roc_auc"),
+    "house-quality-qwk": _task(_house_quality, _qwk, id="Id", target="OverallQual", task="multiclass", metric="qwk"),
+    "diamonds-rmsle": _task(
+        _diamonds,
+        lambda truth, pred: get_metric("rmsle")(truth, pred, "regression"),
+        id="id",
+        target="price",
+        task="regression",
+        metric="rmsle",
+    ),  # fmt: skip
+    "synthetic-auc": _task(_synthetic, _auc, id="id", target="target", task="binary", metric="roc_auc"),
+    "flights-auc": _task(_flights, _auc, id="id", target="delayed", task="binary", metric="roc_auc"),
 }
 
 
