@@ -192,7 +192,10 @@ class _Features:
         self.add("numeric", f"{col}__year", dates.dt.year)
         self.add("numeric", f"{col}__month", dates.dt.month)
         self.add("numeric", f"{col}__dayofweek", dates.dt.day_of_week)
-        self.add("numeric", f"{col}__ordinal", (dates - pd.Timestamp("1970-01-01")).dt.days)
+        # days since 1970; with times of day, fractional: one number that orders every hour
+        # (rows of the same day and hour share what happened then: a storm's delays)
+        since = dates - pd.Timestamp("1970-01-01")
+        self.add("numeric", f"{col}__ordinal", since / pd.Timedelta(days=1) if hours else since.dt.days)
 
     def categorical(self, col: str, values: pd.Series, step: dict) -> None:
         self.add("categorical", col, _categorical(values, step["levels"]))
