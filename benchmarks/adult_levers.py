@@ -36,7 +36,7 @@ from pipelines.core.metrics import get_metric  # noqa: E402
 from pipelines.models import gbdt  # noqa: E402
 from pipelines.outputs.cleaned import CleanData  # noqa: E402
 from pipelines.stages.common import model_context  # noqa: E402
-from pipelines.training.cv import cross_validate  # noqa: E402
+from pipelines.training.cv import CVOptions, cross_validate  # noqa: E402
 from pipelines.training.ensembling import blend, hill_climb  # noqa: E402
 
 NAME = "adult-auc"  # --task changes it
@@ -85,6 +85,7 @@ VARIANTS = {
     "xgb-native": ("xgboost", {"max_cat_levels": 100_000}, None),  # every category as native splits
     "xgb-codes": ("xgboost", {"max_cat_levels": 0}, None),  # every category as codes
     "lgb-xt": ("lightgbm", {"extra_trees": True}, None),
+    "lgb-refit": ("lightgbm", {}, None),
     "rf": ("random_forest", {}, None),
     "tabm": ("tabm", {}, None),
     "tabm-k16": ("tabm", {"k": 16}, None),
@@ -127,7 +128,8 @@ def measure(root: Path, params: dict, truth: np.ndarray, label: str, store: Path
     data = CleanData(root / "clean")
     ctx = model_context(data, parse_params(params), progress=False)
     start = time.perf_counter()
-    result = cross_validate(model, {**tuned, **fixed}, data, ctx)
+    opts = CVOptions(refit=label.endswith("-refit"))  # -refit: test = half a fit on every row, half the folds
+    result = cross_validate(model, {**tuned, **fixed}, data, ctx, opts)
     seconds = time.perf_counter() - start
     for key in patch[0] if patch else {}:
         setattr(gbdt, key, ORIGINAL[key])
