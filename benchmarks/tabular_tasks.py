@@ -139,29 +139,23 @@ def _qwk(truth: np.ndarray, pred: np.ndarray) -> float:
     return float(cohen_kappa_score(truth, np.asarray(pred).astype(np.int64), weights="quadratic"))
 
 
+def _adult_auc(truth: np.ndarray, pred: np.ndarray) -> float:
+    return _auc(truth == ">50K", pred)
+
+
+def _rmsle(truth: np.ndarray, pred: np.ndarray) -> float:
+    return get_metric("rmsle")(truth, pred, "regression")
+
+
 def _task(load, score, **spec) -> dict:
     return {"load": load, "spec": spec, "score": score}
 
 
 TASKS = {
-    "adult-auc": _task(
-        _adult,
-        lambda truth, pred: _auc(truth == ">50K", pred),
-        id="id",
-        target="class",
-        task="binary",
-        metric="roc_auc",
-    ),  # fmt: skip
+    "adult-auc": _task(_adult, _adult_auc, id="id", target="class", task="binary", metric="roc_auc"),
     "titanic-auc": _task(_titanic, _auc, id="PassengerId", target="Survived", task="binary", metric="roc_auc"),
     "house-quality-qwk": _task(_house_quality, _qwk, id="Id", target="OverallQual", task="multiclass", metric="qwk"),
-    "diamonds-rmsle": _task(
-        _diamonds,
-        lambda truth, pred: get_metric("rmsle")(truth, pred, "regression"),
-        id="id",
-        target="price",
-        task="regression",
-        metric="rmsle",
-    ),  # fmt: skip
+    "diamonds-rmsle": _task(_diamonds, _rmsle, id="id", target="price", task="regression", metric="rmsle"),
     "synthetic-auc": _task(_synthetic, _auc, id="id", target="target", task="binary", metric="roc_auc"),
     "flights-auc": _task(_flights, _auc, id="id", target="delayed", task="binary", metric="roc_auc"),
 }
