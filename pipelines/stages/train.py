@@ -116,7 +116,7 @@ def _tuned_or_defaults(args, data, ctx, plan, planned, tuned: dict, deadline, re
     except OverBudget:
         return result, None
     seconds = result.seconds + defaults.seconds
-    if ctx.metric.greater_is_better == (result.score > defaults.score) and result.score != defaults.score:
+    if ctx.metric.better(result.score, defaults.score):  # a tie keeps the defaults
         return replace(result, seconds=seconds), None
     note = (
         f"tuned on {rows:,} rows: cv {result.score:.5f} on all {len(data.y):,} rows against the defaults' "
