@@ -86,6 +86,8 @@ VARIANTS = {
     "xgb-codes": ("xgboost", {"max_cat_levels": 0}, None),  # every category as codes
     "lgb-xt": ("lightgbm", {"extra_trees": True}, None),
     "lgb-refit": ("lightgbm", {}, None),
+    # AutoGluon 1.6's XGBoost defaults (learning rate 0.1, depth 6, every row and column)
+    "xgb-ag": ("xgboost", {"learning_rate": 0.1, "max_depth": 6, "subsample": 1.0, "colsample_bytree": 1.0}, None),
     "rf": ("random_forest", {}, None),
     "tabm": ("tabm", {}, None),
     "tabm-k16": ("tabm", {"k": 16}, None),
