@@ -86,8 +86,8 @@ def test_a_competition_whose_models_all_need_missing_weights_is_one_line(tmp_pat
 @pytest.mark.parametrize("task", ["binary", "regression"])
 def test_from_20000_rows_the_boosters_defaults_are_pytabkits(task):
     """From 20,000 rows a regression's lightgbm and xgboost defaults are pytabkit's
-    meta-learned ones, beneath tuned values and params.yaml's; below, and for classification,
-    none differ."""
+    meta-learned ones, a classification's xgboost AutoGluon's, beneath tuned values and
+    params.yaml's; below, none differ."""
     from types import SimpleNamespace
 
     import numpy as np
@@ -110,7 +110,8 @@ def test_from_20000_rows_the_boosters_defaults_are_pytabkits(task):
     lgb, xgb = large.model("lightgbm"), large.model("xgboost")
     tuned = {"lightgbm": {"params": {"learning_rate": 0.2}}}
     if task != "regression":
-        assert lgb.sized == xgb.sized == {} and _arguments(lgb, tuned) == {"learning_rate": 0.2, "num_leaves": 7}
+        assert lgb.sized == {} and _arguments(lgb, tuned) == {"learning_rate": 0.2, "num_leaves": 7}
+        assert xgb.sized == {"learning_rate": 0.1, "max_depth": 6, "subsample": 1.0, "colsample_bytree": 1.0}
         return
     want = LIGHTGBM_LARGE_REGRESSION
     assert lgb.sized == want and xgb.sized["max_depth"] == 9
