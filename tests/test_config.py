@@ -103,10 +103,14 @@ def test_unknown_competition_and_bad_yaml(tmp_path):
         load_params(bad)
 
 
-def test_refit_auto_means_image_models_only():
+def test_refit_auto_means_image_models_only_with_seeds_at_size():
     auto = parse_params({"competitions": {"t": TITANIC}}).train
-    assert auto.refit == "auto" and auto.refit_for("image") and not auto.refit_for("tabular")
+    assert auto.refit == "auto" and auto.refit_for("image", 4_000) == 1 and auto.refit_for("tabular", 4_000) == 0
+    assert auto.refit_for("image", 42_000) == 3 and auto.refit_for("tabular", 300_000) == 0
     on = parse_params({"competitions": {"t": TITANIC}, "train": {"refit": True}}).train
-    assert on.refit_for("tabular") and on.refit_for("image")
-    with pytest.raises(PipelineError, match=r"train.refit"):
-        parse_params({"competitions": {"t": TITANIC}, "train": {"refit": "sometimes"}})
+    assert on.refit_for("tabular", 891) == 1 and on.refit_for("image", 42_000) == 1
+    two = parse_params({"competitions": {"t": TITANIC}, "train": {"refit": 2}}).train
+    assert two.refit_for("tabular", 891) == 2
+    for bad in ("sometimes", -1):
+        with pytest.raises(PipelineError, match=r"train.refit"):
+            parse_params({"competitions": {"t": TITANIC}, "train": {"refit": bad}})

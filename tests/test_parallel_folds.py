@@ -93,6 +93,23 @@ def test_refit_on_every_row_halves_the_test_predictions(tmp_path):
     np.testing.assert_array_equal(again.test, seq.test)
 
 
+def test_refits_are_seeds_each_weighing_as_much_as_the_folds_mean(tmp_path):
+    X, y, folds, ctx = _data()
+    one = cross_validate("cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path, refit=1))
+    three = cross_validate("cnn", PARAMS, FoldData(X, y, X[:7], folds), ctx, CVOptions(cache_dir=tmp_path, refit=3))
+    assert three.refit == 3 and one.refit == 1
+    np.testing.assert_array_equal(three.oof, one.oof)
+    # refit r: seed + n_splits + r on every row; the first is the one-refit run's own
+    seeds = [create_model("cnn", replace(ctx, seed=ctx.seed + 5 + r), **PARAMS).fit(X, y).predict_output(X[:7])
+             for r in range(3)]  # fmt: skip
+    folds_mean = 2 * one.test - seeds[0]  # one refit: half the folds' mean, half its own
+    np.testing.assert_allclose(three.test, (folds_mean + sum(seeds)) / 4, rtol=0, atol=1e-12)
+    assert not np.allclose(seeds[1], seeds[2])  # seeds that err apart
+    (cache,) = tmp_path.iterdir()
+    assert sorted(p.name for p in cache.glob("full*.npz")) == ["full.npz", "full1.npz", "full2.npz"]
+    assert (cache / "ckpt_full2" / "final.pt").exists()
+
+
 def test_refit_of_a_student_learns_the_fold_averaged_soft_targets(tmp_path):
     X, y, folds, ctx = _data()
     rng = np.random.default_rng(1)

@@ -506,7 +506,7 @@ def test_the_served_ensemble_answers_as_submission_csv_image(tmp_path):
     _served_equals_submission(d, test, labels=True)
     manifest = json.loads((d["export"] / "model.json").read_text())
     cnn = next(m for m in manifest["members"] if m["name"] == "cnn")
-    assert len(cnn["folds"]) == 2 and cnn["refit"] is not None and cnn["refit_weight"] == 0.5  # refit: images
+    assert len(cnn["folds"]) == 2 and len(cnn["refits"]) == 1 and cnn["refit_weight"] == 0.5  # refit: images
 
 
 @slow

@@ -12,7 +12,7 @@ By default, the ensemble `submission.csv` came from (`outputs/served.py` describ
 the method and members of `details.json`, its blend fitted again on the members' OOF
 predictions exactly as the `ensemble` stage fitted it (and checked against the weights,
 coefficients and thresholds details.json recorded), and every fitted model of each member
-with weight (a stacker uses them all): all its fold models, and the refit on every row where
+with weight (a stacker uses them all): all its fold models, and the refits on every row where
 train made one, since a member's test predictions are their mean (`training/cv.py`). They are
 fitted again from the fold cache (`--train-cache`, `--distill-cache`: torch models reload
 their final checkpoints, the others refit, deterministic for a fixed seed) and each must
@@ -234,7 +234,7 @@ def member_fit(name: str, preds: dict, data: CleanData, params, paths: dict) -> 
 
 
 def _fold_entries(members: list[dict]) -> list[dict]:
-    return [e for m in members for e in [*m["folds"], *([m["refit"]] if m["refit"] else [])]]
+    return [e for m in members for e in [*m["folds"], *m["refits"]]]
 
 
 def requirements(members: list[dict]) -> str:

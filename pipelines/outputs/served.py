@@ -6,18 +6,18 @@ the `ensemble` stage blended them, from raw rows.
 
 The ensemble folder (`model.json` format 2, `kind: ensemble`), JSON and ONNX only:
 - `model.json`: what every export says (`exported.Served`), the blend's method and nested CV,
-  its members (each with its fold models and, where train refitted on every row, that refit
-  and its share), the library versions the states need, every other file's SHA-256;
+  its members (each with its fold models and, where train refitted on every row, those
+  refits and their share), the library versions the states need, every other file's SHA-256;
 - `features.json` (tables, texts): the clean-time feature recipe (`features/tabular.py`);
 - `blend.json`: the fitted blend (`training/ensembling.Blend.state`): exact weights, or the
   stacker's coefficients, and thresholds;
-- `members/<model>/fold<k>.{onnx,json}`, `full.*`: each fitted model (`models/saved.py`);
+- `members/<model>/fold<k>.{onnx,json}`, `full.*` (`full<r>.*`): each fitted model (`models/saved.py`);
 - `examples.json`: three of test.csv's rows and their outputs, re-checked at every load;
 - `requirements.txt`: pins of the libraries the states need (the Dockerfile installs them).
 
 A member's output is what `train` (or `distill`) predicted for the test rows: the mean of its
-fold models' outputs (in the target's own units), with a refit `refit_weight` of it and the
-folds' mean the rest. Loading rebuilds only what `core/safe_state.py` trusts, refuses other
+fold models' outputs (in the target's own units), with refits the mean of their outputs
+`refit_weight` of it and the folds' mean the rest. Loading rebuilds only what `core/safe_state.py` trusts, refuses other
 library versions than the export's, and runs no torch.
 """
 
@@ -49,7 +49,7 @@ from pipelines.outputs.exported import (
 from pipelines.outputs.submission import prediction_values
 from pipelines.training.ensembling import Blend
 
-ENSEMBLE_FORMAT = 2
+ENSEMBLE_FORMAT = 3  # 3: a member's `refits` (a list; 2 had one `refit`)
 FEATURES, BLEND, REQUIREMENTS = "features.json", "blend.json", "requirements.txt"
 
 
@@ -69,7 +69,7 @@ class MemberSpec(BaseModel):
     name: str  # as details.json names it (the student: distill:student)
     model: str  # its registry name
     folds: list[FoldSpec]
-    refit: FoldSpec | None = None
+    refits: list[FoldSpec] = []
     refit_weight: float = 0.0
 
 
@@ -121,17 +121,20 @@ class Member:
     def __init__(self, spec: MemberSpec, folder: Path, threads: int, inverse):
         self.spec, self.inverse = spec, inverse
         self.folds = [FoldModel(f, folder, threads) for f in spec.folds]
-        self.refit = FoldModel(spec.refit, folder, threads) if spec.refit is not None else None
+        self.refits = [FoldModel(f, folder, threads) for f in spec.refits]
 
     def output(self, X) -> np.ndarray:
-        total = 0.0
-        for fold in self.folds:
-            total = total + self.inverse(fold.output(X))
-        out = total / len(self.folds)
-        if self.refit is None:
+        out = self._mean(self.folds, X)
+        if not self.refits:
             return out
         w = self.spec.refit_weight
-        return (1 - w) * out + w * self.inverse(self.refit.output(X))
+        return (1 - w) * out + w * self._mean(self.refits, X)
+
+    def _mean(self, fits: list[FoldModel], X) -> np.ndarray:
+        total = 0.0
+        for fit in fits:
+            total = total + self.inverse(fit.output(X))
+        return total / len(fits)
 
 
 class ExportedEnsemble(ServedModel):
@@ -146,7 +149,7 @@ class ExportedEnsemble(ServedModel):
         """Load and check an ensemble export folder; PipelineError names what is wrong with it."""
         folder = Path(folder)
         m = read_manifest(folder, EnsembleManifest, ENSEMBLE_FORMAT)
-        specs = [f for member in m.members for f in [*member.folds, *([member.refit] if member.refit else [])]]
+        specs = [f for member in m.members for f in [*member.folds, *member.refits]]
         wanted = {EXAMPLES, BLEND, REQUIREMENTS, *(f for s in specs for f in _files(s))}
         check_files(folder, m, wanted | (set() if m.modality == "image" else {FEATURES}))
         check_versions(m.libraries, folder / MANIFEST)

@@ -4,8 +4,8 @@
         --cache data/cache/<name>/train --out data/train/<name>
 
 Per model, `--out/<model>/` holds `oof.npy` (out-of-fold predictions), `test.npy` (mean of
-the fold models' test predictions; with `train.refit`, half that and half a model refitted
-on every training row) and `scores.json` (CV, per-fold scores, params, time, processes);
+the fold models' test predictions; with `train.refit`, that mean and each model refitted on
+every training row alike) and `scores.json` (CV, per-fold scores, params, time, processes);
 `--out/cv.json` sums them up (with a `budget`, also what was left out and why; see
 `core/budget.py`). Tuned params from `tune` replace the defaults. Finished folds are kept
 in `--cache`, so an interrupted run resumes without redoing them.
@@ -132,7 +132,7 @@ def _train_one(args, data, ctx, plan, model, tuned: dict, deadline, rest: int):
     model_params = _arguments(model, tuned)
     nproc = processes(model.name, ctx, model_params, plan.nproc)
     fits = plan.fits_of(model)
-    workers = 1 if nproc > 1 else fold_workers(model.name, ctx, fits - plan.refit)  # DDP splits the threads
+    workers = 1 if nproc > 1 else fold_workers(model.name, ctx, fits - model.refits)  # DDP splits the threads
     left = sum(plan.fits_of(m) for m in plan.models[len(plan.models) - rest :])
     timed = replace(ctx, fit_seconds=deadline.share(left), processes=nproc)
     first = rest == len(plan.models)  # the first model always trains: no budget check
@@ -140,7 +140,7 @@ def _train_one(args, data, ctx, plan, model, tuned: dict, deadline, rest: int):
     start = time.perf_counter()
     if nproc > 1:  # the ranks fill the fold cache; cross_validate below reads it
         launch(_rank_argv(args, model.name, timed.fit_seconds), nproc)
-    opts = CVOptions(cache_dir=args.cache, workers=workers, refit=plan.refit, on_fold=check, max_folds=model.folds,
+    opts = CVOptions(cache_dir=args.cache, workers=workers, refit=model.refits, on_fold=check, max_folds=model.folds,
                      deadline=deadline, fits_after=left - fits)  # fmt: skip
     result = cross_validate(model.name, model_params, data, timed, opts)
     return replace(result, seconds=time.perf_counter() - start), nproc
@@ -198,7 +198,7 @@ def train_rank(args, params) -> None:
             data, ctx, tuned, plan = _setup(args, params)
             model = plan.model(args.rank_model)
             ctx = replace(ctx, fit_seconds=args.fit_seconds, processes=world, progress=ctx.progress and rank == 0)
-            opts = CVOptions(cache_dir=args.cache, refit=plan.refit, writer=rank == 0, max_folds=model.folds)
+            opts = CVOptions(cache_dir=args.cache, refit=model.refits, writer=rank == 0, max_folds=model.folds)
             cross_validate(model.name, _arguments(model, tuned), data, ctx, opts)
         finally:
             if dist.is_initialized():

@@ -21,12 +21,14 @@ worker writes its fold to the cache, which the parent then reads in order; folds
 (5 folds on 2 workers: the last) train in the parent on all threads. It needs `cache_dir`
 and no `on_fold` (Optuna prunes one fold at a time); `fold_workers` picks the number.
 
-`refit=True` also fits one model on every training row (seed `seed + n_splits`, no
-validation rows: torch models run their whole epoch schedule) and makes the test
-predictions half its own, half the fold models' mean: it has seen a quarter more rows than
-any fold model (5 folds). The OOF predictions, and so the CV score, are the fold models'
-alone. With `workers > 1` it is one more job for the workers (5 folds + refit on 2 workers: three full
-rounds, no fold left over for the parent).
+`refit=R` (an int; True is 1) also fits R models on every training row (seeds `seed +
+n_splits + r`, no validation rows: torch models run their whole epoch schedule), and the test
+predictions are the mean of R + 1 parts alike: the fold models' mean and each refit (one
+refit: half its own, half the folds'). A refit has seen a quarter more rows than any fold
+model (5 folds), half more with 3; seeds of it err apart (large image sets: `train.refit`).
+The OOF predictions, and so the CV score, are the fold models' alone. With `workers > 1` the
+refits are more jobs for the workers (5 folds + refit on 2 workers: three full rounds, no
+fold left over for the parent).
 
 Under torchrun (`train.nproc`; `nn/distributed.py`) every rank calls `cross_validate` with the
 same arguments and `writer=True` on rank 0 only: all ranks train each fold together (DDP),
@@ -75,7 +77,7 @@ class CVResult:
     seconds: float = 0.0
     params: dict = field(default_factory=dict)
     rows_per_s: float = 0.0  # test-set prediction throughput of one fold model
-    refit: bool = False  # whether `test` is half a refit on every training row (see the module doc)
+    refit: int = 0  # refits on every training row in `test` (see the module doc)
     fold_train: np.ndarray | None = None  # (n_splits, n, ...): fold model k's outputs on every train row
     last_model: object | None = None  # the last fold's fitted model, with keep_last_model=True
     curves: list[np.ndarray] = field(default_factory=list)  # per fold fit: (epochs, 3) epoch, train loss, val score
@@ -107,8 +109,17 @@ def fingerprint(*parts) -> str:
 
 
 NO_CURVE = np.empty((0, 3))
-FULL = -1  # the job index of the refit on every training row
-REFIT_WEIGHT = 0.5  # the refit's share of the test predictions
+FULL = -1  # the job index of the (first) refit on every training row; refit r is FULL - r
+
+
+def refit_jobs(refits: int) -> list[int]:
+    """The job indices of `refits` refits on every row: FULL, FULL - 1, ..."""
+    return [FULL - r for r in range(int(refits))]
+
+
+def refit_weight(refits: int) -> float:
+    """The refits' share of the test predictions: each weighs as much as the folds' mean."""
+    return int(refits) / (int(refits) + 1)
 
 
 @dataclass
@@ -140,8 +151,13 @@ class FoldPreds:
             return cls(data["val"], data["test"], data["train"], curve, None if math.isnan(seconds) else seconds, cut)
 
 
+def job_name(k: int) -> str:
+    """A fit's file stem: fold<k>, or for refit r on every row full (r = 0), full<r>."""
+    return f"fold{k}" if k >= 0 else "full" + (str(FULL - k) if k < FULL else "")
+
+
 def _cache_name(k: int) -> str:
-    return "full.npz" if k == FULL else f"fold{k}.npz"
+    return f"{job_name(k)}.npz"
 
 
 @dataclass(frozen=True)
@@ -162,14 +178,14 @@ class CVOptions:
     """How one cross-validation runs, beyond the model and its data (see the module doc):
     teacher targets to learn from, the fold cache, an `on_fold(k, running_score)` callback
     (Optuna's pruning, the budget's check), whether to keep the last fold's model, worker
-    processes, a refit on every row, and whether this process writes the cache (torchrun)."""
+    processes, refits on every row, and whether this process writes the cache (torchrun)."""
 
     soft_targets: np.ndarray | None = None
     cache_dir: Path | None = None
     on_fold: Callable[[int, float], None] | None = None
     keep_last_model: bool = False
     workers: int = 1
-    refit: bool = False
+    refit: int = 0  # refits on every row (seeds; True: one)
     writer: bool = True
     max_folds: int | None = None  # at most this many fold fits: the folds merged (see `merged`)
     deadline: Deadline | None = None  # a time budget: each fit trains for its part of what is left
@@ -227,11 +243,13 @@ def cross_validate(
                   for va in (original == k for k in range(int(original.max()) + 1))]  # fmt: skip
         fold_preds = [fold_preds[k % n_splits] for k in range(int(original.max()) + 1)]
     cuts = {f"fold {k}": p.budget_cut for k, p in enumerate(fits) if p.budget_cut}
-    if opts.refit:
-        full = _timed(job, 1 + opts.fits_after).cached_or_run(FULL)[0]
-        cuts.update({"refit": full.budget_cut} if full.budget_cut else {})
-        predict_s += [full.predict_s] if full.predict_s is not None else []
-        test = (1 - REFIT_WEIGHT) * test + REFIT_WEIGHT * full.test
+    refits = refit_jobs(opts.refit)
+    if refits:
+        fulls = [_timed(job, len(refits) - r + opts.fits_after).cached_or_run(k)[0] for r, k in enumerate(refits)]
+        cuts.update({"refit" if k == FULL else f"refit {FULL - k}": p.budget_cut
+                     for k, p in zip(refits, fulls, strict=True) if p.budget_cut})  # fmt: skip
+        predict_s += [p.predict_s for p in fulls if p.predict_s is not None]
+        test = (test + sum(p.test.astype(np.float64) for p in fulls)) / (len(fulls) + 1)
     return CVResult(
         oof=oof,
         test=test,
@@ -242,7 +260,7 @@ def cross_validate(
         rows_per_s=len(data.X_test) / float(np.mean(predict_s)) if predict_s else 0.0,
         fold_train=np.stack([p.train for p in fold_preds]),
         last_model=last_model,
-        refit=opts.refit,
+        refit=int(opts.refit),
         curves=[p.curve for p in fold_preds[:n_splits]],
         fold_fits=n_splits,
         budget_cuts=cuts,
@@ -253,14 +271,14 @@ def fitted_models(model: str, params: dict, data: FoldData, ctx: ModelContext, o
     """The fitted models whose test predictions `cross_validate` combined, fitted again as
     `keep_last_model` does (torch models reload their `final.pt` from the cache; others refit,
     deterministic for a fixed seed): yields (k, model, the test predictions the fold cache
-    kept, None when it has none) for each fold k, then the refit (k = FULL) with `opts.refit`.
-    `export` ships them; the test predictions were the mean of the folds' (with a refit:
-    `REFIT_WEIGHT` of it, the rest the folds' mean)."""
+    kept, None when it has none) for each fold k, then the refits (k = FULL, FULL - 1, ...)
+    with `opts.refit`. `export` ships them; the test predictions were the mean of the folds'
+    (with refits: `refit_weight` of it the refits' mean, the rest the folds' mean)."""
     cache_dir, data = opts.cache_dir, merged(data, opts.max_folds)
     if cache_dir is not None:
         cache_dir = _cache_folder(Path(cache_dir), model, params, data, ctx, opts.soft_targets)
     job = _FoldJob(model, params, data, ctx, replace(opts, cache_dir=cache_dir, writer=False))
-    for k in [*range(int(data.folds.max()) + 1), *([FULL] if opts.refit else [])]:
+    for k in [*range(int(data.folds.max()) + 1), *refit_jobs(opts.refit)]:
         done = cache_dir / _cache_name(k) if cache_dir is not None else None
         cached = FoldPreds.load(done).test if done is not None and done.exists() else None
         yield k, job.fit(k), cached
@@ -270,7 +288,7 @@ def _in_workers(job: _FoldJob, n_splits: int) -> None:
     """Train the folds (and the refit) that go to `opts.workers` worker processes into the
     cache: as many as make full rounds; the rest the caller trains here, on all threads."""
     opts = job.opts
-    jobs = list(range(n_splits)) + ([FULL] if opts.refit else [])
+    jobs = list(range(n_splits)) + refit_jobs(opts.refit)
     in_workers = jobs[: opts.workers * (len(jobs) // opts.workers)]
     todo = [k for k in in_workers if not (job.cache_dir / _cache_name(k)).exists()]
     # with a budget, `workers` fits share the time of as many in a row
@@ -313,14 +331,14 @@ class _FoldJob:
         return self.opts.cache_dir
 
     def fit(self, k: int):
-        """Fit fold k (validated on its rows), or with k = FULL the refit on every row."""
+        """Fit fold k (validated on its rows), or with k <= FULL refit FULL - k on every row."""
         forward, _ = target_transform(self.ctx.metric, self.ctx.task)
         X, y, folds = self.data.X, self.data.y, self.data.folds
         n_splits = int(folds.max()) + 1
-        full = k == FULL
+        full = k <= FULL
         tr = np.arange(len(y)) if full else np.flatnonzero(folds != k)
-        ckpt = self.cache_dir / ("ckpt_full" if full else f"ckpt{k}") if self.cache_dir else None
-        fold_ctx = replace(self.ctx, seed=self.ctx.seed + (n_splits if full else k), checkpoint_dir=ckpt)
+        ckpt = self.cache_dir / (f"ckpt_{job_name(k)}" if full else f"ckpt{k}") if self.cache_dir else None
+        fold_ctx = replace(self.ctx, seed=self.ctx.seed + (n_splits + FULL - k if full else k), checkpoint_dir=ckpt)
         est = create_model(self.model, fold_ctx, **self.params)
         soft = None
         if self.opts.soft_targets is not None:
@@ -342,12 +360,12 @@ class _FoldJob:
         fitted = time.perf_counter()
         empty = np.empty(0)
         va = self.data.folds == k
-        val = empty if k == FULL else inverse(est.predict_output(take_rows(X, np.flatnonzero(va))))
+        val = empty if k <= FULL else inverse(est.predict_output(take_rows(X, np.flatnonzero(va))))
         t0 = time.perf_counter()
         test = inverse(est.predict_output(self.data.X_test))
         seconds = time.perf_counter() - t0
         train = empty
-        if k != FULL:  # every training row: the fold's own ones predicted, its validation rows as above
+        if k > FULL:  # every training row: the fold's own ones predicted, its validation rows as above
             train = np.empty((len(va), *val.shape[1:]), dtype=val.dtype)
             train[~va], train[va] = inverse(est.predict_output(take_rows(X, np.flatnonzero(~va)))), val
         curve = est.learning_curve() if hasattr(est, "learning_curve") else NO_CURVE

@@ -5,7 +5,7 @@
 `make_plan(params, name, data)` decides once what the stages used to re-derive each on its
 own: which models train (size and image rules applied, logreg swapped for ridge on
 regression), each with its arguments from params.yaml, which of them tune searches and
-with which fixed arguments, the folds, whether a refit on every row joins the test
+with which fixed arguments, the folds, how many refits on every row join each model's test
 predictions, the student and its distillation arguments, the epochs, threads and seed, and
 each stage's share of the time budget. The `Plan` is frozen: a stage reads load -> plan ->
 run -> write, and asks the plan, not the params, what to do.
@@ -39,6 +39,7 @@ class ModelPlan:
     # values and `args`: what "the defaults" mean for this competition
     sized: dict = field(default_factory=dict)
     folds: int | None = None  # fold fits when fewer than the folds (`train.max_folds`: merged), else None
+    refits: int = 0  # refits on every row (seeds) beside the folds (`train.refit`)
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Plan:
     modality: str
     rows: int  # training rows
     n_splits: int
-    refit: bool  # also fit on every row: half of each model's test predictions
+    refit: int  # the student's refits on every row (0 or 1: a student is there for speed, not seeds)
     seed: int
     threads: int
     nproc: int  # torch processes per torch model (torchrun)
@@ -64,7 +65,7 @@ class Plan:
 
     @property
     def fits(self) -> int:
-        """Fits per model (the student's too): one per fold, and the refit."""
+        """The student's fits: one per fold, and its refit."""
         return self.n_splits + self.refit
 
     def model(self, name: str) -> ModelPlan:
@@ -72,8 +73,8 @@ class Plan:
         return next(m for m in self.models if m.name == name)
 
     def fits_of(self, model: ModelPlan) -> int:
-        """The fits of one planned model: its fold fits (fewer where its folds are merged), and the refit."""
-        return (model.folds or self.n_splits) + self.refit
+        """The fits of one planned model: its fold fits (fewer where its folds are merged), and its refits."""
+        return (model.folds or self.n_splits) + model.refits
 
     def deadline(self, stage: str) -> Deadline:
         """The stage's share of the time budget, its clock started when this process did."""
@@ -101,10 +102,12 @@ def make_plan(params: Params, name: str, data) -> Plan:
         )
     tunable = [m for m in tunable if m in chosen]
     merge = {m: k for m, k in params.train.max_folds.items() if k < n_splits}
+    refits = params.train.refit_for(modality, rows)
     models = tuple(
-        ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m), sized=get_entry(m).defaults_at(rows, meta["task"]))
+        ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m), refits=refits,
+                  sized=get_entry(m).defaults_at(rows, meta["task"]))
         for m, args in chosen.items()
-    )
+    )  # fmt: skip
     student = student_for(params, modality, rows, name)
     takes = get_entry(student).defaults  # a tree student has no temperature to soften
     kd = {k: v for k, v in (("temperature", params.distill.temperature), ("alpha", params.distill.alpha)) if k in takes}
@@ -116,7 +119,7 @@ def make_plan(params: Params, name: str, data) -> Plan:
         modality=modality,
         rows=rows,
         n_splits=n_splits,
-        refit=params.train.refit_for(modality),
+        refit=min(refits, 1),
         seed=params.seed,
         threads=params.train.threads,
         nproc=params.train.nproc,
@@ -162,7 +165,8 @@ def _tunable(model: str, task: str, modality: str) -> bool:
 def describe(plan: Plan) -> str:
     """The plan as a person reads it (`python -m pipelines plan <name>`): each model's
     arguments merged, those params.yaml sets marked `*` (tuned values replace the rest)."""
-    refit = " + a refit on every row" if plan.refit else ""
+    refits = {m.refits for m in plan.models}
+    refit = f" + {_refits(refits.pop())}" if len(refits) == 1 and max(refits) else ""
     lines = [
         f"{plan.name}: {plan.task} ({plan.modality}), metric {plan.metric}, {plan.rows} training rows",
         f"  folds: {plan.n_splits}{refit}; seed {plan.seed}, {plan.threads} threads, {plan.nproc} process(es)",
@@ -171,13 +175,19 @@ def describe(plan: Plan) -> str:
     for m in plan.models:
         tuned = f"; tuned: {plan.tune_trials} trials on {plan.tune_rows} rows" if m.tuned else ""
         folds = f"; {plan.n_splits} folds merged into {m.folds} fits" if m.folds else ""
+        folds += f"; + {_refits(m.refits)}" if not refit and m.refits else ""
         lines.append(f"  model {m.name}: {_args(m)}{tuned}{folds}")
-    lines.append(f"  student {plan.student.name}: {_args(plan.student)}")
+    student = f"; + {_refits(plan.refit)}" if plan.refit else ""
+    lines.append(f"  student {plan.student.name}: {_args(plan.student)}{student}")
     shares = [f"{s} {v:.0f}s" for s, v in plan.budget.items() if v is not None]
     lines.append(f"  budget: {', '.join(shares) if shares else 'none'}")
     p = plan.paths
     lines.append(f"  writes: {p.tune}, {p.train}, {p.distill}, {p.submissions} (timings and this plan: {p.logs})")
     return "\n".join(lines)
+
+
+def _refits(n: int) -> str:
+    return "a refit on every row" if n == 1 else f"{n} refits on every row (seeds)"
 
 
 def _args(model: ModelPlan) -> str:
