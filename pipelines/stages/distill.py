@@ -25,7 +25,8 @@ those held-out rows stays within 0.001 of the fp32 graph's. `speed.json` compare
 and student: CV scores (`teacher_cv`: the blend's, its `teacher_weights` fitted on those same
 OOF rows; with all the weight on one teacher, that teacher's cv) and the ONNX student's score
 on its fold's held-out rows; the log's
-`distill.json` their rows/s: the teachers' blend's (every blended teacher runs for each row),
+`distill.json` their rows/s: the teachers' blend's (every fold model and refit of every blended
+teacher runs for each row, as for the submission; the student is one model),
 the student's in torch and in onnxruntime (fp32 and int8). The speeds are the machine's, not results: they go to
 `--logs/distill.json` (beside the outputs, which a fixed seed keeps byte for byte the same).
 """
@@ -186,13 +187,17 @@ def timed(key: str) -> bool:
 
 
 def teacher_rate(logs: Path | None, used: list[str]) -> float | None:
-    """Rows/s of the teacher blend (every blended teacher runs for each row: their times add
-    up), from `train`'s log of timings; None when it is not there or a rate was not measured."""
+    """Rows/s of the teacher blend as the submission (and the ensemble export) predicts: every
+    fitted model of every blended teacher runs for each row (its fold models and refits: `fits`
+    in `train`'s log of timings, 1 in older logs), so their times add up. None when the log is
+    not there or a rate was not measured. The student it is compared with is one model."""
     path = None if logs is None else logs / "train.json"
     if path is None or not path.is_file():
         return None
-    rates = [read_json(path)["models"].get(n, {}).get("rows_per_s") for n in used]
-    return None if not rates or not all(rates) else 1.0 / sum(1.0 / r for r in rates)
+    timings = [read_json(path)["models"].get(n, {}) for n in used]
+    if not timings or not all(t.get("rows_per_s") for t in timings):
+        return None
+    return 1.0 / sum(t.get("fits", 1) / t["rows_per_s"] for t in timings)
 
 
 def speed_figures(student_rate: float, teacher_rate: float | None, onnx_rates: dict) -> dict:

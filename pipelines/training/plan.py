@@ -102,9 +102,9 @@ def make_plan(params: Params, name: str, data) -> Plan:
         )
     tunable = [m for m in tunable if m in chosen]
     merge = {m: k for m, k in params.train.max_folds.items() if k < n_splits}
-    refits = params.train.refit_for(modality, rows)
+    refit = params.train.refit_for
     models = tuple(
-        ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m), refits=refits,
+        ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m), refits=refit(modality, rows, m in merge),
                   sized=get_entry(m).defaults_at(rows, meta["task"]))
         for m, args in chosen.items()
     )  # fmt: skip
@@ -119,7 +119,7 @@ def make_plan(params: Params, name: str, data) -> Plan:
         modality=modality,
         rows=rows,
         n_splits=n_splits,
-        refit=min(refits, 1),
+        refit=min(refit(modality, rows), 1),
         seed=params.seed,
         threads=params.train.threads,
         nproc=params.train.nproc,
