@@ -149,3 +149,5 @@ def test_refits_per_model_merged_fine_tune_on_small_text_and_seeds_on_large_imag
     plan = make_plan(parse_params(raw), "digits", data)
     assert plan.model("cnn").refits == 3 and plan.fits_of(plan.model("cnn")) == 6 and plan.refit == 1
     assert "folds: 3 + 3 refits on every row (seeds);" in describe(plan) and plan.fits == 4
+    raw["budget"] = 300  # a budget's time goes to the folds and one refit, not to seeds
+    assert make_plan(parse_params(raw), "digits", data).model("cnn").refits == 1

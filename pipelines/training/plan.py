@@ -102,9 +102,8 @@ def make_plan(params: Params, name: str, data) -> Plan:
         )
     tunable = [m for m in tunable if m in chosen]
     merge = {m: k for m, k in params.train.max_folds.items() if k < n_splits}
-    refit = params.train.refit_for
     models = tuple(
-        ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m), refits=refit(modality, rows, m in merge),
+        ModelPlan(m, args, tuned=m in tunable, folds=merge.get(m), refits=_refits(params, modality, rows, m in merge),
                   sized=get_entry(m).defaults_at(rows, meta["task"]))
         for m, args in chosen.items()
     )  # fmt: skip
@@ -119,7 +118,7 @@ def make_plan(params: Params, name: str, data) -> Plan:
         modality=modality,
         rows=rows,
         n_splits=n_splits,
-        refit=min(refit(modality, rows), 1),
+        refit=min(_refits(params, modality, rows), 1),
         seed=params.seed,
         threads=params.train.threads,
         nproc=params.train.nproc,
@@ -132,6 +131,14 @@ def make_plan(params: Params, name: str, data) -> Plan:
         tune_rows=tune_rows,
         budget={stage: stage_seconds(params.budget, stage) for stage in TIMED_STAGES},
     )
+
+
+def _refits(params: Params, modality: str, rows: int, merged: bool = False) -> int:
+    """A model's refits on every row (`train.refit`); under a `budget`, `auto` gives one at
+    most: the time goes to the folds and one refit, not to seeds (each fit also predicts the
+    test rows, which on 28,000 digits costs a short fit's time)."""
+    refits = params.train.refit_for(modality, rows, merged)
+    return min(refits, 1) if params.budget is not None and params.train.refit == "auto" else refits
 
 
 def _arguments(model: str, params: Params, weights: str | None, modality: str) -> dict:
@@ -166,7 +173,7 @@ def describe(plan: Plan) -> str:
     """The plan as a person reads it (`python -m pipelines plan <name>`): each model's
     arguments merged, those params.yaml sets marked `*` (tuned values replace the rest)."""
     refits = {m.refits for m in plan.models}
-    refit = f" + {_refits(refits.pop())}" if len(refits) == 1 and max(refits) else ""
+    refit = f" + {_refits_words(refits.pop())}" if len(refits) == 1 and max(refits) else ""
     lines = [
         f"{plan.name}: {plan.task} ({plan.modality}), metric {plan.metric}, {plan.rows} training rows",
         f"  folds: {plan.n_splits}{refit}; seed {plan.seed}, {plan.threads} threads, {plan.nproc} process(es)",
@@ -175,9 +182,9 @@ def describe(plan: Plan) -> str:
     for m in plan.models:
         tuned = f"; tuned: {plan.tune_trials} trials on {plan.tune_rows} rows" if m.tuned else ""
         folds = f"; {plan.n_splits} folds merged into {m.folds} fits" if m.folds else ""
-        folds += f"; + {_refits(m.refits)}" if not refit and m.refits else ""
+        folds += f"; + {_refits_words(m.refits)}" if not refit and m.refits else ""
         lines.append(f"  model {m.name}: {_args(m)}{tuned}{folds}")
-    student = f"; + {_refits(plan.refit)}" if plan.refit else ""
+    student = f"; + {_refits_words(plan.refit)}" if plan.refit else ""
     lines.append(f"  student {plan.student.name}: {_args(plan.student)}{student}")
     shares = [f"{s} {v:.0f}s" for s, v in plan.budget.items() if v is not None]
     lines.append(f"  budget: {', '.join(shares) if shares else 'none'}")
@@ -186,7 +193,7 @@ def describe(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _refits(n: int) -> str:
+def _refits_words(n: int) -> str:
     return "a refit on every row" if n == 1 else f"{n} refits on every row (seeds)"
 
 
