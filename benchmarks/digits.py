@@ -1,7 +1,7 @@
 """Digit Recognizer (embedded MNIST, 4,000 train / 1,000 hidden test) through `dvc repro`.
 
     python benchmarks/digits.py [--models cnn,resnet] [--epochs 30] [--threads 2] [--keep DIR]
-                                [--split-seed N] [--reference K] [--size full]
+                                [--split-seed N] [--reference K] [--size full] [--table-only]
 
 Plays the embedded `digit-recognizer` competition with the project's params (image models
 from `train.models.image` unless --models says otherwise) in a throw-away repo, then prints
@@ -69,17 +69,20 @@ def _local_split(folder: Path, seed: int, size: str) -> np.ndarray:
 
 
 def _parts(cache: Path, model: str, truth: np.ndarray) -> list[dict]:
-    """Hidden-test rows for the two halves of a refitted model's test predictions: the mean
-    of its fold models, and the one model refitted on every training row (a single CNN)."""
+    """Hidden-test rows for the parts of a refitted model's test predictions: the mean of its
+    fold models, each model refitted on every training row (a single CNN, one seed each), and
+    the refits' mean."""
     folder = max(cache.glob(f"{model}-*"), key=lambda p: p.stat().st_mtime)  # the run just made
     folds = [np.load(f)["test"] for f in sorted(folder.glob("fold*.npz"))]
-    full = np.load(folder / "full.npz")["test"]
+    fulls = {f.stem: np.load(f)["test"] for f in sorted(folder.glob("full*.npz"))}
     blank = {"cv": "-", "rows/s": "-", "train s": "-"}
-    fold_mean = _test_accuracy(np.mean(folds, 0), truth)
-    return [
-        {"model": f"  {model}, {len(folds)} fold models", **blank, "hidden test": fold_mean},
-        {"model": f"  {model}, one model on all rows", **blank, "hidden test": _test_accuracy(full, truth)},
-    ]
+    rows = [{"model": f"  {model}, {len(folds)} fold models", **blank, "hidden test": _test_accuracy(np.mean(folds, 0), truth)}]
+    rows += [{"model": f"  {model}, one model on all rows ({stem})", **blank, "hidden test": _test_accuracy(p, truth)}
+             for stem, p in fulls.items()]  # fmt: skip
+    if len(fulls) > 1:
+        mean = _test_accuracy(np.mean(list(fulls.values()), 0), truth)
+        rows.append({"model": f"  {model}, mean of the {len(fulls)} refits", **blank, "hidden test": mean})
+    return rows
 
 
 def _reference_rows(split_seed: int | None, k: int, size: str) -> list[dict]:
@@ -120,6 +123,7 @@ def main() -> None:
         "--reference", type=int, default=0, help="also train this many seeds of the issue's single reference CNN"
     )
     ap.add_argument("--size", choices=["sample", "full"], default="sample", help="full: 42,000 / 28,000 digits")
+    ap.add_argument("--table-only", action="store_true", help="only print the table of the run kept in --keep")
     args = ap.parse_args()
     params = default_params()
     params["competitions"] = {NAME: {**SPEC, "size": args.size}}
@@ -136,20 +140,25 @@ def main() -> None:
             truth = _local_split(folder, args.split_seed, args.size)
             params["competitions"][NAME].update(source="local", path=str(folder))
             params["competitions"][NAME].pop("size")
-        repo = make_repo(args.keep or Path(tmp) / "repo", params)
         start = time.perf_counter()
-        seconds = repro(repo)
-        train = repo / "data/train" / NAME
+        if args.table_only:  # the table of a run kept with --keep (for --split-seed, give it again)
+            repo, seconds = args.keep, float("nan")
+        else:
+            repo = make_repo(args.keep or Path(tmp) / "repo", params)
+            seconds = repro(repo)
+        train, logs = repo / "data/train" / NAME, repo / "data/logs" / NAME
+        timings = json.loads((logs / "train.json").read_text())["models"]  # machine facts: in the logs
+        rates = json.loads((logs / "distill.json").read_text())
         rows = []
         for model in json.loads((train / "cv.json").read_text())["models"]:  # the models the size rules kept
             scores = json.loads((train / model / "scores.json").read_text())
             rows.append(
                 {
-                    "model": model + (" (folds + refit)" if scores.get("refit") else ""),
+                    "model": model + (f" (folds + {int(scores['refit'])} refit)" if scores.get("refit") else ""),
                     "cv": float(scores["cv"]),
                     "hidden test": _test_accuracy(np.load(train / model / "test.npy"), truth),
-                    "rows/s": round(scores["rows_per_s"]),
-                    "train s": round(scores["seconds"]),
+                    "rows/s": round(timings[model]["rows_per_s"]),
+                    "train s": round(timings[model]["seconds"]),
                 }
             )
             if scores.get("refit"):
@@ -162,8 +171,8 @@ def main() -> None:
                 "model": f"student ({student['model']}, onnx)",
                 "cv": float(student["cv"]),
                 "hidden test": _test_accuracy(np.load(distill / "student/test.npy"), truth),
-                "rows/s": round(speed.get("onnx_rows_per_s") or 0),
-                "train s": round(student["seconds"]),
+                "rows/s": round(rates.get("onnx_rows_per_s") or 0),
+                "train s": "-",
             }
         )
         if speed.get("onnx"):  # the one deployable model: the last fold's student, run by onnxruntime
@@ -172,7 +181,7 @@ def main() -> None:
                     "model": "student, exported (1 fold, onnx)",
                     "cv": float(speed["onnx_fold_score"]),
                     "hidden test": _test_accuracy(_onnx_outputs(distill / speed["onnx"], repo), truth),
-                    "rows/s": round(speed["onnx_rows_per_s"]),
+                    "rows/s": round(rates["onnx_rows_per_s"]),
                     "train s": "-",
                 }
             )
@@ -184,7 +193,7 @@ def main() -> None:
                 "model": f"ensemble ({metrics.get('method', 'submission')})",
                 "cv": float(metrics["cv"]),
                 "hidden test": float((sub.set_index("ImageId")["Label"].loc[answers.index] == answers).mean()),
-                "rows/s": round(speed["teacher_rows_per_s"]),
+                "rows/s": round(rates["teacher_rows_per_s"]),
                 "train s": "-",
             }
         )
@@ -192,8 +201,8 @@ def main() -> None:
             rows += _reference_rows(args.split_seed, args.reference, args.size)
         print(table(rows))
         print(
-            f"\nteacher ensemble {speed['teacher_rows_per_s']:.0f} images/s; ONNX student "
-            f"{speed.get('onnx_rows_per_s', 0):.0f} images/s (int8: {speed.get('int8_rows_per_s', 'not kept')}); "
+            f"\nteacher ensemble {rates['teacher_rows_per_s']:.0f} images/s; ONNX student "
+            f"{rates.get('onnx_rows_per_s', 0):.0f} images/s (int8: {rates.get('int8_rows_per_s', 'not kept')}); "
             f"student CV {speed['student_cv']:.4f} vs teachers {speed['teacher_cv']:.4f}"
         )
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest stage process

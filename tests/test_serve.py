@@ -246,6 +246,9 @@ def test_a_changed_or_unsafe_export_is_refused(titanic, tmp_path):
     _rewrite(folder / "model.json", lambda m: (m.pop("loader"), m.update(classes="0,1")))
     with pytest.raises(PipelineError, match="model.json: classes"):
         ExportedModel.load(folder)
+    _rewrite(folder / "model.json", lambda m: m.update(format=m["format"] + 1))  # another format: said first
+    with pytest.raises(PipelineError, match=r"model.json: format \d+, this version reads \d+: export it again"):
+        ExportedModel.load(folder)
     folder = _copy(titanic, tmp_path / "d")
     (folder / "model.onnx").write_bytes(b"\x08\x07garbage")
     _resign(folder)

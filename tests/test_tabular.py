@@ -78,7 +78,7 @@ def test_days_and_hours_that_rows_share_become_keys_when_the_test_rows_share_the
     the test rows fall on those days, `<col>__day` and `<col>__slot` are keys (target-encoded
     fold-wise by the models) with their row counts; a test period of its own gets none."""
     rng = np.random.default_rng(0)
-    hours = pd.Timestamp("2013-01-01") + pd.to_timedelta(rng.integers(0, 24 * 3, size=600), unit="h")
+    hours = pd.Timestamp("2013-01-01 20:00") + pd.to_timedelta(rng.integers(0, 6, size=600), unit="h")  # 2 days
     stamps = pd.Series(hours.strftime("%Y-%m-%d %H:%M:%S"))
     frame = pd.DataFrame({"id": range(600), "when": stamps, "y": rng.integers(0, 2, size=600)})
     train, test = frame.iloc[:450], frame.iloc[450:].drop(columns="y")

@@ -45,7 +45,7 @@ MAX_CATEGORIES = 50  # more distinct values than this (and > 5% of rows): a key,
 RARE_COUNT = 10  # levels seen fewer times in train are grouped into __rare__
 RARE = "__rare__"
 MISSING = "__missing__"  # the key of missing values in value shares
-SLOT_ROWS = 5  # a time slot key needs at least this many training rows per slot on average
+SLOT_ROWS = 50  # a time slot key needs at least this many training rows per slot on average
 SLOT_SEEN = 0.9  # ... and this share of the test rows in slots that training rows have
 SLOTS = {"day": "%Y-%m-%d", "slot": "%Y-%m-%d %H"}  # key suffix -> its slot's format (slot: hours)
 

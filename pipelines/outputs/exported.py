@@ -142,14 +142,17 @@ class ServedModel(ABC):
 
 
 def read_manifest(folder: Path, model: type[BaseModel], fmt: int):
-    """`model.json` checked field by field (`model`), of format `fmt`."""
+    """`model.json` checked field by field (`model`), of format `fmt` (checked first: another
+    format's fields would read as errors of their own)."""
+    raw = read_json_file(folder / MANIFEST)
+    found = raw.get("format") if isinstance(raw, dict) else None
+    if isinstance(found, int) and found != fmt:
+        raise PipelineError(f"{folder / MANIFEST}: format {found}, this version reads {fmt}: export it again")
     try:
-        manifest = model.model_validate(read_json_file(folder / MANIFEST))
+        manifest = model.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
         raise PipelineError(f"{folder / MANIFEST}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    if manifest.format != fmt:
-        raise PipelineError(f"{folder / MANIFEST}: format {manifest.format}, this version reads {fmt}")
     return manifest
 
 
