@@ -222,6 +222,8 @@ def play(
     sub = pd.read_csv(repo / f"submissions/{name}/submission.csv").set_index(spec["id"])
     metrics = json.loads((repo / f"submissions/{name}/metrics.json").read_text())
     metrics["method"] = json.loads((repo / f"submissions/{name}/details.json").read_text())["ensemble"]["method"]
+    speeds = repo / f"data/logs/{name}/distill.json"  # the student's rows/s against the submission's models
+    metrics["speeds"] = json.loads(speeds.read_text()) if speeds.is_file() else {}
     return sub.loc[test[spec["id"]], spec["target"]].to_numpy(), metrics, seconds
 
 
@@ -278,6 +280,7 @@ def main() -> None:
                         "test rows": len(test),
                         "threads": args.threads,
                         "models": models,
+                        "student speeds": metrics["speeds"],
                         "date": time.strftime("%Y-%m-%d"),
                     }
                     with args.results.open("a") as fh:
