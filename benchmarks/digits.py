@@ -76,7 +76,13 @@ def _parts(cache: Path, model: str, truth: np.ndarray) -> list[dict]:
     folds = [np.load(f)["test"] for f in sorted(folder.glob("fold*.npz"))]
     fulls = {f.stem: np.load(f)["test"] for f in sorted(folder.glob("full*.npz"))}
     blank = {"cv": "-", "rows/s": "-", "train s": "-"}
-    rows = [{"model": f"  {model}, {len(folds)} fold models", **blank, "hidden test": _test_accuracy(np.mean(folds, 0), truth)}]
+    rows = [
+        {
+            "model": f"  {model}, {len(folds)} fold models",
+            **blank,
+            "hidden test": _test_accuracy(np.mean(folds, 0), truth),
+        }
+    ]
     rows += [{"model": f"  {model}, one model on all rows ({stem})", **blank, "hidden test": _test_accuracy(p, truth)}
              for stem, p in fulls.items()]  # fmt: skip
     if len(fulls) > 1:

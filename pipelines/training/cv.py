@@ -25,7 +25,8 @@ and no `on_fold` (Optuna prunes one fold at a time); `fold_workers` picks the nu
 n_splits + r`, no validation rows: torch models run their whole epoch schedule), and the test
 predictions are the mean of R + 1 parts alike: the fold models' mean and each refit (one
 refit: half its own, half the folds'). A refit has seen a quarter more rows than any fold
-model (5 folds), half more with 3; seeds of it err apart (large image sets: `train.refit`).
+model (5 folds), half more with 3; seeds of it average some errors away (large image sets,
+`train.refit`; on the full digits they mostly erred together: benchmarks/README.md).
 The OOF predictions, and so the CV score, are the fold models' alone. With `workers > 1` the
 refits are more jobs for the workers (5 folds + refit on 2 workers: three full rounds, no
 fold left over for the parent).
