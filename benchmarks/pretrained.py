@@ -145,7 +145,8 @@ def report(path: Path) -> list[dict]:
     out = [{k: r.get(k, "") for k in keys} for r in rows.values()]
     for r in out:
         scores = [r[c] for c in COLUMNS if isinstance(r[c], float)]
-        r["best"] = max(COLUMNS, key=lambda c: r[c] if isinstance(r[c], float) else -1) if len(scores) == 3 else ""
+        best = max(COLUMNS, key=lambda c: r[c] if isinstance(r[c], float) else -1) if len(scores) == 3 else ""
+        r["best"] = "tie" if best and sorted(scores)[-1] == sorted(scores)[-2] else best
     return out
 
 

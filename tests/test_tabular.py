@@ -73,34 +73,6 @@ def test_timestamps_give_their_hour_and_time_zones_are_read_in_utc():
     assert "day__hour" not in X and "day__year" in roles["numeric"]  # dates alone have no hour
 
 
-def test_days_and_hours_that_rows_share_become_keys_when_the_test_rows_share_them_too():
-    """Flights of one day share its weather: where training rows crowd into days (hours) and
-    the test rows fall on those days, `<col>__day` and `<col>__slot` are keys (target-encoded
-    fold-wise by the models) with their row counts; a test period of its own gets none."""
-    rng = np.random.default_rng(0)
-    hours = pd.Timestamp("2013-01-01 20:00") + pd.to_timedelta(rng.integers(0, 6, size=600), unit="h")  # 2 days
-    stamps = pd.Series(hours.strftime("%Y-%m-%d %H:%M:%S"))
-    frame = pd.DataFrame({"id": range(600), "when": stamps, "y": rng.integers(0, 2, size=600)})
-    train, test = frame.iloc[:450], frame.iloc[450:].drop(columns="y")
-    X, X_test, roles = build_features(train, test, "id", "y")
-    assert {"when__day", "when__slot"} <= set(roles["key"])
-    assert {"when__day__count", "when__slot__count"} <= set(roles["numeric"])
-    assert X["when__day"].iloc[0] == stamps.iloc[0][:10] and X_test["when__slot"].iloc[0] == stamps.iloc[450][:13]
-    day = stamps.str[:10]
-    assert X["when__day__count"].iloc[0] == (day == day.iloc[0]).sum()  # train and test rows of that day
-    # test rows in a later period: no slot keys (they would meet keys their training never saw)
-    later = (hours[450:] + pd.Timedelta(days=10)).strftime("%Y-%m-%d %H:%M:%S")
-    X, _, roles = build_features(train, test.assign(when=later), "id", "y")
-    assert not [c for c in roles["key"] if c.startswith("when__")] and "when__ordinal" in X
-    # dates without times: a day key only; few rows a day: none
-    dates = frame.assign(when=stamps.str[:10])
-    _, _, roles = build_features(dates.iloc[:450], dates.iloc[450:].drop(columns="y"), "id", "y")
-    assert [c for c in roles["key"] if c.startswith("when__")] == ["when__day"]
-    sparse = frame.assign(when=(pd.Timestamp("2013-01-01") + pd.to_timedelta(np.arange(600), unit="D")).astype(str))
-    _, _, roles = build_features(sparse.iloc[::2], sparse.iloc[1::2].drop(columns="y"), "id", "y")
-    assert not [c for c in roles["key"] if c.startswith("when__")] and "when__ordinal" in roles["numeric"]
-
-
 def test_group_target_encoder_never_sees_own_label():
     X = pd.DataFrame({"k": ["a"] * 10 + ["b"] * 10})
     y = np.array([1] * 10 + [0] * 10)

@@ -15,14 +15,7 @@ frames plus the *roles* the models use:
 - key: high-cardinality identifiers (a ticket, a surname); each also yields a frequency
   count, and the models target-encode keys inside each fold (no leakage);
 - dates become year/month/day-of-week/ordinal numbers; free text becomes length and word
-  counts (the text itself is dropped, except in text competitions: `text` columns stay text);
-- time slots: where many rows share a day (or, with times, an hour) and the test rows fall on
-  the training rows' days, the day and the hour also become keys (`<col>__day`,
-  `<col>__slot`): rows of one slot share what happened then (a storm delays every flight of
-  the day), which the models' fold-wise target encoding of keys reads directly; a date's
-  ordinal number cannot, as trees bin it coarser than a day. Test rows in unseen slots (a
-  later period, the usual Kaggle split) would meet a key they cannot use, so then there are
-  none.
+  counts (the text itself is dropped, except in text competitions: `text` columns stay text).
 
 Competition-aware features are added first by hooks chosen by the columns they need
 (`HOOKS`); they only ever look at features, never at labels. Frequencies are counted over
@@ -45,9 +38,6 @@ MAX_CATEGORIES = 50  # more distinct values than this (and > 5% of rows): a key,
 RARE_COUNT = 10  # levels seen fewer times in train are grouped into __rare__
 RARE = "__rare__"
 MISSING = "__missing__"  # the key of missing values in value shares
-SLOT_ROWS = 50  # a time slot key needs at least this many training rows per slot on average
-SLOT_SEEN = 0.9  # ... and this share of the test rows in slots that training rows have
-SLOTS = {"day": "%Y-%m-%d", "slot": "%Y-%m-%d %H"}  # key suffix -> its slot's format (slot: hours)
 
 # Ordered scales seen in Kaggle data, lowest first. A categorical column whose training
 # levels (case-insensitive) all lie in one scale, with at least 3 of them present, gets its
@@ -195,10 +185,8 @@ class _Features:
         self.add("numeric", f"{col}__len", text.str.len())
         self.add("numeric", f"{col}__words", text.str.count(r"\S+"))
 
-    def dates(self, col: str, values: pd.Series, hours: bool, slots: dict | None = None) -> None:
+    def dates(self, col: str, values: pd.Series, hours: bool) -> None:
         dates = parse_dates(values)
-        for suffix, counts in (slots or {}).items():  # keys: days or hours that rows share
-            self.key(f"{col}__{suffix}", dates.dt.strftime(SLOTS[suffix]), counts)
         if hours:
             self.add("numeric", f"{col}__hour", dates.dt.hour + dates.dt.minute / 60)
         self.add("numeric", f"{col}__year", dates.dt.year)
@@ -233,7 +221,7 @@ class _Features:
             if step["missing"]:
                 self.add("numeric", f"{col}__missing", values.isna())
         elif kind == "date":
-            self.dates(col, values, step.get("hours", False), step.get("slots"))
+            self.dates(col, values, step.get("hours", False))
         elif kind == "categorical":
             self.categorical(col, values, step)
         elif kind == "text_stats":
@@ -255,9 +243,7 @@ def _fit_column(values: pd.Series, n_train: int, is_text: bool) -> dict | None:
     dates = _as_dates(values)
     if dates is not None:  # with times of day: the hour too (a timestamp's strongest seasonality)
         times = dates.iloc[:n_train].dropna()
-        hours = bool(((times.dt.hour != 0) | (times.dt.minute != 0)).any())
-        slots = _slots(dates, n_train, hours)
-        return {"kind": "date", "hours": hours, **({"slots": slots} if slots else {})}
+        return {"kind": "date", "hours": bool(((times.dt.hour != 0) | (times.dt.minute != 0)).any())}
     if n_levels <= MAX_CATEGORIES or n_levels <= 0.05 * n_train:
         scale = ordinal_scale(tr.dropna().unique())
         shares = _shares(values) if n_levels > 2 else None
@@ -265,24 +251,6 @@ def _fit_column(values: pd.Series, n_train: int, is_text: bool) -> dict | None:
     if _is_text(tr):
         return {"kind": "text_stats"}
     return {"kind": "key", "counts": _counts(values)}
-
-
-def _slots(dates: pd.Series, n_train: int, hours: bool) -> dict[str, dict[str, int]]:
-    """The time slots of a date column that become keys (see the module doc), each with its
-    rows per slot (train and test): those that training rows share (`SLOT_ROWS` a slot on
-    average) and that hold `SLOT_SEEN` of the test rows."""
-    slots = {}
-    for suffix, fmt in SLOTS.items():
-        if suffix == "slot" and not hours:
-            continue
-        keys = dates.dt.strftime(fmt)
-        train, test = keys.iloc[:n_train].dropna(), keys.iloc[n_train:].dropna()
-        if train.empty or len(train) < SLOT_ROWS * train.nunique():
-            continue
-        if len(test) and test.isin(set(train)).mean() < SLOT_SEEN:
-            continue
-        slots[suffix] = _counts(keys)
-    return slots
 
 
 def _input_kind(values: pd.Series) -> str:
