@@ -133,13 +133,8 @@ class CompetitionSpec(Strict):
 MIN_TRIALS = 5  # tune.row_budget never cuts a study below this many trials
 AUTO_FEW_FOLDS_ROWS = 200_000  # from this many training rows, n_splits "auto" means 3 folds (else 5)
 AUTO_FEW_FOLDS_IMAGES = 20_000  # images: from this many (a CNN's epoch costs per image, not per feature)
-# images, from AUTO_FEW_FOLDS_IMAGES rows: refits on every row (seeds) that `refit: auto` adds to the
-# folds; on the full digits 3 scored 0.99589 against one's 0.99582 (2 of 28,000 digits) in 44
-# minutes against 36: the best measured, within the hour (benchmarks/README.md)
-LARGE_IMAGE_REFITS = 3
-# fewer training rows: `refit: auto` gives a model whose folds are merged (`max_folds`: a fine-tuned
-# text encoder fits on about half the rows twice) one refit on every row, which sees twice the rows
-SMALL_MERGED_REFIT_ROWS = 6_000
+# refit auto: 3 seeds from AUTO_FEW_FOLDS_IMAGES images (full digits 0.99589, one 0.99582; 44 min, 36); 1 for
+LARGE_IMAGE_REFITS, SMALL_MERGED_REFIT_ROWS = 3, 6_000  # a merged-fold fine-tune (half the rows a fit) below
 
 
 def _modality_keys(value: dict, what: str) -> dict:
@@ -286,8 +281,7 @@ class TrainParams(Strict):
         return dict(self.params.get(model, {}))
 
     def refit_for(self, modality: str, rows: int = 0, merged: bool = False) -> int:
-        """Refits on every row (each another seed) of a model for `rows` training rows
-        (`merged`: its folds are merged into fewer fits, `max_folds`)."""
+        """Refits on every row (seeds) of a model for `rows` rows (`merged`: `max_folds` merges its folds)."""
         if self.refit != "auto":
             return int(self.refit)
         if modality == IMAGE:
