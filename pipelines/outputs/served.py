@@ -4,7 +4,7 @@ the `ensemble` stage blended them, from raw rows.
     model = load_export("data/export/titanic")   # the ensemble or the student, as the folder holds
     model.submission(model.predict(model.frame(rows)), ids)
 
-The ensemble folder (`model.json` format 2, `kind: ensemble`), JSON and ONNX only:
+The ensemble folder (`model.json` format 3, `kind: ensemble`), JSON and ONNX only:
 - `model.json`: what every export says (`exported.Served`), the blend's method and nested CV,
   its members (each with its fold models and, where train refitted on every row, those
   refits and their share), the library versions the states need, every other file's SHA-256;
@@ -17,8 +17,9 @@ The ensemble folder (`model.json` format 2, `kind: ensemble`), JSON and ONNX onl
 
 A member's output is what `train` (or `distill`) predicted for the test rows: the mean of its
 fold models' outputs (in the target's own units), with refits the mean of their outputs
-`refit_weight` of it and the folds' mean the rest. Loading rebuilds only what `core/safe_state.py` trusts, refuses other
-library versions than the export's, and runs no torch.
+`refit_weight` of it and the folds' mean the rest. Loading rebuilds only what
+`core/safe_state.py` trusts, refuses other library versions than the export's, and runs no
+torch.
 """
 
 from __future__ import annotations
