@@ -133,8 +133,8 @@ class CompetitionSpec(Strict):
 MIN_TRIALS = 5  # tune.row_budget never cuts a study below this many trials
 AUTO_FEW_FOLDS_ROWS = 200_000  # from this many training rows, n_splits "auto" means 3 folds (else 5)
 AUTO_FEW_FOLDS_IMAGES = 20_000  # images: from this many (a CNN's epoch costs per image, not per feature)
-# refit auto: 3 seeds from AUTO_FEW_FOLDS_IMAGES images (full digits 0.99589, one 0.99582; 44 min, 36); 1 for
-LARGE_IMAGE_REFITS, SMALL_MERGED_REFIT_ROWS = 3, 6_000  # a merged-fold fine-tune (half the rows a fit) below
+# `refit: auto`: seeds on image sets from AUTO_FEW_FOLDS_IMAGES (full digits: 3 scored 0.99589, one 0.99582)
+LARGE_IMAGE_REFITS, SMALL_MERGED_REFIT_ROWS = 3, 6_000  # ...; below the rows, one for a merged-fold fine-tune
 
 
 def _modality_keys(value: dict, what: str) -> dict:
