@@ -103,10 +103,11 @@ def test_unknown_competition_and_bad_yaml(tmp_path):
         load_params(bad)
 
 
-def test_refit_auto_means_image_models_only_with_seeds_at_size():
+def test_refit_auto_means_image_models_with_seeds_at_size_and_tables_from_20k_rows():
     auto = parse_params({"competitions": {"t": TITANIC}}).train
     assert auto.refit == "auto" and auto.refit_for("image", 4_000) == 1 and auto.refit_for("tabular", 4_000) == 0
-    assert auto.refit_for("image", 42_000) == 3 and auto.refit_for("tabular", 300_000) == 0
+    assert auto.refit_for("image", 42_000) == 3 and auto.refit_for("tabular", 300_000) == 1
+    assert auto.refit_for("tabular", 19_999) == 0 and auto.refit_for("tabular", 20_000) == 1
     # a fine-tune fitted on merged folds (about half the rows a fit) refits on small sets only
     assert auto.refit_for("text", 3_385, merged=True) == 1 and auto.refit_for("text", 3_385) == 0
     assert auto.refit_for("text", 10_246, merged=True) == 0

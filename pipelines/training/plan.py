@@ -50,7 +50,7 @@ class Plan:
     modality: str
     rows: int  # training rows
     n_splits: int
-    refit: int  # the student's refits on every row (0 or 1: a student is there for speed, not seeds)
+    student_refit: int  # the student's refits on every row (0 or 1: a student is there for speed, not seeds)
     seed: int
     threads: int
     nproc: int  # torch processes per torch model (torchrun)
@@ -66,7 +66,7 @@ class Plan:
     @property
     def fits(self) -> int:
         """The student's fits: one per fold, and its refit."""
-        return self.n_splits + self.refit
+        return self.n_splits + self.student_refit
 
     def model(self, name: str) -> ModelPlan:
         """The planned model `name`."""
@@ -118,7 +118,7 @@ def make_plan(params: Params, name: str, data) -> Plan:
         modality=modality,
         rows=rows,
         n_splits=n_splits,
-        refit=min(_refits(params, modality, rows), 1),
+        student_refit=min(_refits(params, modality, rows), 1),
         seed=params.seed,
         threads=params.train.threads,
         nproc=params.train.nproc,
@@ -184,7 +184,7 @@ def describe(plan: Plan) -> str:
         folds = f"; {plan.n_splits} folds merged into {m.folds} fits" if m.folds else ""
         folds += f"; + {_refits_words(m.refits)}" if not refit and m.refits else ""
         lines.append(f"  model {m.name}: {_args(m)}{tuned}{folds}")
-    student = f"; + {_refits_words(plan.refit)}" if plan.refit else ""
+    student = f"; + {_refits_words(plan.student_refit)}" if plan.student_refit else ""
     lines.append(f"  student {plan.student.name}: {_args(plan.student)}{student}")
     shares = [f"{s} {v:.0f}s" for s, v in plan.budget.items() if v is not None]
     lines.append(f"  budget: {', '.join(shares) if shares else 'none'}")

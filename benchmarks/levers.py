@@ -1,6 +1,6 @@
-"""Adult's levers one by one, on one held-out split, in one process: each GBDT variant's CV and held-out score.
+"""Tabular levers one by one, on one held-out split, in one process: each variant's CV and held-out score.
 
-    flock /tmp/kp-cpu.lock python benchmarks/adult_levers.py [--split 0] [--only lgb,lgb-tune-all]
+    flock /tmp/kp-cpu.lock python benchmarks/levers.py [--split 0] [--only lgb,lgb-tune-all]
         [--store /tmp/adult-levers] [--task adult-auc]
 
 The split is `benchmarks/tabular_tasks.py`'s (`carve`: `adult-auc`, or another of its tasks
@@ -66,6 +66,7 @@ VARIANTS = {
     "xgb-old": ("xgboost", {}, None, OLD),
     "cat-old": ("catboost", {}, None, OLD),
     "cat-lr.03-old": ("catboost", {"learning_rate": 0.03, "max_rounds": 6000}, None, OLD),
+    "cat-lr.1": ("catboost", {"learning_rate": 0.1}, None),
     "lgb": ("lightgbm", {}, None),
     "xgb": ("xgboost", {}, None),
     "cat": ("catboost", {}, None),
@@ -86,6 +87,8 @@ VARIANTS = {
     "xgb-codes": ("xgboost", {"max_cat_levels": 0}, None),  # every category as codes
     "lgb-xt": ("lightgbm", {"extra_trees": True}, None),
     "lgb-refit": ("lightgbm", {}, None),
+    "xgb-refit": ("xgboost", {}, None),
+    "cat-refit": ("catboost", {}, None),
     # AutoGluon 1.6's XGBoost defaults (learning rate 0.1, depth 6, every row and column)
     "xgb-ag": ("xgboost", {"learning_rate": 0.1, "max_depth": 6, "subsample": 1.0, "colsample_bytree": 1.0}, None),
     "rf": ("random_forest", {}, None),
