@@ -39,7 +39,8 @@ ONE_THREAD_ROWS = 20_000  # fewer training rows: LightGBM on one thread (same tr
 # up to this many training rows, fit again on all of them after early stopping; above it the
 # early-stopped model is kept. Measured at 100,000 on Adult's 27,000-row folds: +0.0005-0.0006
 # CV for each GBDT but only +0.0002-0.0005 held out for the ensemble, at twice the time (160-210 s
-# -> 320-420 s a split), a cost that did not pay (benchmarks/levers.py)
+# -> 320-420 s a split), a cost that did not pay (benchmarks/levers.py). From there `train.refit:
+# auto` fits one more model on every row instead (core/config.py: TABLE_REFIT_ROWS).
 FINAL_FIT_ROWS = 20_000
 
 
