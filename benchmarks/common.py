@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,6 +23,18 @@ ENV = {
     "GIT_COMMITTER_NAME": "bench",
     "GIT_COMMITTER_EMAIL": "bench@localhost",
 }
+
+
+@contextlib.contextmanager
+def kept_or_temporary(keep: Path | None):
+    """The folder to play in: `keep` (made if missing, left afterwards, so its repos can be
+    read again, e.g. their `data/train` outputs re-blended) or a temporary one."""
+    if keep is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield tmp
+    else:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield str(keep)
 
 
 def make_repo(where: Path, params: dict) -> Path:

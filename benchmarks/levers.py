@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -89,9 +90,23 @@ VARIANTS = {
     "lgb-refit": ("lightgbm", {}, None),
     "xgb-refit": ("xgboost", {}, None),
     "cat-refit": ("catboost", {}, None),
+    "lgb-refit3": ("lightgbm", {}, None),  # -refitN: N refits on every row, seeds seed + r
+    "xgb-refit3": ("xgboost", {}, None),
+    "cat-refit3": ("catboost", {}, None),
     # AutoGluon 1.6's XGBoost defaults (learning rate 0.1, depth 6, every row and column)
     "xgb-ag": ("xgboost", {"learning_rate": 0.1, "max_depth": 6, "subsample": 1.0, "colsample_bytree": 1.0}, None),
     "rf": ("random_forest", {}, None),
+    # AutoGluon 1.6's random forest: 300 deep trees on every row, sqrt of the columns a split
+    "rf-ag": (
+        "random_forest",
+        {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt", "rows_per_tree": 10**9},
+        None,
+    ),
+    "rf-100k": (
+        "random_forest",
+        {"n_estimators": 300, "min_samples_leaf": 1, "max_features": "sqrt", "rows_per_tree": 100_000},
+        None,
+    ),
     "tabm": ("tabm", {}, None),
     "tabm-k16": ("tabm", {"k": 16}, None),
 }
@@ -133,7 +148,9 @@ def measure(root: Path, params: dict, truth: np.ndarray, label: str, store: Path
     data = CleanData(root / "clean")
     ctx = model_context(data, parse_params(params), progress=False)
     start = time.perf_counter()
-    opts = CVOptions(refit=label.endswith("-refit"))  # -refit: test = half a fit on every row, half the folds
+    # -refit: test = half a fit on every row, half the folds; -refitN: N such fits alike with the folds' mean
+    refits = re.search(r"-refit(\d*)$", label)
+    opts = CVOptions(refit=int(refits.group(1) or 1) if refits else 0)
     result = cross_validate(model, {**tuned, **fixed}, data, ctx, opts)
     seconds = time.perf_counter() - start
     for key in patch[0] if patch else {}:

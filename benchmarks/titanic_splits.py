@@ -1,6 +1,6 @@
 """Titanic on held-out splits: the default pipeline as a `local` competition vs baselines.
 
-    python benchmarks/titanic_splits.py [--splits 5] [--test-size 0.3]
+    python benchmarks/titanic_splits.py [--splits 5] [--first-split 0] [--test-size 0.3] [--keep DIR]
 
 Each split carves Kaggle's 891 labelled rows into train/test with its own seed (not the
 embedded competition's), plays it with the default params through `dvc repro`, and scores
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import default_params, make_repo, repro, table  # noqa: E402
+from benchmarks.common import default_params, kept_or_temporary, make_repo, repro, table  # noqa: E402
 from pipelines.sources.embedded import get_embedded  # noqa: E402
 
 SPEC = {"source": "local", "id": "PassengerId", "target": "Survived", "task": "binary", "metric": "accuracy"}
@@ -39,20 +38,25 @@ def lightgbm_raw(train: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     return model.predict(X_test)
 
 
+def carve(full: pd.DataFrame, seed: int, test_size: float = 0.3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) of split `seed`: the labelled rows carved with random_state 1000 + seed."""
+    return train_test_split(full, test_size=test_size, random_state=1000 + seed, stratify=full["Survived"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", type=int, default=5)
     ap.add_argument("--test-size", type=float, default=0.3)
+    ap.add_argument("--first-split", type=int, default=0, help="split seeds are 1000 + first-split + i")
+    ap.add_argument("--keep", type=Path, default=None, help="play in this folder and keep it (default: temporary)")
     args = ap.parse_args()
     full = get_embedded("titanic").load()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed in range(args.splits):
-            train, test = train_test_split(
-                full, test_size=args.test_size, random_state=1000 + seed, stratify=full["Survived"]
-            )
+    with kept_or_temporary(args.keep) as tmp:
+        for seed in range(args.first_split, args.first_split + args.splits):
+            train, test = carve(full, seed, args.test_size)
             folder = Path(tmp) / f"split{seed}"
-            folder.mkdir()
+            folder.mkdir(exist_ok=True)
             train.to_csv(folder / "train.csv", index=False)
             test.drop(columns="Survived").to_csv(folder / "test.csv", index=False)
             test[["PassengerId"]].assign(Survived=0).to_csv(folder / "sample_submission.csv", index=False)

@@ -292,7 +292,8 @@ def test_choose_method_prefers_the_simplest_within_one_standard_error():
     y = rng.normal(0, 1, 1000)
     folds = folds_of(1000)
     base = rng.normal(0, 1, 1000)
-    close = {"mean": y + base, "hill_climb": y + 0.99 * base + rng.normal(0, 0.05, 1000)}  # better by noise
+    # better by noise: ahead on three folds, behind on two
+    close = {"mean": y + base, "hill_climb": y + np.where(folds % 2 == 0, 0.99, 1.01) * base}
     assert RMSE(y, close["hill_climb"], "regression") < RMSE(y, close["mean"], "regression")
     assert choose_method(close, y, folds, RMSE, "regression") == "mean"
     far = {"mean": y + base, "hill_climb": y + 0.3 * base}
@@ -301,11 +302,31 @@ def test_choose_method_prefers_the_simplest_within_one_standard_error():
     assert choose_method(reversed_order, y, folds, RMSE, "regression") == "hill_climb"  # first listed wins a tie
 
 
+def test_a_method_better_on_every_fold_wins_however_much_the_folds_differ():
+    """Folds of very different difficulty make the best method's fold scores spread widely; a
+    method ahead on every fold by a steady margin is still clearly better, which the SE of the
+    per-fold differences sees and the SE of the scores alone does not."""
+    rng = np.random.default_rng(0)
+    folds = folds_of(1000)
+    y, base = rng.normal(0, 1, 1000), rng.normal(0, 1, 1000) * (0.5 + folds)  # fold k: error sd 0.5 + k
+    nested = {"mean": y + base, "hill_climb": y + 0.97 * base}
+    per_fold = [RMSE(y[folds == k], nested["mean"][folds == k], "regression") for k in range(K)]
+    gap = RMSE(y, nested["mean"], "regression") - RMSE(y, nested["hill_climb"], "regression")
+    assert 0 < gap < np.std(per_fold, ddof=1) / np.sqrt(K)  # within 1 SE of the scores
+    assert method_choice(nested, y, folds, RMSE, "regression", paired=False)[0] == "mean"
+    method, why = method_choice(nested, y, folds, RMSE, "regression", paired=True)
+    assert method == "hill_climb" and why.endswith("; mean trails it by more")
+    # a difference that changes sign from fold to fold is noise under either SE
+    flip = {"mean": y + base, "hill_climb": y + np.where(folds % 2 == 0, 0.95, 1.05) * base}
+    assert RMSE(y, flip["hill_climb"], "regression") < RMSE(y, flip["mean"], "regression")
+    assert method_choice(flip, y, folds, RMSE, "regression", paired=True)[0] == "mean"
+
+
 def test_the_choice_says_the_rule_and_the_scores_it_compared():
     """What the report and details.json say: not "the best score" when a simpler method won."""
     rng = np.random.default_rng(0)
     y, folds, base = rng.normal(0, 1, 1000), folds_of(1000), rng.normal(0, 1, 1000)
-    close = {"mean": y + base, "hill_climb": y + 0.99 * base + rng.normal(0, 0.05, 1000)}
+    close = {"mean": y + base, "hill_climb": y + np.where(folds % 2 == 0, 0.99, 1.01) * base}
     method, why = method_choice(close, y, folds, RMSE, "regression")
     assert method == "mean" and why.startswith(f"mean: {RULE}; hill_climb's nested cv (")
     assert "within 1 SE" in why

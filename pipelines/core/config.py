@@ -307,7 +307,7 @@ class DistillParams(Strict):
 class EnsembleParams(Strict):
     methods: list[Literal["hill_climb", "stacking", "mean"]] = doc(
         ["mean", "stacking", "hill_climb"],
-        "simplest first: a later one must win by > 1 SE; mean skips members beaten on every fold by > 2 SE",
+        "simplest first: a later one must win by > 1 paired SE; mean skips members beaten on every fold by > 2 SE",
     )
     iterations: int = doc(50, "hill-climbing steps (Caruana selection)", ge=1)
 

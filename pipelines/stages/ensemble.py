@@ -8,9 +8,9 @@ worse than another (`clearly_worse`: beaten on every fold and by more than two s
 errors; details.json's `ensemble.not_in_mean` says why). Each method (Caruana hill
 climbing, stacking, plain mean; for `qwk` and binary `f1` also each followed by thresholds
 fitted on OOF predictions) is scored on honest nested OOF predictions (fitted on the other
-folds); the simplest one within one standard error of the best (`choose_method`; details.json's
-`ensemble.chosen_by` says why, in words) is refitted on all OOF rows and applied to the test
-predictions.
+folds); the simplest one within one standard error (of their per-fold differences) of the
+best (`choose_method`; details.json's `ensemble.chosen_by` says why, in words) is refitted on
+all OOF rows and applied to the test predictions.
 Writes `metrics.json`, the headline that `dvc exp show` compares (metric; cv: the chosen
 method's nested OOF score; cv_std: its fold spread; cv per model), `details.json` (fold
 scores, the ensemble's method, members and weights, each method's nested cv, each model's
