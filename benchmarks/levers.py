@@ -95,6 +95,13 @@ VARIANTS = {
     "cat-refit3": ("catboost", {}, None),
     # AutoGluon 1.6's XGBoost defaults (learning rate 0.1, depth 6, every row and column)
     "xgb-ag": ("xgboost", {"learning_rate": 0.1, "max_depth": 6, "subsample": 1.0, "colsample_bytree": 1.0}, None),
+    # ... with every native category split one level against the rest, as one-hot columns would be
+    # (AutoGluon one-hot encodes XGBoost's categories)
+    "xgb-ag-ohe": (
+        "xgboost",
+        {"learning_rate": 0.1, "max_depth": 6, "subsample": 1.0, "colsample_bytree": 1.0, "max_cat_to_onehot": 64},
+        None,
+    ),
     "rf": ("random_forest", {}, None),
     # AutoGluon 1.6's random forest: 300 deep trees on every row, sqrt of the columns a split
     "rf-ag": (

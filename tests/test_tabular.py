@@ -329,6 +329,21 @@ def test_xgboost_sees_wide_categories_as_codes():
     assert create_model("xgboost", ctx, max_cat_levels=0).fit(X, y).predict_output(X_test).shape == (len(X_test),)
 
 
+def test_xgboost_splits_categories_one_level_against_the_rest_below_max_cat_to_onehot():
+    """`max_cat_to_onehot` reaches XGBoost: a category of fewer levels splits one level against
+    the rest (as one-hot columns would), a wider one by partitions of its levels; the trees differ."""
+    X, X_test, y, roles = prepared("binary")
+    ctx = ModelContext(task="binary", metric=get_metric("roc_auc"), n_classes=2, roles=roles, progress=False)
+    n_levels = X["colour"].cat.categories.size
+    assert n_levels > 2
+    fits = {}
+    for cut in (2, n_levels + 1):
+        model = create_model("xgboost", ctx, max_cat_to_onehot=cut).fit(X, y)
+        assert model.pipeline.named_steps["model"].get_params()["max_cat_to_onehot"] == cut
+        fits[cut] = model.predict_output(X_test)
+    assert not np.allclose(fits[2], fits[n_levels + 1])
+
+
 def test_group_target_encoder_names_follow_its_columns():
     X = pd.DataFrame({"k": ["a", "b"] * 10, "m": ["x"] * 20})
     enc = GroupTargetEncoder(n_classes=3).fit(X, np.arange(20) % 3)
