@@ -13,7 +13,7 @@ on the split's held-out labels, as the benchmark that played it does. The stages
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import sys
 from pathlib import Path
 
@@ -56,18 +56,15 @@ def runs(kept: Path):
 
 
 def rescore(repo: Path, name: str, truth: pd.Series, score, rule) -> tuple[float, str]:
+    """The held-out score and method of the repo's `ensemble` stage run again with `rule`."""
     out = repo / "rules" / name
+    argv = ["ensemble", name, "--params", "params.yaml", "--no-progress"]
+    argv += ["--raw", f"data/raw/{name}", "--clean", f"data/clean/{name}", "--train", f"data/train/{name}"]
+    argv += ["--distill", f"data/distill/{name}", "--out", str(out)]
     stage.method_choice = rule
     try:
-        argv = ["ensemble", name, "--params", "params.yaml", "--no-progress"]
-        argv += ["--raw", f"data/raw/{name}", "--clean", f"data/clean/{name}", "--train", f"data/train/{name}"]
-        argv += ["--distill", f"data/distill/{name}", "--out", str(out)]
-        cwd = os.getcwd()
-        os.chdir(repo)
-        try:
+        with contextlib.chdir(repo):
             assert cli(argv) == 0
-        finally:
-            os.chdir(cwd)
     finally:
         stage.method_choice = ensembling.method_choice
     sub = pd.read_csv(out / "submission.csv").set_index(truth.index.name)
