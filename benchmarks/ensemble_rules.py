@@ -2,8 +2,9 @@
 
     python benchmarks/ensemble_rules.py --kept /work/kept/adult /work/kept/titanic ...
 
-Reads the repos that `tabular_tasks.py --keep DIR` and `titanic_splits.py --keep DIR` left
-(`DIR/<task>-<seed>/repo`, `DIR/repo<seed>`), runs the `ensemble` stage again in this process
+Reads the repos that `tabular_tasks.py --keep DIR`, `titanic_splits.py --keep DIR` and
+`pretrained.py --columns pipeline --keep DIR` (text) left (`DIR/<task>-<seed>/repo`,
+`DIR/repo<seed>`, `DIR/<task>-<K>-pipeline/repo`), runs the `ensemble` stage again in this process
 on their `train` and `distill` outputs with each rule in `RULES` in place of
 `training.ensembling.method_choice` (the stage's code otherwise), and scores each submission
 on the split's held-out labels, as the benchmark that played it does. The stages before
@@ -22,7 +23,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import table  # noqa: E402
+from benchmarks.pretrained import carve_text  # noqa: E402
 from benchmarks.tabular_tasks import TASKS, carve  # noqa: E402
+from benchmarks.text_tasks import TASKS as TEXT  # noqa: E402
 from benchmarks.titanic_splits import carve as carve_titanic  # noqa: E402
 from pipelines.__main__ import main as cli  # noqa: E402
 from pipelines.sources.embedded import get_embedded  # noqa: E402
@@ -46,8 +49,13 @@ RULES = {
 
 def runs(kept: Path):
     """(repo, competition name, truth by id, score function) of each split kept under `kept`."""
-    for repo in sorted(kept.glob("*/repo")):  # tabular_tasks.py: <task>-<seed>/repo
-        name, seed = repo.parent.name.rsplit("-", 1)
+    for repo in sorted(kept.glob("*-pipeline/repo")):  # pretrained.py (text): <task>-<K>-pipeline/repo
+        name, k, _ = repo.parent.name.rsplit("-", 2)
+        _, test = carve_text(name, 3000 + int(k))
+        spec = TEXT[name]["spec"]
+        yield repo, name, test.set_index(spec["id"])[spec["target"]], TEXT[name]["score"]
+    for repo in sorted(r for r in kept.glob("*/repo") if not r.parent.name.endswith("-pipeline")):
+        name, seed = repo.parent.name.rsplit("-", 1)  # tabular_tasks.py: <task>-<seed>/repo
         _, test, spec = carve(name, int(seed))
         yield repo, name, test.set_index(spec["id"])[spec["target"]], TASKS[name]["score"]
     for repo in sorted(kept.glob("repo*")):  # titanic_splits.py: repo<seed>

@@ -3,7 +3,7 @@ the from-scratch pipeline, on the same held-out rows.
 
     python benchmarks/pretrained.py [--tasks sms-spam,airline-sentiment,solar-cells] [--splits 3]
                                     [--first-split 0] [--columns pipeline,frozen,scratch]
-                                    [--results FILE.jsonl] [--report FILE.jsonl]
+                                    [--results FILE.jsonl] [--report FILE.jsonl] [--keep DIR]
 
 Text splits carve the labelled rows 70/30 with seed 3000 + K (stratified, as
 `benchmarks/text_tasks.py` does); solar-cell splits carve the 2,624 elpv cells 75/25 with the
@@ -44,7 +44,7 @@ from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import image_files  # noqa: E402
-from benchmarks.common import table  # noqa: E402
+from benchmarks.common import kept_or_temporary, table  # noqa: E402
 from benchmarks.text_tasks import TASKS, play  # noqa: E402
 from pipelines.core.config import TrainParams  # noqa: E402
 
@@ -83,12 +83,18 @@ def frozen_image(x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> tuple[np.n
     return model.predict_proba(embed.transform(x_test))[:, 1], time.perf_counter() - start
 
 
+def carve_text(name: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) of text task `name`'s split `seed` (3000 + K): 70/30, stratified."""
+    target = TASKS[name]["spec"]["target"]
+    full = TASKS[name]["load"]()
+    train, test = train_test_split(full, test_size=0.3, random_state=seed, stratify=full[target])
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
 def text_column(name: str, column: str, seed: int, workdir: Path, threads: int) -> dict:
     task = TASKS[name]
     target = task["spec"]["target"]
-    full = task["load"]()
-    train, test = train_test_split(full, test_size=0.3, random_state=seed, stratify=full[target])
-    train, test = train.reset_index(drop=True), test.reset_index(drop=True)
+    train, test = carve_text(name, seed)
     truth = test[target].to_numpy()
     if column == "frozen":
         pred, seconds = frozen_text(train, test, target)
@@ -159,12 +165,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--results", type=Path, default=None, help="append each row to this JSON lines file")
     ap.add_argument("--report", type=Path, default=None, help="only print the table of this JSON lines file")
+    ap.add_argument("--keep", type=Path, default=None, help="play in this folder and keep it (default: temporary)")
     args = ap.parse_args()
     if args.report is not None:
         print(table(report(args.report)))
         return
     results = args.results or Path(tempfile.mkdtemp()) / "pretrained.jsonl"
-    with tempfile.TemporaryDirectory() as tmp:
+    with kept_or_temporary(args.keep) as tmp:
         for name in args.tasks.split(","):
             for i in range(args.first_split, args.first_split + args.splits):
                 for column in args.columns.split(","):
