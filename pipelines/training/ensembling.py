@@ -324,20 +324,21 @@ def method_choice(
     per-fold differences (the rule before; `benchmarks/ensemble_rules.py` compares them)."""
     scores = {m: metric.on(y, p, task, rows) for m, p in nested.items()}
     best = max(scores, key=lambda m: scores[m] if metric.greater_is_better else -scores[m])
-    per_fold = np.asarray(fold_scores(y, nested[best], folds, metric, task, rows))
+    per_fold = {m: np.asarray(fold_scores(y, p, folds, metric, task, rows)) for m, p in nested.items()}
 
-    def se_of(m: str) -> float:
-        values = per_fold - np.asarray(fold_scores(y, nested[m], folds, metric, task, rows)) if paired else per_fold
+    def se_of(m: str) -> float:  # of the differences from the best (of its scores unpaired)
+        values = per_fold[best] - per_fold[m] if paired else per_fold[best]
         return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
     order = list(scores)  # insertion order: simplest first
     chosen = next(m for m in order if m == best or abs(scores[m] - scores[best]) <= se_of(m))
-    se = se_of(chosen)
     earlier = order[: order.index(chosen)]
     trail = f"; {', '.join(earlier)} {'trails' if len(earlier) == 1 else 'trail'} it by more" if earlier else ""
-    if chosen == best:
-        why = f"{best} has the best nested cv ({scores[best]:.4f}; 1 SE: {se:.4f}){trail}"
+    if chosen == best:  # the SE it beat: against the simpler method before it (first of all: none)
+        shown = earlier[-1] if earlier else (None if paired else best)
+        se = f"; 1 SE: {se_of(shown):.4f}" if shown else ""
+        why = f"{best} has the best nested cv ({scores[best]:.4f}{se}){trail}"
     else:
-        gap = abs(scores[best] - scores[chosen])
+        gap, se = abs(scores[best] - scores[chosen]), se_of(chosen)
         why = f"{best}'s nested cv ({scores[best]:.4f}) is better by {gap:.4f}, within 1 SE ({se:.4f}){trail}"
     return chosen, f"{chosen}: {RULE}; {why}"
