@@ -30,8 +30,9 @@ from torch.utils.data import BatchSampler, Dataset, DistributedSampler
 
 
 def _as_tensor(a) -> torch.Tensor:
-    """Targets keep their kind: integers become int64 (class labels), the rest float32."""
-    t = torch.as_tensor(np.asarray(a))
+    """Targets keep their kind: integers become int64 (class labels), the rest float32 (a copy:
+    targets are small, and a read-only array, as from a memory map, must not back a tensor)."""
+    t = torch.tensor(np.asarray(a))
     return t.long() if not t.is_floating_point() else t.float()
 
 

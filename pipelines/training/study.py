@@ -58,10 +58,10 @@ def open_storage(
     spec: str | None, sqlite_path, journal_path, heartbeat_interval: int, grace_period: int
 ) -> optuna.storages.BaseStorage:
     """`spec`: None (SQLite at `sqlite_path`), "journal" (a JournalStorage at `journal_path`) or an RDB URL."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
     if spec == "journal":
         return JournalStorage(JournalFileBackend(str(journal_path)))
     url = spec or f"sqlite:///{sqlite_path.resolve()}"
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats are "experimental"
     return optuna.storages.RDBStorage(
         url,
         heartbeat_interval=heartbeat_interval,
