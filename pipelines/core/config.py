@@ -22,6 +22,7 @@ from pipelines.core.context import (
     IMAGE,
     KD_ALPHA,
     KD_TEMPERATURE,
+    LARGE_TABLE_ROWS,
     MODALITIES,
     SEED,
     TABULAR,
@@ -133,8 +134,8 @@ class CompetitionSpec(Strict):
 MIN_TRIALS = 5  # tune.row_budget never cuts a study below this many trials
 AUTO_FEW_FOLDS_ROWS = 200_000  # from this many training rows, n_splits "auto" means 3 folds (else 5)
 AUTO_FEW_FOLDS_IMAGES = 20_000  # images: from this many (a CNN's epoch costs per image, not per feature)
-# `refit: auto`: seeds on images (full digits: 3 scored 0.99589, one 0.99582); one for a merged-fold fine-tune
-LARGE_IMAGE_REFITS, SMALL_MERGED_REFIT_ROWS, TABLE_REFIT_ROWS = 3, 6_000, 20_000  # and for tables from 20,000 rows
+# `refit: auto`: image seeds (full digits: 3 scored 0.99589, one 0.99582); one for a small merged-fold fine-tune
+LARGE_IMAGE_REFITS, SMALL_MERGED_REFIT_ROWS = 3, 6_000
 
 
 def _modality_keys(value: dict, what: str) -> dict:
@@ -240,9 +241,7 @@ class TrainParams(Strict):
         {"text_finetune": 2, "image_finetune": 3},
         "a listed model fits at most this many times: its folds merged (costly fine-tunes; OOF still covers every row)",
     )
-    threads: int = doc(
-        THREADS, "torch / LightGBM / BLAS threads; runs are byte-identical only for the same value", ge=1
-    )
+    threads: int = doc(THREADS, "torch / LightGBM / BLAS threads; runs are byte-identical only at the same value", ge=1)
     nproc: int = doc(1, "torch processes per model (torchrun, DDP: gloo on CPU, nccl on GPU); they split threads", ge=1)
     epochs: int = doc(EPOCHS, "upper bound for torch models (early stopping ends sooner)", ge=1)
     deterministic: bool = doc(True, "torch deterministic algorithms (slower on GPU; false: GPU runs may differ)")
@@ -286,7 +285,7 @@ class TrainParams(Strict):
             return int(self.refit)
         if modality == IMAGE:
             return LARGE_IMAGE_REFITS if rows >= AUTO_FEW_FOLDS_IMAGES else 1
-        return int(merged and rows < SMALL_MERGED_REFIT_ROWS or modality == TABULAR and rows >= TABLE_REFIT_ROWS)
+        return int(merged and rows < SMALL_MERGED_REFIT_ROWS or modality == TABULAR and rows >= LARGE_TABLE_ROWS)
 
 
 class DistillParams(Strict):

@@ -18,6 +18,10 @@ KD_TEMPERATURE, KD_ALPHA = 2.0, 0.7
 # the defaults of params.yaml's `seed`, `train.threads` and `train.epochs`, stated once for
 # the config and for a context or a training loop built by hand
 SEED, THREADS, EPOCHS = 42, 2, 30
+# from this many training rows a table is large: `train.refit: auto` fits each model once more
+# on every row (instead of a boosted model's final fit on its fold's rows), and the boosters
+# take their sized settings (models/gbdt.py: FINAL_FIT_ROWS, LARGE_ROWS). One threshold, here.
+LARGE_TABLE_ROWS = 20_000
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from pipelines.core.context import KD_ALPHA, TABULAR, ModelContext
+from pipelines.core.context import KD_ALPHA, LARGE_TABLE_ROWS, TABULAR, ModelContext
 from pipelines.core.tables import take_rows
 from pipelines.features.preprocess import categorical_codes
 from pipelines.models.registry import register_model
@@ -40,8 +40,8 @@ ONE_THREAD_ROWS = 20_000  # fewer training rows: LightGBM on one thread (same tr
 # early-stopped model is kept. Measured at 100,000 on Adult's 27,000-row folds: +0.0005-0.0006
 # CV for each GBDT but only +0.0002-0.0005 held out for the ensemble, at twice the time (160-210 s
 # -> 320-420 s a split), a cost that did not pay (benchmarks/levers.py). From there `train.refit:
-# auto` fits one more model on every row instead (core/config.py: TABLE_REFIT_ROWS).
-FINAL_FIT_ROWS = 20_000
+# auto` fits one more model on every row instead (core/context.py: LARGE_TABLE_ROWS).
+FINAL_FIT_ROWS = LARGE_TABLE_ROWS
 
 
 class BoostedModel(SklearnModel, ABC):
@@ -202,7 +202,7 @@ LIGHTGBM = dict(  # lightgbm's arguments and defaults (lightgbm_ordinal takes th
 # 0.7835), behind on Adult (0.9282 to 0.9261) and on 210,000 synthetic rows (0.8315 to 0.8302),
 # so classification keeps these (benchmarks/README.md, "Flights and diamonds"). Below it, the
 # defaults measured on the small embedded competitions stay.
-LARGE_ROWS = 20_000
+LARGE_ROWS = LARGE_TABLE_ROWS
 LIGHTGBM_LARGE_REGRESSION = dict(
     learning_rate=0.05, num_leaves=100, min_child_samples=3, subsample=0.7, colsample_bytree=1.0, reg_lambda=0.0
 )
